@@ -1,0 +1,103 @@
+"""The `mtl-jax` command: train, eval, predict.
+
+    mtl-jax train --config experiments/configs/demo.py --workdir runs/demo
+    mtl-jax eval --workdir runs/demo
+    echo "Stocks rally" | mtl-jax predict --workdir runs/demo --task demo_ag_news
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="mtl-jax", description="Multi-task learning for NLP in JAX.")
+  parser.add_argument("--debug", action="store_true",
+                      help="show full tracebacks on errors")
+  commands = parser.add_subparsers(dest="command", required=True)
+
+  train = commands.add_parser("train", help="train the tasks of a config jointly")
+  train.add_argument("--config", required=True,
+                     help="a config file, optionally with an argument: path.py[:arg]")
+  train.add_argument("--workdir", required=True,
+                     help="output folder; a workdir with a checkpoint resumes")
+  train.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a config value (repeatable)")
+  train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+  evaluate = commands.add_parser("eval", help="evaluate a trained workdir")
+  evaluate.add_argument("--workdir", required=True)
+  evaluate.add_argument("--step", type=int, default=None,
+                        help="checkpoint step (default: latest)")
+
+  predict = commands.add_parser("predict", help="predict raw text, one input per line")
+  predict.add_argument("--workdir", required=True)
+  predict.add_argument("--task", required=True)
+  predict.add_argument("--input", default="-",
+                       help="a text file with one input per line, or - for stdin")
+  predict.add_argument("--step", type=int, default=None)
+  return parser
+
+
+def _train(args) -> None:
+  from mtl_jax import config as config_lib
+  from mtl_jax.training import train
+
+  config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
+  train(config, args.workdir, progress=not args.no_progress)
+
+
+def _eval(args) -> None:
+  from mtl_jax import metrics
+  from mtl_jax.training import evaluate, make_predict_step
+  from mtl_jax.training import run as run_lib
+  import jax
+
+  run = run_lib.load(args.workdir)
+  params = run_lib.restore_params(run, args.workdir, args.step)
+  splits = {t.name: t.load("eval", run.tokenizer, run.labels[t.name])
+            for t in run.tasks if "eval" in t.source.splits}
+  predict_step = jax.jit(make_predict_step(run.model, run.kinds))
+  results = evaluate(predict_step, params, splits, run.kinds, run.labels,
+                     run.config.train.eval_batch_size, run.config.train.buckets)
+  metrics.write_json(results, os.path.join(args.workdir, "metrics.json"))
+  print(metrics.format_table(results))
+
+
+def _predict(args) -> None:
+  from mtl_jax.predict import Predictor
+
+  stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
+  with stream:
+    lines = [line.rstrip("\n") for line in stream if line.strip()]
+  predictor = Predictor.from_workdir(args.workdir, args.step)
+  for line, prediction in zip(lines, predictor.predict(args.task, lines)):
+    shown = " ".join(prediction) if isinstance(prediction, list) else prediction
+    print(f"{shown}\t{line}")
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = _parser().parse_args(argv)
+  logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
+                      format="%(levelname)s %(name)s: %(message)s")
+  import datasets
+  datasets.disable_progress_bars()
+  datasets.logging.set_verbosity_error()
+  commands = {"train": _train, "eval": _eval, "predict": _predict}
+  try:
+    commands[args.command](args)
+  except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as error:
+    if args.debug:
+      raise
+    message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    print(f"mtl-jax: error: {message}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

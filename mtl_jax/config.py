@@ -1,0 +1,158 @@
+"""Run configuration: `ml_collections.ConfigDict` files with `get_config(arg)`.
+
+An experiment is one Python file whose `get_config(arg=None)` returns the
+whole run, starting from `default_config()` (as big_vision's configs do).
+The defaults are locked, so a mistyped key fails with the closest known
+key; `--set key=value` overrides from the command line are checked the same
+way.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import os
+from typing import Any, Sequence
+
+import ml_collections
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every key a run reads, with its default. `tasks` is free-form (name -> spec)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  # Task name -> spec: a registered task's options ({} or {'data_dir': ...}), or
+  # a custom task {'kind': ..., 'source': {...}, 'labels': ..., 'max_length': ...}.
+  config.tasks = ml_collections.ConfigDict()
+
+  config.encoder = dict(
+      # A Hugging Face checkpoint directory (config.json + model.safetensors);
+      # when set, the architecture below is read from it instead.
+      pretrained="",
+      hidden_size=256,
+      num_layers=4,
+      num_heads=4,
+      intermediate_size=1024,
+      max_position_embeddings=512,
+      type_vocab_size=2,
+      hidden_dropout=0.1,
+      attention_dropout=0.1,
+      dtype="float32",
+  )
+  config.tokenizer = dict(
+      # tokenizer.json / vocab.txt (file or folder); '' uses the pretrained
+      # checkpoint's, or trains a WordPiece on the train texts.
+      path="",
+      vocab_size=8000,
+      lowercase=True,
+  )
+  # A balancing method and its arguments, e.g. 'equal', 'static(weights=[1, 0.5])'.
+  config.weighting = "equal"
+  config.optimizer = dict(
+      learning_rate=5e-5,
+      warmup_steps=0,
+      schedule="linear",  # linear | cosine | constant (after warm-up)
+      weight_decay=0.01,
+      clip_norm=1.0,
+      b1=0.9,
+      b2=0.999,
+      eps=1e-8,
+  )
+  config.train = dict(
+      steps=1000,
+      batch_size=32,  # per task and step
+      buckets=(32, 64, 128),  # padded lengths; the largest bounds max_length
+      log_every=10,
+      eval_every=0,  # 0: evaluate at the end only
+      checkpoint_every=0,  # 0: checkpoint at the end only
+      eval_batch_size=64,
+  )
+  config.lock()
+  return config
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py` or `path/to/config.py:arg` (passed to get_config)."""
+  path, _, arg = spec.partition(":")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path}: config file not found")
+  module_spec = importlib.util.spec_from_file_location("mtl_jax_user_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise AttributeError(f"{path}: a config file must define get_config(arg=None)")
+  config = module.get_config(arg) if arg else module.get_config()
+  return resolve(config)
+
+
+def resolve(config: ml_collections.ConfigDict | dict) -> ml_collections.ConfigDict:
+  """Merges a (possibly partial) config onto the defaults; unknown keys fail.
+
+  Raises:
+    ValueError: a key the defaults do not have (with the closest known key).
+  """
+  merged = default_config()
+  given = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+  _merge(merged, given, prefix="")
+  return merged
+
+
+def _merge(target: ml_collections.ConfigDict, given: dict, prefix: str) -> None:
+  for key, value in given.items():
+    name = prefix + key
+    if key not in target:
+      close = difflib.get_close_matches(key, list(target.keys()), n=1)
+      hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+      raise ValueError(f"unknown config key {name!r}{hint}")
+    if name == "tasks":
+      with target.unlocked():
+        target[key] = ml_collections.ConfigDict(value)
+    elif isinstance(target[key], ml_collections.ConfigDict) and isinstance(value, dict):
+      _merge(target[key], value, prefix=name + ".")
+    else:
+      _set(target, key, value, name)
+
+
+def _set(target: ml_collections.ConfigDict, key: str, value: Any, name: str) -> None:
+  current = target[key]
+  if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+    value = float(value)
+  if isinstance(current, tuple) and isinstance(value, list):
+    value = tuple(value)
+  try:
+    target[key] = value
+  except TypeError:
+    raise ValueError(f"config key {name!r} takes a {type(current).__name__}, "
+                     f"got {value!r}") from None
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]
+                    ) -> ml_collections.ConfigDict:
+  """Applies 'a.b=value' strings (values parsed as Python literals, else text)."""
+  for override in overrides:
+    key, sep, text = override.partition("=")
+    if not sep:
+      raise ValueError(f"override {override!r} must look like key=value")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *parents, leaf = key.strip().split(".")
+    node = config
+    for i, part in enumerate(parents):
+      if part not in node:
+        raise ValueError(f"unknown config key {'.'.join(parents[:i + 1])!r}")
+      node = node[part]
+    if leaf not in node and ".".join(parents[:1]) != "tasks":
+      close = difflib.get_close_matches(leaf, list(node.keys()), n=1)
+      hint = f" (did you mean {close[0]!r}?)" if close else ""
+      raise ValueError(f"unknown config key {key!r}{hint}")
+    if leaf in node and not isinstance(node, ml_collections.ConfigDict):
+      node[leaf] = value
+    elif leaf in node:
+      _set(node, leaf, value, key)
+    else:
+      with node.unlocked():
+        node[leaf] = value
+  return config

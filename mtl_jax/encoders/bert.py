@@ -1,0 +1,181 @@
+"""A BERT-compatible Transformer encoder as Flax modules.
+
+Post-LN layers, exact GELU, learned absolute positions, token types: the
+architecture of BERT/MiniLM checkpoints, so Hugging Face weights load 1:1
+(see `pretrained.py`). Every parameter is created with logical axis names
+(`vocab`, `embed`, `heads`, `kv`, `mlp`, ...) so that sharding is a table of
+rules (`mtl_jax.sharding`), not code.
+
+The modules are used functionally: `module.init` gives a params pytree,
+`module.apply` is pure. Shapes use suffixes: b batch, l length, d hidden,
+h heads, k head dim, f feed-forward.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from mtl_jax.encoders.config import EncoderConfig
+
+
+def _init(config: EncoderConfig, names: tuple[str | None, ...]):
+  """Truncated-normal initialiser (BERT's) carrying logical axis names."""
+  return nn.with_logical_partitioning(
+      nn.initializers.truncated_normal(config.initializer_range), names)
+
+
+def _zeros(names):
+  return nn.with_logical_partitioning(nn.initializers.zeros_init(), names)
+
+
+def _ones(names):
+  return nn.with_logical_partitioning(nn.initializers.ones_init(), names)
+
+
+def _dtype(config: EncoderConfig):
+  return jnp.dtype(config.dtype)
+
+
+def layer_norm(config: EncoderConfig, name: str) -> nn.LayerNorm:
+  return nn.LayerNorm(
+      epsilon=config.layer_norm_eps, dtype=_dtype(config), name=name,
+      scale_init=_ones(("embed",)), bias_init=_zeros(("embed",)))
+
+
+class Embeddings(nn.Module):
+  """Word + position + token-type embeddings, then LayerNorm and dropout."""
+
+  config: EncoderConfig
+
+  @nn.compact
+  def __call__(self, input_ids_bl, token_type_ids_bl, *, deterministic: bool):
+    cfg = self.config
+    length = input_ids_bl.shape[1]
+    if length + cfg.position_offset > cfg.max_position_embeddings:
+      raise ValueError(f"sequence length {length} exceeds max_position_embeddings "
+                       f"{cfg.max_position_embeddings}")
+    word = nn.Embed(cfg.vocab_size, cfg.hidden_size, name="word",
+                    embedding_init=_init(cfg, ("vocab", "embed")))
+    position = nn.Embed(cfg.max_position_embeddings, cfg.hidden_size,
+                        name="position",
+                        embedding_init=_init(cfg, ("position", "embed")))
+    token_type = nn.Embed(cfg.type_vocab_size, cfg.hidden_size,
+                          name="token_type",
+                          embedding_init=_init(cfg, ("token_type", "embed")))
+    x_bld = (word(input_ids_bl) + position(jnp.arange(length) + cfg.position_offset)[None]
+             + token_type(token_type_ids_bl))
+    x_bld = layer_norm(cfg, "layer_norm")(x_bld.astype(_dtype(cfg)))
+    return nn.Dropout(cfg.hidden_dropout)(x_bld, deterministic=deterministic)
+
+
+class SelfAttention(nn.Module):
+  """Multi-head self-attention with a padding mask."""
+
+  config: EncoderConfig
+
+  @nn.compact
+  def __call__(self, x_bld, mask_bl, *, deterministic: bool):
+    cfg = self.config
+    dtype = _dtype(cfg)
+
+    def projection(name):
+      return nn.DenseGeneral(
+          (cfg.num_heads, cfg.head_dim), dtype=dtype, name=name,
+          kernel_init=_init(cfg, ("embed", "heads", "kv")),
+          bias_init=_zeros(("heads", "kv")))
+
+    q_blhk = projection("query")(x_bld)
+    k_blhk = projection("key")(x_bld)
+    v_blhk = projection("value")(x_bld)
+    scores_bhqk = jnp.einsum("bqhk,bshk->bhqs", q_blhk, k_blhk)
+    scores_bhqk = scores_bhqk / jnp.sqrt(jnp.asarray(cfg.head_dim, dtype))
+    # Padding keys get a large negative score; float32 softmax for stability.
+    big_negative = jnp.finfo(jnp.float32).min
+    scores_bhqk = jnp.where(mask_bl[:, None, None, :], scores_bhqk.astype(jnp.float32),
+                            big_negative)
+    probs_bhqk = jax.nn.softmax(scores_bhqk, axis=-1).astype(dtype)
+    probs_bhqk = nn.Dropout(cfg.attention_dropout)(probs_bhqk,
+                                                   deterministic=deterministic)
+    context_blhk = jnp.einsum("bhqs,bshk->bqhk", probs_bhqk, v_blhk)
+    return nn.DenseGeneral(
+        cfg.hidden_size, axis=(-2, -1), dtype=dtype, name="output",
+        kernel_init=_init(cfg, ("heads", "kv", "embed")),
+        bias_init=_zeros(("embed",)))(context_blhk)
+
+
+class Layer(nn.Module):
+  """One post-LN Transformer layer: attention and feed-forward blocks."""
+
+  config: EncoderConfig
+
+  @nn.compact
+  def __call__(self, x_bld, mask_bl, *, deterministic: bool):
+    cfg = self.config
+    dtype = _dtype(cfg)
+    dropout = nn.Dropout(cfg.hidden_dropout)
+    attended = SelfAttention(cfg, name="attention")(x_bld, mask_bl,
+                                                    deterministic=deterministic)
+    x_bld = layer_norm(cfg, "attention_norm")(
+        x_bld + dropout(attended, deterministic=deterministic))
+    h_blf = nn.Dense(cfg.intermediate_size, dtype=dtype, name="intermediate",
+                     kernel_init=_init(cfg, ("embed", "mlp")),
+                     bias_init=_zeros(("mlp",)))(x_bld)
+    h_blf = jax.nn.gelu(h_blf, approximate=False)
+    out_bld = nn.Dense(cfg.hidden_size, dtype=dtype, name="output",
+                       kernel_init=_init(cfg, ("mlp", "embed")),
+                       bias_init=_zeros(("embed",)))(h_blf)
+    return layer_norm(cfg, "output_norm")(
+        x_bld + dropout(out_bld, deterministic=deterministic))
+
+
+class Encoder(nn.Module):
+  """Embeddings followed by `num_layers` Transformer layers.
+
+  `layers` selects which of the layers this module holds, so a stack can be
+  split (e.g. lower layers shared, upper layers per task) while keeping the
+  parameter names `layer_{i}` of the full encoder; `embeddings=False` leaves
+  the embeddings out (the input is then hidden states, not ids).
+  """
+
+  config: EncoderConfig
+  layers: tuple[int, ...] | None = None
+  embeddings: bool = True
+
+  @nn.compact
+  def __call__(self, inputs, attention_mask_bl, token_type_ids_bl=None, *,
+               deterministic: bool = True):
+    """Encodes a batch.
+
+    Args:
+      inputs: int token ids [b, l] (with embeddings) or hidden states [b, l, d].
+      attention_mask_bl: 1 for real tokens, 0 for padding.
+      token_type_ids_bl: segment ids [b, l]; zeros where None.
+      deterministic: False enables dropout (needs a 'dropout' rng).
+
+    Returns:
+      Hidden states [b, l, d] in the compute dtype.
+    """
+    cfg = self.config
+    if self.embeddings:
+      if token_type_ids_bl is None:
+        token_type_ids_bl = jnp.zeros_like(inputs)
+      x_bld = Embeddings(cfg, name="embeddings")(
+          inputs, token_type_ids_bl, deterministic=deterministic)
+    else:
+      x_bld = inputs.astype(_dtype(cfg))
+    mask_bl = attention_mask_bl.astype(bool)
+    layers = range(cfg.num_layers) if self.layers is None else self.layers
+    for i in layers:
+      x_bld = Layer(cfg, name=f"layer_{i}")(x_bld, mask_bl,
+                                             deterministic=deterministic)
+    return x_bld
+
+
+def mean_pool(hidden_bld, attention_mask_bl):
+  """Average of the hidden states of real (unmasked) tokens."""
+  mask_bl1 = attention_mask_bl[..., None].astype(hidden_bld.dtype)
+  total_bd = jnp.sum(hidden_bld * mask_bl1, axis=1)
+  count_b1 = jnp.maximum(jnp.sum(mask_bl1, axis=1), 1.0)
+  return total_bd / count_b1

@@ -1,0 +1,54 @@
+"""Predictions from a trained workdir, for the CLI and for notebooks.
+
+    predictor = Predictor.from_workdir("runs/demo")
+    predictor.predict("demo_ag_news", ["Stocks rally as the Fed holds rates."])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import datasets
+import jax
+
+from mtl_jax.tasks.sources import LINE, RawSplit
+from mtl_jax.training import run as run_lib
+from mtl_jax.training.evaluate import predict_split
+from mtl_jax.training.step import make_predict_step
+
+
+class Predictor:
+  """A trained model with its tokenizer and label vocabularies."""
+
+  def __init__(self, run: run_lib.Run, params):
+    self.run = run
+    self.params = params
+    self._predict_step = jax.jit(make_predict_step(run.model, run.kinds))
+
+  @classmethod
+  def from_workdir(cls, workdir: str, step: int | None = None) -> "Predictor":
+    """Loads the latest (or `step`'s) checkpoint of a training workdir."""
+    run = run_lib.load(workdir)
+    return cls(run, run_lib.restore_params(run, workdir, step))
+
+  def predict(self, task: str, inputs: Sequence[Any]) -> list[Any]:
+    """Predicts raw inputs of one task.
+
+    Args:
+      task: the task name.
+      inputs: what the task's kind reads: texts (classification), texts split
+        on whitespace or lists of words (tagging).
+
+    Returns:
+      One prediction per input: a label, or a list of tags (one per word).
+    """
+    spec = self.run.task(task)
+    kind, labels = spec.spec, self.run.labels[task]
+    fields = kind.raw_inputs(list(inputs), labels)
+    fields[LINE] = list(range(1, len(inputs) + 1))
+    split = kind.encode(RawSplit(datasets.Dataset.from_dict(fields), "<input>"),
+                        self.run.tokenizer, labels, spec.max_length)
+    config = self.run.config.train
+    predictions = predict_split(self._predict_step, self.params, task, split,
+                                config.eval_batch_size, config.buckets)
+    return kind.decode(predictions, split, labels)

@@ -1,0 +1,155 @@
+"""Fixed-shape batches: examples padded to a few length buckets.
+
+One compiled step serves a whole run because every batch has one of a few
+static shapes: `batch_size` rows (padding rows have an all-zero attention
+mask) by a bucket length. Training order is a pure function of
+(seed, epoch), and a stream's position is two integers, so a run can resume
+exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from mtl_jax.tasks.kinds import EncodedSplit
+from mtl_jax.tasks.tokenization import IGNORE_LABEL
+
+Batch = dict[str, np.ndarray]
+
+
+def bucket_length(length: int, buckets: Sequence[int]) -> int:
+  """The smallest bucket that holds `length` tokens."""
+  for bucket in buckets:
+    if length <= bucket:
+      return bucket
+  raise ValueError(f"an example of {length} tokens is longer than the largest "
+                   f"bucket {buckets[-1]}; raise the buckets or lower max_length")
+
+
+def pad_batch(split: EncodedSplit, indices: Sequence[int], length: int,
+              batch_size: int) -> Batch:
+  """Stacks examples into [batch_size, length] arrays, padding rows and tokens.
+
+  Args:
+    split: the tokenized examples.
+    indices: which examples (at most `batch_size`).
+    length: the padded length (a bucket).
+    batch_size: rows of the batch; rows past `len(indices)` are padding.
+
+  Returns:
+    `input_ids`, `token_type_ids`, `attention_mask` ([b, l] int32) and
+    `labels` ([b] or [b, l] int32; IGNORE_LABEL on padded tokens).
+  """
+  input_ids = np.zeros((batch_size, length), np.int32)
+  token_type_ids = np.zeros((batch_size, length), np.int32)
+  attention_mask = np.zeros((batch_size, length), np.int32)
+  token_labels = split.word_ids is not None
+  labels = (np.full((batch_size, length), IGNORE_LABEL, np.int32) if token_labels
+            else np.zeros((batch_size,), np.int32))
+  for row, index in enumerate(indices):
+    ids = split.input_ids[index]
+    n = len(ids)
+    input_ids[row, :n] = ids
+    token_type_ids[row, :n] = split.token_type_ids[index]
+    attention_mask[row, :n] = 1
+    if token_labels:
+      labels[row, :n] = split.labels[index]
+    else:
+      labels[row] = split.labels[index]
+  return {"input_ids": input_ids, "token_type_ids": token_type_ids,
+          "attention_mask": attention_mask, "labels": labels}
+
+
+def pad_to_length(batch: Batch, length: int) -> Batch:
+  """Pads a batch's token axis to `length` (labels with IGNORE_LABEL)."""
+  current = batch["input_ids"].shape[1]
+  if current == length:
+    return batch
+  out = {}
+  for key, value in batch.items():
+    if value.ndim == 2:
+      fill = IGNORE_LABEL if key == "labels" else 0
+      value = np.pad(value, ((0, 0), (0, length - current)), constant_values=fill)
+    out[key] = value
+  return out
+
+
+@dataclasses.dataclass
+class StreamPosition:
+  """Where a task's training stream is: the epoch and the batch within it."""
+
+  epoch: int = 0
+  batch: int = 0
+
+
+class TaskStream:
+  """An endless, shuffled, bucketed stream of one task's training batches.
+
+  Each epoch shuffles the examples (seeded by `(seed, epoch)`), groups them
+  by bucket, cuts each group into batches and shuffles the batch order. The
+  stream is resumable from `position`.
+  """
+
+  def __init__(self, split: EncodedSplit, batch_size: int, buckets: Sequence[int],
+               seed: int, position: StreamPosition | None = None):
+    if len(split) == 0:
+      raise ValueError("cannot stream an empty split")
+    self.split = split
+    self.batch_size = batch_size
+    self.buckets = tuple(sorted(buckets))
+    self.seed = seed
+    self.position = position or StreamPosition()
+    self._bucket_of = np.asarray([bucket_length(n, self.buckets) for n in split.lengths])
+    self._plan_epoch = -1
+    self._plan: list[np.ndarray] = []
+
+  def _epoch_plan(self, epoch: int) -> list[np.ndarray]:
+    if self._plan_epoch != epoch:
+      rng = np.random.default_rng([self.seed, epoch])
+      order = rng.permutation(len(self.split))
+      batches = []
+      for bucket in self.buckets:
+        members = order[self._bucket_of[order] == bucket]
+        batches += [members[i:i + self.batch_size]
+                    for i in range(0, len(members), self.batch_size)]
+      self._plan = [batches[i] for i in rng.permutation(len(batches))]
+      self._plan_epoch = epoch
+    return self._plan
+
+  def __iter__(self) -> Iterator[Batch]:
+    return self
+
+  def __next__(self) -> Batch:
+    plan = self._epoch_plan(self.position.epoch)
+    indices = plan[self.position.batch]
+    self.position.batch += 1
+    if self.position.batch == len(plan):
+      self.position = StreamPosition(self.position.epoch + 1, 0)
+    length = int(self._bucket_of[indices].max())
+    return pad_batch(self.split, indices, length, self.batch_size)
+
+
+def joint_batches(streams: Mapping[str, TaskStream]) -> Iterator[dict[str, Batch]]:
+  """Every task in every step, padded to one common bucket length.
+
+  Sharing one length across the tasks of a step keeps the number of
+  compiled shapes to the number of buckets (not its power).
+  """
+  while True:
+    batches = {name: next(stream) for name, stream in streams.items()}
+    length = max(b["input_ids"].shape[1] for b in batches.values())
+    yield {name: pad_to_length(b, length) for name, b in batches.items()}
+
+
+def eval_batches(split: EncodedSplit, batch_size: int, buckets: Sequence[int]
+                 ) -> Iterator[tuple[np.ndarray, Batch]]:
+  """Each example once, in length order (little padding); yields (indices, batch)."""
+  lengths = split.lengths
+  order = np.argsort(lengths, kind="stable")
+  for start in range(0, len(order), batch_size):
+    indices = order[start:start + batch_size]
+    length = bucket_length(int(lengths[indices].max()), sorted(buckets))
+    yield indices, pad_batch(split, indices, length, batch_size)

@@ -1,0 +1,59 @@
+"""Ready, named tasks: AG News, CoNLL-2003 (NER, POS, chunking) and their demo slices.
+
+Each entry is a factory taking `data_dir` (the folder with the usual files)
+plus any `Task` field to override, and registering under its name in
+`TaskRegistry`. The demo tasks read the slices shipped in `mtl_jax/demo_data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import os
+
+from mtl_jax.tasks.sources import Source
+from mtl_jax.tasks.task import Task, TaskRegistry
+
+DEMO_DATA = str(importlib.resources.files("mtl_jax") / "demo_data")
+
+AG_NEWS_LABELS = ("0", "1", "2", "3")  # world, sports, business, tech
+CONLL_COLUMNS = {"ner": 3, "pos": 1, "chunk": 2}
+
+
+def _with(task: Task, **overrides) -> Task:
+  if "source" in overrides and isinstance(overrides["source"], dict):
+    overrides["source"] = dataclasses.replace(task.source, **overrides["source"])
+  return dataclasses.replace(task, **overrides)
+
+
+def ag_news(data_dir: str, name: str = "ag_news", eval_split: str = "dev.csv",
+            **overrides) -> Task:
+  """AG News topic classification from `train.csv` and `dev.csv` (header `text,label`)."""
+  source = Source("csv", {"train": os.path.join(data_dir, "train.csv"),
+                          "eval": os.path.join(data_dir, eval_split)})
+  return _with(Task(name, "classification", source, labels=AG_NEWS_LABELS), **overrides)
+
+
+def conll2003(data_dir: str, column: str = "ner", name: str | None = None,
+              eval_split: str = "valid.txt", **overrides) -> Task:
+  """CoNLL-2003 tagging from `train.txt` and `valid.txt`; `column` ner, pos or chunk."""
+  if column not in CONLL_COLUMNS:
+    raise ValueError(f"column must be one of {sorted(CONLL_COLUMNS)}, got {column!r}")
+  source = Source("conll", {"train": os.path.join(data_dir, "train.txt"),
+                            "eval": os.path.join(data_dir, eval_split)},
+                  columns={"tokens": 0, "tags": CONLL_COLUMNS[column]})
+  return _with(Task(name or f"conll2003_{column}", "tagging", source), **overrides)
+
+
+def _register():
+  TaskRegistry.add("ag_news", ag_news)
+  for column in CONLL_COLUMNS:
+    TaskRegistry.add(f"conll2003_{column}",
+                     lambda data_dir, column=column, **kw: conll2003(data_dir, column, **kw))
+  TaskRegistry.add("demo_ag_news", lambda **kw: ag_news(
+      os.path.join(DEMO_DATA, "ag_news"), name="demo_ag_news", **kw))
+  TaskRegistry.add("demo_conll2003_ner", lambda **kw: conll2003(
+      os.path.join(DEMO_DATA, "conll2003"), "ner", name="demo_conll2003_ner", **kw))
+
+
+_register()

@@ -1,0 +1,141 @@
+"""Task and TaskRegistry: a named, reusable description of one NLP task.
+
+Modelled on seqio's Task: a task has a name, a kind (its shape: see
+`kinds.py`), a data source, a label vocabulary, head options and metrics.
+Named tasks live in a registry (`catalog.py` fills it); a config names them,
+or defines a custom task inline in a few lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, Callable, Mapping
+
+from mtl_jax.tasks import sources
+from mtl_jax.tasks.kinds import EncodedSplit, get_kind
+
+
+# The length a task outside a run truncates to when it sets none (BERT's).
+UNSET_MAX_LENGTH = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """One task of a multi-task run.
+
+  Attributes:
+    name: unique name; the key of its head, batch and metrics.
+    kind: 'classification' or 'tagging' (see `kinds.KINDS`).
+    source: where the splits are and how to read them.
+    labels: the label vocabulary; None reads it from the train split.
+    max_length: sub-word tokens per example, special tokens included; longer
+      examples are truncated and counted. None: the run's largest bucket.
+    head: head options (e.g. `pooling='mean'`, `dropout=0.1`).
+  """
+
+  name: str
+  kind: str
+  source: sources.Source
+  labels: tuple[str, ...] | None = None
+  max_length: int | None = None
+  head: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    get_kind(self.kind)  # fails early on an unknown kind
+    if self.labels is not None:
+      object.__setattr__(self, "labels", tuple(str(l) for l in self.labels))
+
+  @property
+  def spec(self):
+    """The kind object: encoding, head, loss, prediction and metrics."""
+    return get_kind(self.kind)
+
+  def read(self, split: str) -> sources.RawSplit:
+    return sources.read_split(self.source, split, self.spec.fields)
+
+  def label_vocab(self, train: sources.RawSplit | None = None) -> tuple[str, ...]:
+    """The labels, as configured or read from the train split."""
+    if self.labels is not None:
+      return self.labels
+    if train is None:
+      train = self.read("train")
+    return self.spec.label_vocab(train)
+
+  def load(self, split: str, tokenizer, labels: tuple[str, ...],
+           raw: sources.RawSplit | None = None) -> EncodedSplit:
+    """Reads and tokenizes a split; an unknown label is an error naming its line."""
+    raw = raw if raw is not None else self.read(split)
+    return self.spec.encode(raw, tokenizer, labels, self.max_length or UNSET_MAX_LENGTH)
+
+  @classmethod
+  def from_config(cls, name: str, spec: Mapping[str, Any]) -> "Task":
+    """Builds a task from a config entry.
+
+    Args:
+      name: the task name.
+      spec: `kind`, `source` (a dict of `Source` fields) and optional `labels`,
+        `max_length`, `head`.
+
+    Raises:
+      ValueError: an unknown key (named, with the closest known one).
+    """
+    spec = dict(spec)
+    _check_keys(f"tasks.{name}", spec, {f.name for f in dataclasses.fields(cls)} - {"name"})
+    if "kind" not in spec or "source" not in spec:
+      raise ValueError(f"tasks.{name}: a custom task needs 'kind' and 'source'")
+    source_spec = dict(spec.pop("source"))
+    _check_keys(f"tasks.{name}.source", source_spec,
+                {f.name for f in dataclasses.fields(sources.Source)})
+    spec["source"] = sources.Source(**source_spec)
+    if spec.get("labels") is not None:
+      spec["labels"] = tuple(spec["labels"])
+    spec["head"] = dict(spec.get("head", {}))
+    return cls(name=name, **spec)
+
+
+def _check_keys(where: str, given: Mapping[str, Any], known: set[str]) -> None:
+  for key in given:
+    if key not in known:
+      close = difflib.get_close_matches(key, known, n=1)
+      hint = f" (did you mean {close[0]!r}?)" if close else ""
+      raise ValueError(f"{where}: unknown key {key!r}{hint}; known keys: "
+                       f"{', '.join(sorted(known))}")
+
+
+class TaskRegistry:
+  """Named task factories: `TaskRegistry.get('ag_news', data_dir=...)`."""
+
+  _factories: dict[str, Callable[..., Task]] = {}
+
+  @classmethod
+  def add(cls, name: str, factory: Callable[..., Task]) -> None:
+    """Registers `factory(**options) -> Task` under `name`."""
+    if name in cls._factories:
+      raise ValueError(f"task {name!r} is already registered")
+    cls._factories[name] = factory
+
+  @classmethod
+  def get(cls, name: str, **options) -> Task:
+    if name not in cls._factories:
+      close = difflib.get_close_matches(name, cls._factories, n=1)
+      hint = f" (did you mean {close[0]!r}?)" if close else ""
+      raise KeyError(f"no registered task {name!r}{hint}")
+    return cls._factories[name](**options)
+
+  @classmethod
+  def names(cls) -> list[str]:
+    return sorted(cls._factories)
+
+
+def task_from_config(name: str, spec: Mapping[str, Any]) -> Task:
+  """A registered task (spec without 'kind': options of its factory) or a custom one."""
+  spec = dict(spec)
+  if "kind" not in spec and name in TaskRegistry.names():
+    return TaskRegistry.get(name, **spec)
+  if "kind" not in spec:
+    close = difflib.get_close_matches(name, TaskRegistry.names(), n=1)
+    hint = f" (did you mean the registered task {close[0]!r}?)" if close else ""
+    raise ValueError(f"tasks.{name}: not a registered task{hint}, and no 'kind' "
+                     "given for a custom task")
+  return Task.from_config(name, spec)

@@ -1,0 +1,38 @@
+"""Evaluation: predictions over a whole split, then each task's standard metrics."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from mtl_jax.tasks.batching import eval_batches
+from mtl_jax.tasks.kinds import EncodedSplit
+
+
+def predict_split(predict_step: Callable, params: Any, task: str, split: EncodedSplit,
+                  batch_size: int, buckets: Sequence[int]) -> list[Any]:
+  """Predictions for every example of a split, in the split's order.
+
+  Per example: a label id (sequence tasks) or the sub-word predictions of its
+  real tokens (tagging).
+  """
+  predictions: list[Any] = [None] * len(split)
+  for indices, batch in eval_batches(split, batch_size, buckets):
+    out = np.asarray(jax.device_get(predict_step(params, {task: batch})[task]))
+    for row, index in enumerate(indices):
+      value = out[row]
+      predictions[index] = value[:len(split.input_ids[index])] if value.ndim else value
+  return predictions
+
+
+def evaluate(predict_step: Callable, params: Any, splits: Mapping[str, EncodedSplit],
+             kinds: Mapping[str, Any], labels: Mapping[str, Sequence[str]],
+             batch_size: int, buckets: Sequence[int]) -> dict[str, dict[str, float]]:
+  """Each task's metrics on its split: {task: {metric: value}}."""
+  results = {}
+  for name, split in splits.items():
+    predictions = predict_split(predict_step, params, name, split, batch_size, buckets)
+    results[name] = kinds[name].evaluate(predictions, split, labels[name])
+  return results

@@ -1,0 +1,57 @@
+"""The optax optimizer of a run: AdamW, warm-up then decay, gradient clipping."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import optax
+
+
+def learning_rate_schedule(peak: float, warmup_steps: int, total_steps: int,
+                           kind: str = "linear") -> optax.Schedule:
+  """Linear warm-up to `peak`, then linear or cosine decay to 0, or constant."""
+  decay_steps = max(total_steps - warmup_steps, 1)
+  if kind == "linear":
+    decay = optax.linear_schedule(peak, 0.0, decay_steps)
+  elif kind == "cosine":
+    decay = optax.cosine_decay_schedule(peak, decay_steps)
+  elif kind == "constant":
+    decay = optax.constant_schedule(peak)
+  else:
+    raise ValueError(f"unknown schedule {kind!r}; use linear, cosine or constant")
+  if warmup_steps <= 0:
+    return decay
+  warmup = optax.linear_schedule(0.0, peak, warmup_steps)
+  return optax.join_schedules([warmup, decay], [warmup_steps])
+
+
+def decay_mask(params) -> Any:
+  """True for weight matrices and embeddings; biases and LayerNorm scales are not decayed."""
+
+  def is_decayed(path, _):
+    return getattr(path[-1], "key", None) not in ("bias", "scale")
+
+  return jax.tree_util.tree_map_with_path(is_decayed, params)
+
+
+def make_optimizer(config: Mapping[str, Any], total_steps: int
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """AdamW with BERT's recipe, from `config.optimizer`.
+
+  Args:
+    config: the `optimizer` section of a run config.
+    total_steps: the run's length (for the decay).
+
+  Returns:
+    (optimizer, learning-rate schedule).
+  """
+  schedule = learning_rate_schedule(config["learning_rate"], config["warmup_steps"],
+                                    total_steps, config["schedule"])
+  parts = []
+  if config["clip_norm"] and config["clip_norm"] > 0:
+    parts.append(optax.clip_by_global_norm(config["clip_norm"]))
+  parts.append(optax.adamw(schedule, b1=config["b1"], b2=config["b2"],
+                           eps=config["eps"], weight_decay=config["weight_decay"],
+                           mask=decay_mask))
+  return optax.chain(*parts), schedule

@@ -1,0 +1,216 @@
+"""A run's fixed parts, built from a config or read back from a workdir.
+
+`prepare(config)` reads the train splits, settles each task's label
+vocabulary, the tokenizer (the checkpoint's, or a WordPiece trained on the
+train texts) and the encoder architecture, and builds the model.
+`save(run, workdir)` writes those choices next to the checkpoints, so that
+`load(workdir)` rebuilds the same model for `eval` and `predict` without the
+training data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from mtl_jax import config as config_lib
+from mtl_jax import weighting as weighting_lib
+from mtl_jax.encoders.config import EncoderConfig
+from mtl_jax.encoders.pretrained import load_pretrained
+from mtl_jax.sharing import HardSharingModel, TaskHead
+from mtl_jax.tasks import RawSplit, Task, task_from_config
+from mtl_jax.tasks import tokenization
+from mtl_jax.training.checkpoint import Checkpointer
+from mtl_jax.training.optimizer import make_optimizer
+from mtl_jax.training.state import TrainState
+
+CONFIG_FILE = "config.json"
+TASKS_FILE = "tasks.json"
+ENCODER_FILE = "encoder.json"
+TOKENIZER_DIR = "tokenizer"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything fixed for a run: tasks, labels, tokenizer and model."""
+
+  config: ml_collections.ConfigDict
+  tasks: tuple[Task, ...]
+  labels: dict[str, tuple[str, ...]]
+  tokenizer: Any
+  encoder_config: EncoderConfig
+  model: HardSharingModel
+  # Pretrained encoder params to start from (None: random init).
+  pretrained_encoder: dict | None = None
+  # Train splits read while preparing (reused, not read twice).
+  train_raw: dict[str, RawSplit] = dataclasses.field(default_factory=dict)
+
+  @property
+  def task_names(self) -> tuple[str, ...]:
+    return tuple(t.name for t in self.tasks)
+
+  @property
+  def kinds(self) -> dict[str, Any]:
+    return {t.name: t.spec for t in self.tasks}
+
+  def task(self, name: str) -> Task:
+    for task in self.tasks:
+      if task.name == name:
+        return task
+    raise KeyError(f"no task {name!r} in this run; its tasks: "
+                   f"{', '.join(self.task_names)}")
+
+  def init_params(self, rng: jax.Array):
+    """Initial params: random, with the pretrained encoder where there is one."""
+    params = self.model.init(rng)
+    if self.pretrained_encoder is not None:
+      params["encoder"] = jax.tree.map(lambda x: np.asarray(x, np.float32),
+                                       self.pretrained_encoder)
+    return params
+
+
+def initial_state(run: Run):
+  """The run's optimizer, weighting, LR schedule and step-0 train state.
+
+  Returns:
+    (state, optimizer, weighting, schedule).
+  """
+  config = run.config
+  optimizer, schedule = make_optimizer(config.optimizer, config.train.steps)
+  weighting = weighting_lib.from_spec(config.weighting, num_tasks=len(run.tasks),
+                                      task_names=run.task_names)
+  init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  state = TrainState.create(run.init_params(init_rng), optimizer,
+                            weighting.init(len(run.tasks)), dropout_rng)
+  return state, optimizer, weighting, schedule
+
+
+def restore_params(run: Run, workdir: str, step: int | None = None):
+  """The params of a workdir's checkpoint (latest unless `step`)."""
+  checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_DIR))
+  try:
+    abstract = jax.eval_shape(lambda: initial_state(run)[0])
+    state, _ = checkpointer.restore(abstract, step)
+  finally:
+    checkpointer.close()
+  return state.params
+
+
+def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
+  if not config.tasks:
+    raise ValueError("the config has no tasks (config.tasks is empty)")
+  # Tasks are ordered by name (ConfigDict's order): losses_k, weights_k and
+  # list-valued per-task options follow it.
+  tasks = tuple(task_from_config(name, dict(spec.to_dict() if hasattr(spec, "to_dict")
+                                                 else spec))
+                for name, spec in sorted(config.tasks.items()))
+  buckets = config.train.buckets
+  if list(buckets) != sorted(buckets) or not buckets:
+    raise ValueError(f"train.buckets must be increasing lengths, got {buckets}")
+  tasks = tuple(t if t.max_length else dataclasses.replace(t, max_length=buckets[-1])
+                for t in tasks)
+  for task in tasks:
+    if task.max_length > buckets[-1]:
+      raise ValueError(f"task {task.name}: max_length {task.max_length} exceeds the "
+                       f"largest bucket {buckets[-1]} (train.buckets)")
+  return tasks
+
+
+def _model(encoder_config: EncoderConfig, tasks, labels) -> HardSharingModel:
+  heads = [TaskHead(t.name, t.spec, len(labels[t.name]), dict(t.head)) for t in tasks]
+  return HardSharingModel(encoder_config, heads)
+
+
+def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
+  """Builds a run from its config: reads train splits, labels, tokenizer, model.
+
+  Args:
+    config: the resolved run config.
+    tokenizer: a tokenizer to use instead of the config's (a resumed run
+      keeps the one it trained).
+
+  Raises:
+    ValueError, FileNotFoundError, DataError: a bad config or data file,
+      named in the message.
+  """
+  tasks = build_tasks(config)
+  train_raw = {t.name: t.read("train") for t in tasks}
+  labels = {t.name: t.label_vocab(train_raw[t.name]) for t in tasks}
+  for task in tasks:
+    if task.kind in ("classification", "tagging") and len(labels[task.name]) < 2:
+      raise ValueError(f"task {task.name}: only {len(labels[task.name])} label(s) in "
+                       "the train split")
+  enc = config.encoder
+  pretrained = None
+  if enc.pretrained:
+    encoder_config, pretrained = load_pretrained(enc.pretrained, dtype=enc.dtype)
+    if tokenizer is None:
+      tokenizer = tokenization.load_tokenizer(config.tokenizer.path or enc.pretrained)
+  else:
+    if tokenizer is not None:
+      pass
+    elif config.tokenizer.path:
+      tokenizer = tokenization.load_tokenizer(config.tokenizer.path)
+    else:
+      texts = (text for t in tasks for text in t.spec.texts(train_raw[t.name]))
+      tokenizer = tokenization.train_wordpiece(
+          texts, vocab_size=config.tokenizer.vocab_size,
+          lowercase=config.tokenizer.lowercase)
+    encoder_config = EncoderConfig(
+        vocab_size=tokenizer.get_vocab_size(), hidden_size=enc.hidden_size,
+        num_layers=enc.num_layers, num_heads=enc.num_heads,
+        intermediate_size=enc.intermediate_size,
+        max_position_embeddings=enc.max_position_embeddings,
+        type_vocab_size=enc.type_vocab_size, hidden_dropout=enc.hidden_dropout,
+        attention_dropout=enc.attention_dropout, dtype=enc.dtype,
+        pad_token_id=tokenizer.token_to_id("[PAD]") or 0)
+  longest = max(config.train.buckets)
+  if longest + encoder_config.position_offset > encoder_config.max_position_embeddings:
+    raise ValueError(f"the largest bucket {longest} exceeds the encoder's "
+                     f"max_position_embeddings {encoder_config.max_position_embeddings}")
+  return Run(config, tasks, labels, tokenizer, encoder_config,
+             _model(encoder_config, tasks, labels), pretrained, train_raw)
+
+
+def save(run: Run, workdir: str) -> None:
+  """Writes the config, labels, encoder architecture and tokenizer to `workdir`."""
+  os.makedirs(workdir, exist_ok=True)
+  _write_json(os.path.join(workdir, CONFIG_FILE), run.config.to_dict())
+  _write_json(os.path.join(workdir, TASKS_FILE),
+              {t.name: {"kind": t.kind, "labels": list(run.labels[t.name])}
+               for t in run.tasks})
+  _write_json(os.path.join(workdir, ENCODER_FILE),
+              dataclasses.asdict(run.encoder_config))
+  tokenization.save_tokenizer(run.tokenizer, os.path.join(workdir, TOKENIZER_DIR))
+
+
+def load(workdir: str) -> Run:
+  """Rebuilds a saved run's tasks, labels, tokenizer and model (no data is read)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir}: not a training workdir (no {CONFIG_FILE})")
+  with open(path) as f:
+    config = config_lib.resolve(json.load(f))
+  with open(os.path.join(workdir, TASKS_FILE)) as f:
+    saved = json.load(f)
+  with open(os.path.join(workdir, ENCODER_FILE)) as f:
+    encoder_config = EncoderConfig(**json.load(f))
+  tasks = build_tasks(config)
+  labels = {t.name: tuple(saved[t.name]["labels"]) for t in tasks}
+  tokenizer = tokenization.load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
+  return Run(config, tasks, labels, tokenizer, encoder_config,
+             _model(encoder_config, tasks, labels))
+
+
+def _write_json(path: str, value: Any) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)

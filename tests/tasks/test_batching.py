@@ -1,0 +1,77 @@
+import datasets
+import numpy as np
+import pytest
+
+from mtl_jax.tasks import batching
+from mtl_jax.tasks.kinds import EncodedSplit
+from mtl_jax.tasks.sources import RawSplit
+from mtl_jax.tasks.tokenization import IGNORE_LABEL
+
+
+def _split(lengths, token_labels=False):
+  ids = [np.arange(1, n + 1, dtype=np.int32) for n in lengths]
+  labels = ([np.full(n, 1, np.int32) for n in lengths] if token_labels
+            else list(range(len(lengths))))
+  raw = RawSplit(datasets.Dataset.from_dict({"_line": list(range(len(lengths)))}), "x")
+  return EncodedSplit(ids, [np.zeros_like(x) for x in ids], labels, raw,
+                      word_ids=[np.zeros_like(x) for x in ids] if token_labels else None)
+
+
+def test_pad_batch_shapes_masks_and_ignored_labels():
+  split = _split([3, 5], token_labels=True)
+  batch = batching.pad_batch(split, [0, 1], length=8, batch_size=3)
+  assert batch["input_ids"].shape == (3, 8)
+  np.testing.assert_array_equal(batch["attention_mask"].sum(1), [3, 5, 0])
+  assert (batch["labels"][0, 3:] == IGNORE_LABEL).all()
+  assert (batch["labels"][2] == IGNORE_LABEL).all()
+
+
+def test_stream_uses_only_bucket_shapes_and_sees_every_example_once_per_epoch():
+  lengths = [3, 9, 17, 30, 5, 12, 2, 31, 8, 16]
+  split = _split(lengths)
+  stream = batching.TaskStream(split, batch_size=3, buckets=(8, 16, 32), seed=0)
+  seen = []
+  while stream.position.epoch == 0:
+    batch = next(stream)
+    assert batch["input_ids"].shape[0] == 3
+    assert batch["input_ids"].shape[1] in (8, 16, 32)
+    real = batch["attention_mask"][:, 0] == 1
+    assert (batch["attention_mask"].sum(1)[real] <= batch["input_ids"].shape[1]).all()
+    seen += list(batch["labels"][real])
+  assert sorted(seen) == list(range(len(lengths)))
+
+
+def test_stream_order_is_a_function_of_the_seed_and_resumes_exactly():
+  split = _split(list(range(2, 40)))
+
+  def take(stream, n):
+    return [next(stream)["input_ids"] for _ in range(n)]
+
+  a = take(batching.TaskStream(split, 4, (16, 32, 64), seed=1), 25)
+  b = take(batching.TaskStream(split, 4, (16, 32, 64), seed=1), 25)
+  c = take(batching.TaskStream(split, 4, (16, 32, 64), seed=2), 25)
+  assert all(np.array_equal(x, y) for x, y in zip(a, b))
+  assert not all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, c))
+  first = batching.TaskStream(split, 4, (16, 32, 64), seed=1)
+  take(first, 13)  # crosses into the second epoch
+  resumed = batching.TaskStream(split, 4, (16, 32, 64), seed=1,
+                                position=batching.StreamPosition(**vars(first.position)))
+  assert all(np.array_equal(x, y) for x, y in zip(take(resumed, 12), a[13:]))
+
+
+def test_joint_batches_share_one_length():
+  streams = {"short": batching.TaskStream(_split([2, 3]), 2, (4, 8), seed=0),
+             "long": batching.TaskStream(_split([7, 8], token_labels=True), 2, (4, 8), seed=0)}
+  batch = next(batching.joint_batches(streams))
+  assert batch["short"]["input_ids"].shape == batch["long"]["input_ids"].shape == (2, 8)
+
+
+def test_eval_batches_cover_every_example_once():
+  split = _split([5, 1, 9, 3, 7])
+  indices = np.concatenate([i for i, _ in batching.eval_batches(split, 2, (4, 8, 16))])
+  assert sorted(indices) == [0, 1, 2, 3, 4]
+
+
+def test_too_long_example_is_an_error():
+  with pytest.raises(ValueError, match="longer than the largest bucket"):
+    batching.bucket_length(40, (8, 16))

@@ -1,0 +1,107 @@
+import json
+
+import pytest
+
+from mtl_jax.tasks import DataError, Source, read_split
+
+
+def _csv(tmp_path, text, name="data.csv"):
+  path = tmp_path / name
+  path.write_text(text)
+  return str(path)
+
+
+def test_csv_reads_text_fields_and_lines(data_dir):
+  source = Source("csv", {"train": str(data_dir / "news_train.csv")})
+  raw = read_split(source, "train", ("text", "label"))
+  assert len(raw.dataset) == 48
+  assert raw.dataset[0]["_line"] == 2  # line 1 is the header
+  assert isinstance(raw.dataset[0]["label"], str)
+
+
+def test_csv_keeps_na_like_strings(tmp_path):
+  path = _csv(tmp_path, "text,label\nNA,1\nnull,0\n")
+  raw = read_split(Source("csv", {"train": path}), "train", ("text", "label"))
+  assert raw.dataset["text"] == ["NA", "null"]
+
+
+def test_tsv_without_header_by_column_index(tmp_path):
+  path = _csv(tmp_path, "src\t1\t*\tGood sentence .\nsrc\t0\t*\tBad sentence .\n", "a.tsv")
+  source = Source("tsv", {"train": path}, columns={"text": 3, "label": 1}, header=False)
+  raw = read_split(source, "train", ("text", "label"))
+  assert raw.dataset["text"] == ["Good sentence .", "Bad sentence ."]
+  assert raw.dataset["label"] == ["1", "0"]
+
+
+def test_jsonl(tmp_path):
+  path = tmp_path / "a.jsonl"
+  path.write_text("\n".join(json.dumps({"sentence": s, "y": y})
+                            for s, y in [("hi there", 1), ("bye", 0)]))
+  source = Source("jsonl", {"train": str(path)}, columns={"text": "sentence", "label": "y"})
+  raw = read_split(source, "train", ("text", "label"))
+  assert raw.dataset["text"] == ["hi there", "bye"]
+
+
+def test_wrong_column_count_names_file_and_line(tmp_path):
+  path = _csv(tmp_path, "text,label\nfine,1\ntoo,many,2\n")
+  with pytest.raises(DataError, match=r"data.csv.*line 3"):
+    read_split(Source("csv", {"train": path}), "train", ("text", "label"))
+
+
+def test_empty_text_names_the_line(tmp_path):
+  path = _csv(tmp_path, "text,label\nfine,1\n  ,0\n")
+  with pytest.raises(DataError, match=r"line 3: empty 'text'"):
+    read_split(Source("csv", {"train": path}), "train", ("text", "label"))
+
+
+def test_skip_bad_rows_counts_them(tmp_path):
+  path = _csv(tmp_path, "text,label\nfine,1\ntoo,many,2\n,0\ngood,0\n")
+  raw = read_split(Source("csv", {"train": path}, skip_bad_rows=True), "train",
+                   ("text", "label"))
+  assert raw.dataset["text"] == ["fine", "good"]
+  assert raw.num_skipped == 2
+
+
+def test_missing_column_lists_the_columns(tmp_path):
+  path = _csv(tmp_path, "sentence,label\na,1\n")
+  with pytest.raises(DataError, match=r"no column 'text'.*\['sentence', 'label'\]"):
+    read_split(Source("csv", {"train": path}), "train", ("text", "label"))
+
+
+def test_missing_file_and_split(tmp_path):
+  source = Source("csv", {"train": str(tmp_path / "nope.csv")})
+  with pytest.raises(FileNotFoundError, match="nope.csv"):
+    read_split(source, "train", ("text", "label"))
+  with pytest.raises(KeyError, match="no 'eval' split"):
+    read_split(source, "eval", ("text", "label"))
+
+
+def test_unknown_format():
+  with pytest.raises(ValueError, match="unknown source format 'xml'"):
+    Source("xml", {})
+
+
+def test_conll_any_column_as_tags(data_dir):
+  path = str(data_dir / "ner_train.txt")
+  ner = read_split(Source("conll", {"train": path}), "train", ("tokens", "tags"))
+  pos = read_split(Source("conll", {"train": path}, columns={"tags": 1}), "train",
+                   ("tokens", "tags"))
+  assert len(ner.dataset) == 40  # -DOCSTART- is not a sentence
+  assert ner.dataset[0]["tokens"] == pos.dataset[0]["tokens"]
+  assert ner.dataset[0]["tags"][0].startswith("B-")
+  assert pos.dataset[0]["tags"][0] == "NNP"
+  assert ner.dataset[0]["_line"] == 3
+
+
+def test_conll_wrong_column_count(tmp_path):
+  path = _csv(tmp_path, "EU NNP B-NP B-ORG\nrejects VBZ O\n\n", "bad.txt")
+  with pytest.raises(DataError, match=r"bad.txt: line 2: expected 4 columns, found 3"):
+    read_split(Source("conll", {"train": path}), "train", ("tokens", "tags"))
+
+
+def test_conll_skip_bad_sentences(tmp_path):
+  path = _csv(tmp_path, "A NNP O\nb VBZ\n\nC NNP B-LOC\n\n", "bad.txt")
+  raw = read_split(Source("conll", {"train": path}, skip_bad_rows=True), "train",
+                   ("tokens", "tags"))
+  assert raw.dataset["tokens"] == [["C"]]
+  assert raw.num_skipped == 1

@@ -1,0 +1,80 @@
+import pytest
+
+from mtl_jax.tasks import DataError, Task, TaskRegistry, task_from_config
+from mtl_jax.tasks import tokenization
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+  return tokenization.train_wordpiece(["John visited Paris on Monday ."] * 5,
+                                      vocab_size=80, min_frequency=1)
+
+
+def _news(data_dir, **extra):
+  spec = {"kind": "classification",
+          "source": {"format": "csv", "splits": {"train": str(data_dir / "news_train.csv"),
+                                                 "eval": str(data_dir / "news_dev.csv")}}}
+  spec.update(extra)
+  return task_from_config("news", spec)
+
+
+def test_custom_task_from_a_few_lines_of_config(data_dir, tokenizer):
+  task = _news(data_dir)
+  labels = task.label_vocab()
+  assert labels == ("0", "1", "2", "3")
+  split = task.load("train", tokenizer, labels)
+  assert len(split) == 48 and set(split.labels) == {0, 1, 2, 3}
+
+
+def test_registered_tasks_take_options(data_dir):
+  task = TaskRegistry.get("conll2003_pos", data_dir=str(data_dir))
+  assert task.kind == "tagging" and task.source.columns["tags"] == 1
+  assert "demo_ag_news" in TaskRegistry.names()
+
+
+def test_tag_vocab_has_o_first_and_groups_types(data_dir):
+  task = TaskRegistry.get("conll2003_ner", data_dir=str(data_dir))
+  task = Task(task.name, task.kind, task.source.__class__(
+      "conll", {"train": str(data_dir / "ner_train.txt")}))
+  labels = task.label_vocab()
+  assert labels[0] == "O"
+  assert labels.index("I-PER") == labels.index("B-PER") + 1
+
+
+def test_unknown_label_in_eval_names_file_and_line(tmp_path, data_dir, tokenizer):
+  dev = tmp_path / "dev.csv"
+  dev.write_text("text,label\nfine,1\nodd,7\n")
+  task = task_from_config("news", {"kind": "classification", "source": {
+      "format": "csv", "splits": {"train": str(data_dir / "news_train.csv"),
+                                  "eval": str(dev)}}})
+  with pytest.raises(DataError, match=r"dev.csv: line 3: unknown label '7'"):
+    task.load("eval", tokenizer, task.label_vocab())
+
+
+def test_unknown_tag_names_the_sentence_line(tmp_path, data_dir, tokenizer):
+  dev = tmp_path / "valid.txt"
+  dev.write_text("John NNP B-NP B-PER\n\nParis NNP B-NP B-CITY\n")
+  task = TaskRegistry.get("conll2003_ner", data_dir=str(data_dir),
+                          source={"splits": {"train": str(data_dir / "ner_train.txt"),
+                                             "eval": str(dev)}})
+  with pytest.raises(DataError, match=r"valid.txt: line 3: unknown tag 'B-CITY'"):
+    task.load("eval", tokenizer, task.label_vocab())
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"kind": "classification", "source": {"format": "csv", "splits": {}}, "lables": []},
+     r"unknown key 'lables' \(did you mean 'labels'\?\)"),
+    ({"kind": "classificaton", "source": {"format": "csv", "splits": {}}},
+     "unknown task kind 'classificaton'"),
+    ({"kind": "classification", "source": {"format": "csv", "split": {}}},
+     r"tasks.x.source: unknown key 'split' \(did you mean 'splits'\?\)"),
+    ({"source": {}}, "not a registered task"),
+])
+def test_bad_task_config_is_named(spec, message):
+  with pytest.raises(ValueError, match=message):
+    task_from_config("x", spec)
+
+
+def test_unknown_registered_name_suggests():
+  with pytest.raises(KeyError, match="did you mean 'ag_news'"):
+    TaskRegistry.get("ag_newz")

@@ -1,0 +1,111 @@
+"""A whole run on tiny shapes: train -> metrics.json -> eval -> predict, through the CLI."""
+
+import csv
+import json
+
+import pytest
+
+from mtl_jax import cli
+
+CONFIG = """
+from mtl_jax.config import default_config
+
+def get_config(arg=None):
+  c = default_config()
+  c.tasks = {{
+      "news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
+          "train": "{data}/news_train.csv", "eval": "{data}/news_dev.csv"}}}}}},
+      "ner": {{"kind": "tagging", "source": {{"format": "conll", "splits": {{
+          "train": "{data}/ner_train.txt", "eval": "{data}/ner_valid.txt"}}}},
+          "max_length": 32}},
+  }}
+  c.encoder.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+  c.tokenizer.vocab_size = 200
+  c.optimizer.update(learning_rate=3e-3, warmup_steps=5, schedule="constant")
+  c.train.update(steps=int(arg or 30), batch_size=8, buckets=(16, 32), log_every=10,
+                 eval_batch_size=16)
+  return c
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+  root = tmp_path_factory.mktemp("run")
+  config = root / "tiny.py"
+  config.write_text(CONFIG.format(data=data_dir))
+  workdir = root / "work"
+  assert cli.main(["train", "--config", str(config), "--workdir", str(workdir),
+                   "--no-progress"]) == 0
+  return config, workdir
+
+
+def test_train_writes_metrics_and_learns(trained):
+  _, workdir = trained
+  metrics = json.loads((workdir / "metrics.json").read_text())
+  assert set(metrics) == {"news", "ner"}
+  assert metrics["news"]["accuracy"] > 0.5  # 4 balanced classes: chance is 0.25
+  assert metrics["ner"]["span_f1"] > 0.3
+  log = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()]
+  assert log[-1]["step"] == 30
+  assert log[-1]["losses"]["news"] < log[0]["losses"]["news"]
+
+
+def test_eval_reproduces_the_training_metrics(trained, capsys):
+  _, workdir = trained
+  before = json.loads((workdir / "metrics.json").read_text())
+  assert cli.main(["eval", "--workdir", str(workdir)]) == 0
+  after = json.loads((workdir / "metrics.json").read_text())
+  assert after.keys() == before.keys()
+  for task in before:
+    assert after[task] == pytest.approx(before[task])
+  assert "accuracy" in capsys.readouterr().out
+
+
+def test_predict_agrees_with_eval(trained, tmp_path, capsys, data_dir):
+  _, workdir = trained
+  rows = list(csv.DictReader(open(data_dir / "news_dev.csv")))
+  inputs = tmp_path / "in.txt"
+  inputs.write_text("".join(row["text"] + "\n" for row in rows))
+  assert cli.main(["predict", "--workdir", str(workdir), "--task", "news",
+                   "--input", str(inputs)]) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert [line.split("\t")[1] for line in lines] == [row["text"] for row in rows]
+  predicted = [line.split("\t")[0] for line in lines]
+  accuracy = sum(p == row["label"] for p, row in zip(predicted, rows)) / len(rows)
+  metrics = json.loads((workdir / "metrics.json").read_text())
+  assert accuracy == pytest.approx(metrics["news"]["accuracy"])
+
+
+def test_predict_tags_one_per_word(trained, tmp_path, capsys):
+  _, workdir = trained
+  inputs = tmp_path / "in.txt"
+  inputs.write_text("Maria visited Paris on Monday .\n")
+  assert cli.main(["predict", "--workdir", str(workdir), "--task", "ner",
+                   "--input", str(inputs)]) == 0
+  tags = capsys.readouterr().out.split("\t")[0].split()
+  assert len(tags) == 6
+
+
+def test_training_further_resumes_from_the_checkpoint(trained, tmp_path, capsys):
+  config, workdir = trained
+  assert cli.main(["train", "--config", f"{config}:40", "--workdir", str(workdir),
+                   "--no-progress"]) == 0
+  log = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()]
+  steps = [r["step"] for r in log if "loss" in r]
+  assert steps == [10, 20, 30, 40]
+
+
+def test_bad_config_key_is_a_clear_cli_error(trained, tmp_path, capsys):
+  config, _ = trained
+  code = cli.main(["train", "--config", str(config), "--workdir", str(tmp_path / "w"),
+                   "--set", "train.stpes=3"])
+  assert code == 2
+  assert "unknown config key 'train.stpes'" in capsys.readouterr().err
+
+
+def test_unknown_task_in_predict(trained, capsys, tmp_path):
+  _, workdir = trained
+  (tmp_path / "in.txt").write_text("x\n")
+  assert cli.main(["predict", "--workdir", str(workdir), "--task", "nope",
+                   "--input", str(tmp_path / "in.txt")]) == 2
+  assert "no task 'nope'" in capsys.readouterr().err
