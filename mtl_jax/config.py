@@ -49,6 +49,19 @@ def default_config() -> ml_collections.ConfigDict:
   )
   # A balancing method and its arguments, e.g. 'equal', 'static(weights=[1, 0.5])'.
   config.weighting = "equal"
+  # Which tasks each step trains (mtl_jax.training.schedules), e.g. 'joint',
+  # 'alternating', 'temperature(temperature=2)',
+  # "progressive(main_task='ner', start_steps={'news': 500})".
+  config.schedule = "joint"
+  config.relatedness = dict(
+      weight=0.0,  # L_R = weight * sum_ij R_ij ||f_i - f_j||^2 in the objective; 0: off
+      prior=(),  # R, k x k in task order; () learns R (mtl_jax.relatedness.regularizer)
+      temperature=1.0,  # learned R: softmax temperature over relative distances
+      measure_every=0,  # steps between gradient-cosine / lookahead-affinity measurements
+      # The affinity's lookahead SGD step size. Not the run's learning rate: an
+      # SGD step at an Adam learning rate barely moves the loss (float32 noise).
+      lookahead_lr=0.1,
+  )
   config.optimizer = dict(
       learning_rate=5e-5,
       warmup_steps=0,

@@ -36,18 +36,19 @@ class Predictor:
 
     Args:
       task: the task name.
-      inputs: what the task's kind reads: texts (classification), texts split
-        on whitespace or lists of words (tagging).
+      inputs: what the task's kind reads: texts (classification, seq2seq),
+        texts split on whitespace or lists of words (tagging).
 
     Returns:
-      One prediction per input: a label, or a list of tags (one per word).
+      One prediction per input: a label, a list of tags (one per word), or
+      a text (seq2seq).
     """
     spec = self.run.task(task)
     kind, labels = spec.spec, self.run.labels[task]
     fields = kind.raw_inputs(list(inputs), labels)
     fields[LINE] = list(range(1, len(inputs) + 1))
-    split = kind.encode(RawSplit(datasets.Dataset.from_dict(fields), "<input>"),
-                        self.run.tokenizer, labels, spec.max_length)
+    split = spec.load("input", self.run.tokenizer, labels,
+                      raw=RawSplit(datasets.Dataset.from_dict(fields), "<input>"))
     config = self.run.config.train
     predictions = predict_split(self._predict_step, self.params, task, split,
                                 config.eval_batch_size, config.buckets)

@@ -91,9 +91,13 @@ class HardSharingModel:
       if name not in hidden:
         continue
       rngs = {"dropout": jax.random.fold_in(rng, i + 1)} if train else {}
+      # Batch arrays a kind's head reads besides the encoder output (e.g. a
+      # seq2seq decoder's teacher-forcing inputs).
+      inputs = {key: batch[name][key]
+                for key in getattr(self.tasks[i].kind, "head_inputs", ())}
       outputs[name] = self.heads[name].apply(
           {"params": params["heads"][name]}, hidden[name],
-          batch[name]["attention_mask"], deterministic=not train, rngs=rngs)
+          batch[name]["attention_mask"], deterministic=not train, rngs=rngs, **inputs)
     return outputs
 
   def apply(self, params: Params, batch: Mapping[str, TaskBatch], *, train: bool,

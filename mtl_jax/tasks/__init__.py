@@ -1,6 +1,7 @@
 """Tasks: definitions, registry, sources, tokenization and batching."""
 
 from mtl_jax.tasks import catalog  # registers the named tasks
+from mtl_jax.tasks import seq2seq  # registers the seq2seq kind
 from mtl_jax.tasks.kinds import KINDS, EncodedSplit, get_kind
 from mtl_jax.tasks.sources import DataError, RawSplit, Source, read_split
 from mtl_jax.tasks.task import Task, TaskRegistry, task_from_config

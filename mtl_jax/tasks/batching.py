@@ -41,11 +41,14 @@ def pad_batch(split: EncodedSplit, indices: Sequence[int], length: int,
 
   Returns:
     `input_ids`, `token_type_ids`, `attention_mask` ([b, l] int32) and
-    `labels` ([b] or [b, l] int32; IGNORE_LABEL on padded tokens).
+    `labels` ([b] or [b, l] int32; IGNORE_LABEL on padded tokens). Splits
+    with a decoder side (seq2seq) add their fixed-length `decoder_*` arrays
+    (`split.decoder_arrays`) instead of `labels`.
   """
   input_ids = np.zeros((batch_size, length), np.int32)
   token_type_ids = np.zeros((batch_size, length), np.int32)
   attention_mask = np.zeros((batch_size, length), np.int32)
+  decoder_arrays = getattr(split, "decoder_arrays", None)
   token_labels = split.word_ids is not None
   labels = (np.full((batch_size, length), IGNORE_LABEL, np.int32) if token_labels
             else np.zeros((batch_size,), np.int32))
@@ -55,22 +58,30 @@ def pad_batch(split: EncodedSplit, indices: Sequence[int], length: int,
     input_ids[row, :n] = ids
     token_type_ids[row, :n] = split.token_type_ids[index]
     attention_mask[row, :n] = 1
+    if decoder_arrays is not None:
+      continue
     if token_labels:
       labels[row, :n] = split.labels[index]
     else:
       labels[row] = split.labels[index]
-  return {"input_ids": input_ids, "token_type_ids": token_type_ids,
-          "attention_mask": attention_mask, "labels": labels}
+  batch = {"input_ids": input_ids, "token_type_ids": token_type_ids,
+           "attention_mask": attention_mask}
+  if decoder_arrays is not None:
+    return {**batch, **decoder_arrays(indices, batch_size)}
+  return {**batch, "labels": labels}
 
 
 def pad_to_length(batch: Batch, length: int) -> Batch:
-  """Pads a batch's token axis to `length` (labels with IGNORE_LABEL)."""
+  """Pads a batch's token axis to `length` (labels with IGNORE_LABEL).
+
+  `decoder_*` arrays keep their own fixed length (the task's target length).
+  """
   current = batch["input_ids"].shape[1]
   if current == length:
     return batch
   out = {}
   for key, value in batch.items():
-    if value.ndim == 2:
+    if value.ndim == 2 and not key.startswith("decoder_"):
       fill = IGNORE_LABEL if key == "labels" else 0
       value = np.pad(value, ((0, 0), (0, length - current)), constant_values=fill)
     out[key] = value
@@ -130,6 +141,10 @@ class TaskStream:
       self.position = StreamPosition(self.position.epoch + 1, 0)
     length = int(self._bucket_of[indices].max())
     return pad_batch(self.split, indices, length, self.batch_size)
+
+  def empty_batch(self, length: int) -> Batch:
+    """A batch of this stream's shape with only padding rows (loss 0); the stream stays put."""
+    return pad_batch(self.split, [], length, self.batch_size)
 
 
 def joint_batches(streams: Mapping[str, TaskStream]) -> Iterator[dict[str, Batch]]:

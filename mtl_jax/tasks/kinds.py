@@ -85,6 +85,9 @@ class Classification:
                         num_truncated=encoded.num_truncated)
 
   def head(self, num_labels: int, options: Mapping[str, Any]) -> nn.Module:
+    if options.get("type") == "decoder":  # learned queries over the encoder output
+      return heads.DecoderClassificationHead(num_labels, **heads.decoder_options(
+          options, heads.DecoderClassificationHead))
     return heads.SequenceClassificationHead(
         num_outputs=num_labels, pooling=options.get("pooling", "cls"),
         dropout=options.get("dropout", 0.1))
@@ -194,6 +197,13 @@ def _natural(label: str):
 
 
 KINDS = {kind.name: kind for kind in (Classification(), Tagging())}
+
+
+def register_kind(kind) -> None:
+  """Adds a kind object (its `name`, fields, encode, head, loss, ...) to `KINDS`."""
+  if kind.name in KINDS:
+    raise ValueError(f"task kind {kind.name!r} is already registered")
+  KINDS[kind.name] = kind
 
 
 def get_kind(name: str):

@@ -32,6 +32,9 @@ class Task:
     max_length: sub-word tokens per example, special tokens included; longer
       examples are truncated and counted. None: the run's largest bucket.
     head: head options (e.g. `pooling='mean'`, `dropout=0.1`).
+    max_target_length: seq2seq only: decoder positions per target (its
+      static length); longer targets are truncated and counted. None: the
+      kind's default (32).
   """
 
   name: str
@@ -40,9 +43,13 @@ class Task:
   labels: tuple[str, ...] | None = None
   max_length: int | None = None
   head: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  max_target_length: int | None = None
 
   def __post_init__(self):
     get_kind(self.kind)  # fails early on an unknown kind
+    if self.max_target_length is not None and "target" not in self.spec.fields:
+      raise ValueError(f"task {self.name}: max_target_length is for tasks with targets "
+                       f"(seq2seq), not {self.kind!r}")
     if self.labels is not None:
       object.__setattr__(self, "labels", tuple(str(l) for l in self.labels))
 
@@ -66,7 +73,10 @@ class Task:
            raw: sources.RawSplit | None = None) -> EncodedSplit:
     """Reads and tokenizes a split; an unknown label is an error naming its line."""
     raw = raw if raw is not None else self.read(split)
-    return self.spec.encode(raw, tokenizer, labels, self.max_length or UNSET_MAX_LENGTH)
+    options = ({"max_target_length": self.max_target_length}
+               if self.max_target_length is not None else {})
+    return self.spec.encode(raw, tokenizer, labels, self.max_length or UNSET_MAX_LENGTH,
+                            **options)
 
   @classmethod
   def from_config(cls, name: str, spec: Mapping[str, Any]) -> "Task":

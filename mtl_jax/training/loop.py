@@ -8,6 +8,7 @@ device never waits for it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,12 +21,14 @@ import numpy as np
 from tqdm import tqdm
 
 from mtl_jax import metrics as metrics_lib
+from mtl_jax import relatedness
 from mtl_jax.tasks import tokenization
-from mtl_jax.tasks.batching import StreamPosition, TaskStream, joint_batches
+from mtl_jax.tasks.batching import StreamPosition, TaskStream
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.checkpoint import Checkpointer
 from mtl_jax.training.evaluate import evaluate
-from mtl_jax.training.step import make_predict_step, make_train_step
+from mtl_jax.training.schedules import make_schedule, scheduled_batches
+from mtl_jax.training.step import make_predict_step, make_train_step, task_losses
 
 log = logging.getLogger(__name__)
 
@@ -77,31 +80,43 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   train_cfg = config.train
   state, optimizer, weighting, schedule = run_lib.initial_state(run)
   positions = {name: StreamPosition() for name in names}
+  meta = {}
   if resuming:
     state, meta = checkpointer.restore(state)
     positions = {name: StreamPosition(**meta["streams"][name]) for name in names}
     log.info("resumed from step %d", int(state.step))
+  first_step = int(state.step)
 
-  train_step = jax.jit(make_train_step(run.model, run.kinds, weighting, optimizer),
-                       donate_argnums=0)
+  regularizer = relatedness.make_regularizer(config.relatedness, names)
+  train_step = jax.jit(make_train_step(run.model, run.kinds, weighting, optimizer,
+                                       regularizer), donate_argnums=0)
   predict_step = jax.jit(make_predict_step(run.model, run.kinds))
   streams = {name: TaskStream(train_splits[name], train_cfg.batch_size,
                               train_cfg.buckets, _stream_seed(config.seed, k),
                               positions[name])
              for k, name in enumerate(names)}
-  batches = joint_batches(streams)
+  task_schedule = make_schedule(config.schedule, names,
+                                {n: len(s) for n, s in train_splits.items()}, config.seed)
+  batches = scheduled_batches(streams, task_schedule, first_step)
+  monitor = relatedness.RelatednessMonitor(
+      run.model, functools.partial(task_losses, run.model, run.kinds, train=False, rng=None),
+      train_splits, train_cfg.batch_size, train_cfg.buckets, config.seed,
+      config.relatedness, regularizer, workdir, first_step, meta.get("probe_streams"))
 
   def evaluate_now():
     return evaluate(predict_step, state.params, eval_splits, run.kinds, run.labels,
                     train_cfg.eval_batch_size, train_cfg.buckets)
 
   def checkpoint(step):
-    meta = {"streams": {n: vars(s.position) for n, s in streams.items()}}
+    meta = {"streams": {n: vars(s.position) for n, s in streams.items()},
+            "probe_streams": monitor.positions()}
     checkpointer.save(step, state, meta)
 
   # A host copy: the state's own buffers are donated to the step.
   dropout_rng = np.asarray(jax.device_get(state.rng))
-  first_step = int(state.step)
+  # Each task's losses summed over the steps it took part in since the last
+  # log (on device, so logging every N steps still never waits for it).
+  loss_sums_k, present_counts_k = 0.0, np.zeros(len(names))
   bar = tqdm(range(first_step, train_cfg.steps), initial=first_step,
              total=train_cfg.steps, disable=not progress, desc="train", unit="step")
   start = time.time()
@@ -109,12 +124,18 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     for step in bar:
       batch = next(batches)
       state, step_metrics = train_step(state, batch, jax.random.fold_in(dropout_rng, step))
+      present_k = np.asarray([batch[n]["task_present"] for n in names], np.float32)
+      loss_sums_k = loss_sums_k + step_metrics["losses"] * present_k
+      present_counts_k += present_k
       done = step + 1
+      monitor.maybe_measure(done, state.params)
       if done % train_cfg.log_every == 0 or done == train_cfg.steps:
-        record = _fetch(step_metrics, names, done, float(schedule(step)))
+        record = _fetch(step_metrics, names, done, float(schedule(step)),
+                        loss_sums_k, present_counts_k)
+        loss_sums_k, present_counts_k = 0.0, np.zeros(len(names))
         train_log.write(json.dumps(record) + "\n")
         train_log.flush()
-        bar.set_postfix({n: f"{record['losses'][n]:.3f}" for n in names})
+        bar.set_postfix({n: f"{v:.3f}" for n, v in record["losses"].items() if v is not None})
       if train_cfg.eval_every and done % train_cfg.eval_every == 0 and done < train_cfg.steps:
         results = evaluate_now()
         train_log.write(json.dumps({"step": done, "eval": results}) + "\n")
@@ -125,6 +146,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   elapsed = time.time() - start
   if first_step < train_cfg.steps:
     checkpoint(train_cfg.steps)
+  monitor.write()
   results = evaluate_now() if eval_splits else {}
   checkpointer.wait()
   checkpointer.close()
@@ -135,20 +157,28 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   return results
 
 
-def _fetch(step_metrics: dict[str, Any], names, step: int, learning_rate: float
-           ) -> dict[str, Any]:
-  """Host copy of a step's metrics; a non-finite loss stops the run."""
-  values = jax.device_get(step_metrics)
-  losses = {n: float(v) for n, v in zip(names, values["losses"])}
-  bad = [n for n, v in losses.items() if not np.isfinite(v)]
+def _fetch(step_metrics: dict[str, Any], names, step: int, learning_rate: float,
+           loss_sums_k, present_counts_k) -> dict[str, Any]:
+  """Host copy of the metrics since the last log; a non-finite loss stops the run.
+
+  `losses` are each task's mean over the steps it took part in since the
+  last log (None if it took part in none); the rest are the last step's.
+  """
+  values, sums_k = jax.device_get((step_metrics, loss_sums_k))
+  means_k = np.asarray(sums_k) / np.maximum(present_counts_k, 1)
+  losses = {n: float(v) if c else None for n, v, c in zip(names, means_k, present_counts_k)}
+  bad = [n for n, v in zip(names, means_k) if not np.isfinite(v)]
   if bad or not np.isfinite(values["loss"]):
     raise NonFiniteLossError(
         f"step {step}: non-finite loss for task(s) {', '.join(bad) or 'all'} "
         f"({losses}); stopping without checkpointing this state. Lower the learning "
         "rate, check the data, or resume from the last checkpoint.")
-  return {"step": step, "loss": float(values["loss"]), "losses": losses,
-          "weights": {n: float(v) for n, v in zip(names, values["weights"])},
-          "grad_norm": float(values["grad_norm"]), "learning_rate": learning_rate}
+  record = {"step": step, "loss": float(values["loss"]), "losses": losses,
+            "weights": {n: float(v) for n, v in zip(names, values["weights"])},
+            "grad_norm": float(values["grad_norm"]), "learning_rate": learning_rate}
+  if "regularizer" in values:
+    record["regularizer"] = float(values["regularizer"])
+  return record
 
 
 def _report_data(train_splits, eval_splits) -> None:

@@ -124,7 +124,9 @@ def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
 
 
 def _model(encoder_config: EncoderConfig, tasks, labels) -> HardSharingModel:
-  heads = [TaskHead(t.name, t.spec, len(labels[t.name]), dict(t.head)) for t in tasks]
+  # Seq2seq heads predict tokens of the shared vocabulary, not labels.
+  heads = [TaskHead(t.name, t.spec, encoder_config.vocab_size if t.kind == "seq2seq"
+                    else len(labels[t.name]), dict(t.head)) for t in tasks]
   return HardSharingModel(encoder_config, heads)
 
 

@@ -76,22 +76,25 @@ def names() -> list[str]:
   return sorted(_REGISTRY)
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-  """Splits 'name(key=value, ...)' into the name and literal keyword arguments."""
+def parse_spec(spec: str, what: str = "balancing method") -> tuple[str, dict[str, Any]]:
+  """Splits 'name(key=value, ...)' into the name and literal keyword arguments.
+
+  `what` names the config value in error messages (e.g. 'schedule').
+  """
   try:
     call = ast.parse(spec.strip(), mode="eval").body
   except SyntaxError as error:
-    raise ValueError(f"cannot parse balancing method {spec!r}: {error.msg}") from None
+    raise ValueError(f"cannot parse {what} {spec!r}: {error.msg}") from None
   if isinstance(call, ast.Name):
     return call.id, {}
   if (not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name)
       or call.args):
-    raise ValueError(f"balancing method {spec!r} must look like "
+    raise ValueError(f"{what} {spec!r} must look like "
                      "'name' or 'name(key=value, ...)'")
   try:
     kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
   except ValueError:
-    raise ValueError(f"balancing method {spec!r}: arguments must be literals") from None
+    raise ValueError(f"{what} {spec!r}: arguments must be literals") from None
   return call.func.id, kwargs
 
 
