@@ -146,14 +146,10 @@ class Seq2SeqHead(nn.Module):
   """A token decoder per task: teacher-forced logits, and greedy decoding when not training.
 
   Attributes:
-    vocab_size, num_layers, num_heads, mlp_dim, dropout: see `TokenDecoder`.
+    decoder: the `TokenDecoder` (its parameters live under "decoder").
   """
 
-  vocab_size: int
-  num_layers: int = 2
-  num_heads: int = 0
-  mlp_dim: int = 0
-  dropout: float = 0.1
+  decoder: TokenDecoder
 
   @nn.compact
   def __call__(self, hidden_bld, attention_mask_bl, *, deterministic: bool,
@@ -176,14 +172,12 @@ class Seq2SeqHead(nn.Module):
     if decoder_input_ids is None:
       decoder_input_ids = jnp.zeros((hidden_bld.shape[0], 1), jnp.int32)
     memory_bld = hidden_bld.astype(jnp.float32)
-    decoder = TokenDecoder(self.vocab_size, self.num_layers, self.num_heads, self.mlp_dim,
-                           self.dropout, name="decoder")
-    logits_btv = decoder(decoder_input_ids, memory_bld, attention_mask_bl,
-                         deterministic=deterministic)
+    logits_btv = self.decoder(decoder_input_ids, memory_bld, attention_mask_bl,
+                              deterministic=deterministic)
     if not deterministic:
       return {"logits": logits_btv}
-    return {"logits": logits_btv,
-            "tokens": self._greedy(decoder, decoder_input_ids, memory_bld, attention_mask_bl)}
+    return {"logits": logits_btv, "tokens": self._greedy(
+        self.decoder, decoder_input_ids, memory_bld, attention_mask_bl)}
 
   def _greedy(self, decoder: TokenDecoder, decoder_input_ids_bt, memory_bld,
               memory_mask_bl):

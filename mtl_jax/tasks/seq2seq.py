@@ -33,20 +33,23 @@ DEFAULT_TARGET_LENGTH = 32
 
 @dataclasses.dataclass
 class Seq2SeqSplit(EncodedSplit):
-  """An encoded seq2seq split: source ids as any split, plus target ids.
+  """An encoded seq2seq split: source ids as any split; its labels are target ids.
 
   Attributes:
-    targets: per example the target ids, BOS and EOS included (at most
-      `target_length + 1` of them).
+    labels: per example the target ids, BOS and EOS included (at most
+      `target_length + 1` of them); also `targets`.
     target_length: decoder positions per example (the static length t).
     tokenizer: decodes predictions and references back to text.
     num_targets_truncated: targets cut to `target_length`.
   """
 
-  targets: list[np.ndarray] = dataclasses.field(default_factory=list)
   target_length: int = DEFAULT_TARGET_LENGTH
   tokenizer: Any = None
   num_targets_truncated: int = 0
+
+  @property
+  def targets(self) -> list[np.ndarray]:
+    return self.labels
 
   def decoder_arrays(self, indices: Sequence[int], batch_size: int) -> dict[str, np.ndarray]:
     """`decoder_input_ids` and `decoder_labels` [batch_size, t] of some examples."""
@@ -106,15 +109,15 @@ class Seq2Seq:
     # t decoder positions hold [BOS] + target[:-1]: t + 1 tokens with EOS.
     targets = tokenization.encode_texts(tokenizer, raw.dataset["target"],
                                         max_length=max_target_length + 1)
-    return Seq2SeqSplit(sources.input_ids, sources.token_type_ids,
-                        [0] * len(sources.input_ids), raw,
-                        num_truncated=sources.num_truncated, targets=targets.input_ids,
+    return Seq2SeqSplit(sources.input_ids, sources.token_type_ids, targets.input_ids, raw,
+                        num_truncated=sources.num_truncated,
                         target_length=max_target_length, tokenizer=tokenizer,
                         num_targets_truncated=targets.num_truncated)
 
   def head(self, num_labels: int, options: Mapping[str, Any]) -> nn.Module:
     """A token decoder over the run's vocabulary (`num_labels` = its size)."""
-    return heads.Seq2SeqHead(num_labels, **heads.decoder_options(options, heads.Seq2SeqHead))
+    return heads.Seq2SeqHead(heads.TokenDecoder(
+        num_labels, **heads.decoder_options(options, heads.TokenDecoder)))
 
   def loss(self, outputs, batch):
     return heads.tagging_loss(outputs["logits"], batch["decoder_labels"])

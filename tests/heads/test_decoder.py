@@ -18,7 +18,7 @@ def _memory(seed=0, b=3, length=6):
 
 
 def _seq2seq(num_layers=1):
-  head = heads.Seq2SeqHead(VOCAB, num_layers=num_layers, dropout=0.0)
+  head = heads.Seq2SeqHead(heads.TokenDecoder(VOCAB, num_layers=num_layers, dropout=0.0))
   hidden, mask = _memory()
   params = head.init(jax.random.PRNGKey(1), hidden, mask, deterministic=True)
   return head, params, hidden, mask
@@ -73,7 +73,7 @@ def test_toy_copy_task_learns_with_teacher_forcing_and_decodes_greedily():
     inputs = jnp.concatenate([jnp.full((batch, 1), bos), words], axis=1)
     return memory, targets, inputs
 
-  head = heads.Seq2SeqHead(VOCAB, num_layers=1, dropout=0.0)
+  head = heads.Seq2SeqHead(heads.TokenDecoder(VOCAB, num_layers=1, dropout=0.0))
   memory, targets, inputs = data(jax.random.PRNGKey(1))
   mask = jnp.ones(memory.shape[:2], jnp.int32)
   params = head.init(jax.random.PRNGKey(2), memory, mask, deterministic=True)
@@ -128,7 +128,7 @@ def test_unknown_decoder_option_is_named():
   assert heads.decoder_options({"type": "decoder", "num_queries": 4},
                                heads.DecoderClassificationHead) == {"num_queries": 4}
   with pytest.raises(ValueError, match="num_queries"):
-    heads.decoder_options({"num_queries": 4}, heads.Seq2SeqHead)
+    heads.decoder_options({"num_queries": 4}, heads.TokenDecoder)
 
 
 def test_sequence_loss_known_answer():
