@@ -25,6 +25,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Task name -> spec: a registered task's options ({} or {'data_dir': ...}), or
   # a custom task {'kind': ..., 'source': {...}, 'labels': ..., 'max_length': ...}.
   config.tasks = ml_collections.ConfigDict()
+  # A registered mixture (tasks + sampling rates) whose tasks join config.tasks:
+  # 'glue_small' or "glue_small(data_dir='/data/glue')"; '' for none.
+  config.mixture = ""
 
   config.encoder = dict(
       # A Hugging Face checkpoint directory (config.json + model.safetensors);
@@ -141,7 +144,11 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]
     *parents, leaf = key.strip().split(".")
     node = config
     for i, part in enumerate(parents):
-      if part not in node:
+      if part not in node and i > 0 and parents[0] == "tasks":
+        # Options for a task of config.mixture not (yet) in config.tasks.
+        with node.unlocked():
+          node[part] = ml_collections.ConfigDict()
+      elif part not in node:
         raise ValueError(f"unknown config key {'.'.join(parents[:i + 1])!r}")
       node = node[part]
     if leaf not in node and ".".join(parents[:1]) != "tasks":

@@ -15,7 +15,9 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 DATA = pathlib.Path(__file__).parent / "data"
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared beside the checkout, or $MTL_JAX_SHARED (as experiments/configs/common.py).
+SHARED = pathlib.Path(os.environ.get(
+    "MTL_JAX_SHARED", pathlib.Path(__file__).resolve().parents[1].parent / "shared"))
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,11 @@ or defines a custom task inline in a few lines.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
-from typing import Any, Callable, Mapping
+import functools
+from typing import Any, Callable, Iterator, Mapping
 
 from mtl_jax.tasks import sources
 from mtl_jax.tasks.kinds import EncodedSplit, get_kind
@@ -26,12 +28,18 @@ class Task:
 
   Attributes:
     name: unique name; the key of its head, batch and metrics.
-    kind: 'classification' or 'tagging' (see `kinds.KINDS`).
+    kind: 'classification', 'pair_classification', 'regression',
+      'pair_regression', 'multilabel', 'pair_multilabel' or 'tagging' (see
+      `kinds.KINDS`).
     source: where the splits are and how to read them.
     labels: the label vocabulary; None reads it from the train split.
     max_length: sub-word tokens per example, special tokens included; longer
       examples are truncated and counted. None: the run's largest bucket.
     head: head options (e.g. `pooling='mean'`, `dropout=0.1`).
+    metrics: the metrics to report (None: the kind's defaults), e.g.
+      `('matthews_corr',)`.
+    kind_options: the kind's options, e.g. `{'range': (0, 5)}` for
+      regression, `{'positive_label': '1'}` for the `f1` metric.
   """
 
   name: str
@@ -40,19 +48,40 @@ class Task:
   labels: tuple[str, ...] | None = None
   max_length: int | None = None
   head: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  metrics: tuple[str, ...] | None = None
+  kind_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
-    get_kind(self.kind)  # fails early on an unknown kind
     if self.labels is not None:
       object.__setattr__(self, "labels", tuple(str(l) for l in self.labels))
+    if self.metrics is not None:
+      object.__setattr__(self, "metrics", tuple(self.metrics))
+    self.spec  # pylint: disable=pointless-statement  # fails early on a bad kind
 
-  @property
+  @functools.cached_property
   def spec(self):
-    """The kind object: encoding, head, loss, prediction and metrics."""
-    return get_kind(self.kind)
+    """The kind object (with this task's options): encoding, head, loss, metrics."""
+    options = dict(self.kind_options)
+    if self.metrics is not None:
+      options["metrics"] = self.metrics
+    try:
+      return get_kind(self.kind, **options)
+    except ValueError as error:
+      raise ValueError(f"task {self.name}: {error}") from None
+
+  @contextlib.contextmanager
+  def _named(self) -> Iterator[None]:
+    """Adds the task's name to data errors (which name the file and line)."""
+    try:
+      yield
+    except sources.DataError as error:
+      raise sources.DataError(f"task {self.name}: {error}") from error
+    except FileNotFoundError as error:
+      raise FileNotFoundError(f"task {self.name}: {error}") from error
 
   def read(self, split: str) -> sources.RawSplit:
-    return sources.read_split(self.source, split, self.spec.fields)
+    with self._named():
+      return sources.read_split(self.source, split, self.spec.fields)
 
   def label_vocab(self, train: sources.RawSplit | None = None) -> tuple[str, ...]:
     """The labels, as configured or read from the train split."""
@@ -66,7 +95,8 @@ class Task:
            raw: sources.RawSplit | None = None) -> EncodedSplit:
     """Reads and tokenizes a split; an unknown label is an error naming its line."""
     raw = raw if raw is not None else self.read(split)
-    return self.spec.encode(raw, tokenizer, labels, self.max_length or UNSET_MAX_LENGTH)
+    with self._named():
+      return self.spec.encode(raw, tokenizer, labels, self.max_length or UNSET_MAX_LENGTH)
 
   @classmethod
   def from_config(cls, name: str, spec: Mapping[str, Any]) -> "Task":
@@ -75,7 +105,7 @@ class Task:
     Args:
       name: the task name.
       spec: `kind`, `source` (a dict of `Source` fields) and optional `labels`,
-        `max_length`, `head`.
+        `max_length`, `head`, `metrics`, `kind_options`.
 
     Raises:
       ValueError: an unknown key (named, with the closest known one).
@@ -91,6 +121,7 @@ class Task:
     if spec.get("labels") is not None:
       spec["labels"] = tuple(spec["labels"])
     spec["head"] = dict(spec.get("head", {}))
+    spec["kind_options"] = dict(spec.get("kind_options", {}))
     return cls(name=name, **spec)
 
 

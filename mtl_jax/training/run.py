@@ -25,6 +25,7 @@ from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.pretrained import load_pretrained
 from mtl_jax.sharing import HardSharingModel, TaskHead
 from mtl_jax.tasks import RawSplit, Task, task_from_config
+from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.tasks import tokenization
 from mtl_jax.training.checkpoint import Checkpointer
 from mtl_jax.training.optimizer import make_optimizer
@@ -51,6 +52,8 @@ class Run:
   pretrained_encoder: dict | None = None
   # Train splits read while preparing (reused, not read twice).
   train_raw: dict[str, RawSplit] = dataclasses.field(default_factory=dict)
+  # The mixture's sampling rates per task (summing to 1); None without one.
+  rates: dict[str, float] | None = None
 
   @property
   def task_names(self) -> tuple[str, ...]:
@@ -104,13 +107,14 @@ def restore_params(run: Run, workdir: str, step: int | None = None):
 
 
 def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
-  if not config.tasks:
-    raise ValueError("the config has no tasks (config.tasks is empty)")
+  specs = mixture_lib.task_specs(config.mixture, {
+      name: spec.to_dict() if hasattr(spec, "to_dict") else spec
+      for name, spec in config.tasks.items()})
+  if not specs:
+    raise ValueError("the config has no tasks (config.tasks and config.mixture are empty)")
   # Tasks are ordered by name (ConfigDict's order): losses_k, weights_k and
   # list-valued per-task options follow it.
-  tasks = tuple(task_from_config(name, dict(spec.to_dict() if hasattr(spec, "to_dict")
-                                                 else spec))
-                for name, spec in sorted(config.tasks.items()))
+  tasks = tuple(task_from_config(name, spec) for name, spec in sorted(specs.items()))
   buckets = config.train.buckets
   if list(buckets) != sorted(buckets) or not buckets:
     raise ValueError(f"train.buckets must be increasing lengths, got {buckets}")
@@ -144,7 +148,7 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
   train_raw = {t.name: t.read("train") for t in tasks}
   labels = {t.name: t.label_vocab(train_raw[t.name]) for t in tasks}
   for task in tasks:
-    if task.kind in ("classification", "tagging") and len(labels[task.name]) < 2:
+    if len(labels[task.name]) < task.spec.min_labels:
       raise ValueError(f"task {task.name}: only {len(labels[task.name])} label(s) in "
                        "the train split")
   enc = config.encoder
@@ -175,8 +179,10 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
   if longest + encoder_config.position_offset > encoder_config.max_position_embeddings:
     raise ValueError(f"the largest bucket {longest} exceeds the encoder's "
                      f"max_position_embeddings {encoder_config.max_position_embeddings}")
+  rates = mixture_lib.task_rates(config.mixture, [t.name for t in tasks],
+                                 {n: len(raw.dataset) for n, raw in train_raw.items()})
   return Run(config, tasks, labels, tokenizer, encoder_config,
-             _model(encoder_config, tasks, labels), pretrained, train_raw)
+             _model(encoder_config, tasks, labels), pretrained, train_raw, rates)
 
 
 def save(run: Run, workdir: str) -> None:
@@ -184,7 +190,8 @@ def save(run: Run, workdir: str) -> None:
   os.makedirs(workdir, exist_ok=True)
   _write_json(os.path.join(workdir, CONFIG_FILE), run.config.to_dict())
   _write_json(os.path.join(workdir, TASKS_FILE),
-              {t.name: {"kind": t.kind, "labels": list(run.labels[t.name])}
+              {t.name: {"kind": t.kind, "labels": list(run.labels[t.name]),
+                        "rate": run.rates and run.rates[t.name]}
                for t in run.tasks})
   _write_json(os.path.join(workdir, ENCODER_FILE),
               dataclasses.asdict(run.encoder_config))
@@ -205,8 +212,10 @@ def load(workdir: str) -> Run:
   tasks = build_tasks(config)
   labels = {t.name: tuple(saved[t.name]["labels"]) for t in tasks}
   tokenizer = tokenization.load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
+  rates = ({t.name: saved[t.name]["rate"] for t in tasks}
+           if config.mixture and all(saved[t.name].get("rate") for t in tasks) else None)
   return Run(config, tasks, labels, tokenizer, encoder_config,
-             _model(encoder_config, tasks, labels))
+             _model(encoder_config, tasks, labels), rates=rates)
 
 
 def _write_json(path: str, value: Any) -> None:
