@@ -20,10 +20,10 @@ business.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from typing import Any, Callable, Mapping
 
+from mtl_jax.tasks.registry import Registry
 from mtl_jax.weighting.base import parse_spec
 
 Rate = float | str | Callable[[int], float]
@@ -120,30 +120,10 @@ def resolve_rates(rates: Mapping[str, Rate], num_examples: Mapping[str, int]
   return {task: value / total for task, value in values.items()}
 
 
-class MixtureRegistry:
+class MixtureRegistry(Registry):
   """Named mixture factories: `MixtureRegistry.get('glue_small', data_dir=...)`."""
 
-  _factories: dict[str, Callable[..., Mixture]] = {}
-
-  @classmethod
-  def add(cls, name: str, factory: Callable[..., Mixture]) -> None:
-    """Registers `factory(**options) -> Mixture` under `name`."""
-    if name in cls._factories:
-      raise ValueError(f"mixture {name!r} is already registered")
-    cls._factories[name] = factory
-
-  @classmethod
-  def get(cls, name: str, **options) -> Mixture:
-    if name not in cls._factories:
-      close = difflib.get_close_matches(name, cls._factories, n=1)
-      hint = f" (did you mean {close[0]!r}?)" if close else ""
-      raise KeyError(f"no registered mixture {name!r}{hint}; registered: "
-                     f"{', '.join(cls.names())}")
-    return cls._factories[name](**options)
-
-  @classmethod
-  def names(cls) -> list[str]:
-    return sorted(cls._factories)
+  what = "mixture"
 
   @classmethod
   def from_spec(cls, spec: str) -> Mixture:

@@ -12,9 +12,10 @@ import contextlib
 import dataclasses
 import difflib
 import functools
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from mtl_jax.tasks import sources
+from mtl_jax.tasks.registry import Registry
 from mtl_jax.tasks.kinds import EncodedSplit, get_kind
 
 
@@ -134,29 +135,10 @@ def _check_keys(where: str, given: Mapping[str, Any], known: set[str]) -> None:
                        f"{', '.join(sorted(known))}")
 
 
-class TaskRegistry:
+class TaskRegistry(Registry):
   """Named task factories: `TaskRegistry.get('ag_news', data_dir=...)`."""
 
-  _factories: dict[str, Callable[..., Task]] = {}
-
-  @classmethod
-  def add(cls, name: str, factory: Callable[..., Task]) -> None:
-    """Registers `factory(**options) -> Task` under `name`."""
-    if name in cls._factories:
-      raise ValueError(f"task {name!r} is already registered")
-    cls._factories[name] = factory
-
-  @classmethod
-  def get(cls, name: str, **options) -> Task:
-    if name not in cls._factories:
-      close = difflib.get_close_matches(name, cls._factories, n=1)
-      hint = f" (did you mean {close[0]!r}?)" if close else ""
-      raise KeyError(f"no registered task {name!r}{hint}")
-    return cls._factories[name](**options)
-
-  @classmethod
-  def names(cls) -> list[str]:
-    return sorted(cls._factories)
+  what = "task"
 
 
 def task_from_config(name: str, spec: Mapping[str, Any]) -> Task:

@@ -125,6 +125,8 @@ def encode_split(raw: RawSplit, encode_batch: Callable[[Mapping[str, list]], dic
   Returns:
     The encoded split.
   """
+  if not len(raw.dataset):
+    raise DataError(f"{raw.path}: no examples to encode")
   fingerprint = Hasher.hash((raw.dataset._fingerprint, ENCODING_VERSION) + cache_key)  # pylint: disable=protected-access
   encoded = raw.dataset.map(encode_batch, batched=True, batch_size=ENCODE_BATCH,
                             remove_columns=raw.dataset.column_names,
