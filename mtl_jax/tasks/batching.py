@@ -68,7 +68,9 @@ def pad_batch(split: EncodedSplit, indices: Sequence[int], length: int,
     for row, tags in enumerate(rows["labels"]):
       labels[row, :len(tags)] = tags
   else:
-    values = np.stack([np.asarray(v) for v in rows["labels"]])
+    values = rows["labels"]
+    if not isinstance(values, np.ndarray) or values.dtype == object:  # multi-hot rows
+      values = np.stack([np.asarray(v) for v in values])
     dtype = np.float32 if np.issubdtype(values.dtype, np.floating) else np.int32
     labels = np.zeros((batch_size,) + values.shape[1:], dtype)
     labels[:len(values)] = values

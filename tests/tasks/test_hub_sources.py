@@ -149,6 +149,8 @@ def test_tfds_by_name_without_tensorflow(tfds_dir):
                             [RTE_NAMES[i] for i in RTE["label"]]))
   assert len(task.read("eval").dataset) == 2
   assert "tensorflow" not in sys.modules
+  # Streamed into an Arrow cache file (memory-mapped), not built in memory.
+  assert train.dataset.cache_files
 
 
 def test_tfds_builder_folder_and_regression(tfds_dir):

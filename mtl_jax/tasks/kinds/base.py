@@ -26,6 +26,9 @@ from mtl_jax.tasks.sources import LINE, PART, DataError, RawSplit
 ENCODE_BATCH = 1000
 # Part of every encoded split's cache key: bump it when the encoding changes.
 ENCODING_VERSION = 1
+# Encoded splits up to this size are gathered from in-memory arrays; larger
+# ones stay memory-mapped (see `EncodedSplit.rows`).
+IN_MEMORY_BYTES = 256 * 2**20
 
 
 class EncodedSplit:
@@ -33,10 +36,11 @@ class EncodedSplit:
 
   Splits read through `datasets` from files are tokenized by `datasets.map`
   into an Arrow cache file next to the source's, so a large split is
-  memory-mapped (never all in memory) and is not tokenized again by the
-  next run with the same tokenizer, labels and length. Batching reads rows
-  by index with `rows`; the whole-column properties (`labels`, ...) are for
-  evaluation.
+  memory-mapped and is not tokenized again by the next run with the same
+  tokenizer, labels and length. Batching reads rows by index with `rows`
+  (from flat in-memory arrays for splits up to IN_MEMORY_BYTES: a few
+  bytes per token, against about 3 kB per example as Python lists); the
+  whole-column properties (`labels`, ...) are for evaluation.
 
   Columns: `input_ids`, `token_type_ids` (int32 per sub-word), `labels` (an
   int class id, a float target, a multi-hot vector, or int32 sub-word tags
@@ -80,9 +84,36 @@ class EncodedSplit:
     return self._arrow[:]["length"].to_numpy().astype(np.int64)
 
   def rows(self, indices: Sequence[int]) -> dict[str, Sequence[Any]]:
-    """The columns of some examples: ragged columns as object arrays of arrays."""
-    table = self._arrow[[int(i) for i in indices]]
-    return {name: _to_numpy(table.column(name)) for name in table.column_names}
+    """The columns of some examples: ragged columns as lists of arrays."""
+    if self._flat is None:  # a large split: read from the memory-mapped table
+      table = self._arrow[[int(i) for i in indices]]
+      return {name: _to_numpy(table.column(name)) for name in table.column_names}
+    out = {}
+    for name, (values, offsets) in self._flat.items():
+      out[name] = (values[indices] if offsets is None else
+                   [values[offsets[i]:offsets[i + 1]] for i in indices])
+    return out
+
+  @functools.cached_property
+  def _flat(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]] | None:
+    """Each column as flat values (+ row offsets for ragged ones), if small.
+
+    Gathering rows from flat arrays is several times faster than from the
+    (chunked) Arrow table, and costs only the table's own size in memory,
+    so splits up to IN_MEMORY_BYTES are read into memory once.
+    """
+    if self.dataset.data.nbytes > IN_MEMORY_BYTES:
+      return None
+    table = self._arrow[:]
+    flat = {}
+    for name in table.column_names:
+      array = table.column(name).combine_chunks()
+      if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
+        offsets = array.offsets.to_numpy()
+        flat[name] = (array.flatten().to_numpy(), offsets - offsets[0])
+      else:
+        flat[name] = (array.to_numpy(zero_copy_only=False), None)
+    return flat
 
   def column(self, name: str) -> Sequence[Any]:
     """A whole column: a numpy array, or an object array of arrays when ragged."""
