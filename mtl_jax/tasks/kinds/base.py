@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import datasets
@@ -21,6 +22,8 @@ import pyarrow.compute as pc
 
 from mtl_jax.tasks import tokenization
 from mtl_jax.tasks.sources import LINE, PART, DataError, RawSplit
+
+log = logging.getLogger(__name__)
 
 # Examples tokenized at a time (one `datasets.map` batch).
 ENCODE_BATCH = 1000
@@ -159,9 +162,15 @@ def encode_split(raw: RawSplit, encode_batch: Callable[[Mapping[str, list]], dic
   if not len(raw.dataset):
     raise DataError(f"{raw.path}: no examples to encode")
   fingerprint = Hasher.hash((raw.dataset._fingerprint, ENCODING_VERSION) + cache_key)  # pylint: disable=protected-access
-  encoded = raw.dataset.map(encode_batch, batched=True, batch_size=ENCODE_BATCH,
-                            remove_columns=raw.dataset.column_names,
-                            new_fingerprint=fingerprint, desc="tokenize")
+  kwargs = dict(batched=True, batch_size=ENCODE_BATCH,
+                remove_columns=raw.dataset.column_names, new_fingerprint=fingerprint,
+                desc="tokenize")
+  try:
+    encoded = raw.dataset.map(encode_batch, **kwargs)
+  except PermissionError as error:  # the source's cache folder is read-only
+    log.warning("%s: cannot write the tokenized cache (%s); tokenizing in memory",
+                raw.path, error)
+    encoded = raw.dataset.map(encode_batch, keep_in_memory=True, **kwargs)
   truncated = encoded.with_format("arrow")[:]["truncated"]
   num_truncated = int(pc.sum(truncated).as_py() or 0)
   return EncodedSplit.from_dataset(encoded.remove_columns("truncated"), raw,
