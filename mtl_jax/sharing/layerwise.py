@@ -90,8 +90,10 @@ class LayerwiseModel(HardSharingModel):
 
   def task_dropout_rngs(self, rng: jax.Array | None, k: int, train: bool,
                         layer: int | None = None):
-    """Dropout keys of task k's copy (of one of its layers), apart from the
-    encoder's (0) and the heads' (1..K)."""
+    """Dropout keys of task k's copy (or of its layer `layer`).
+
+    Apart from the keys of the encoder (0) and of the heads (1..K).
+    """
     rngs = dropout_rngs(rng, len(self.task_names) + 1 + k, train)
     if layer is not None and train:
       rngs = dropout_rngs(rngs["dropout"], layer, train)
