@@ -65,10 +65,12 @@ class CrossStitchModel(LayerwiseModel):
 
   def init_boxed(self, rng: jax.Array) -> Params:
     params = super().init_boxed(rng)
-    alpha_kk = cross_stitch_init(len(self.task_names), self.self_weight)
+    # One array per unit: leaves sharing a buffer cannot be donated to the step.
     # The row axis is the receiving task; "task" maps to no mesh axis.
-    params["cross_stitch"] = {f"layer_{i}": nn.LogicallyPartitioned(alpha_kk, ("task", None))
-                              for i in self.task_layers}
+    params["cross_stitch"] = {
+        f"layer_{i}": nn.LogicallyPartitioned(
+            cross_stitch_init(len(self.task_names), self.self_weight), ("task", None))
+        for i in self.task_layers}
     return params
 
   def task_representations(self, params: Params, hidden: Mapping[str, jax.Array],

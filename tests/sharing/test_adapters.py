@@ -23,21 +23,8 @@ def _model():
                               size=4, placement="houlsby", freeze_encoder=True)
 
 
-def _batch(seed, b=4, length=8):
-  rng = np.random.default_rng(seed)
-  mask = (np.arange(length)[None] < rng.integers(3, length + 1, (b, 1))).astype(np.int32)
-
-  def task(labels):
-    return {"input_ids": (rng.integers(1, 30, (b, length)) * mask).astype(np.int32),
-            "token_type_ids": np.zeros((b, length), np.int32),
-            "attention_mask": mask, "labels": labels}
-
-  tags = np.where(mask == 1, rng.integers(0, 4, (b, length)), -100).astype(np.int32)
-  return {"news": task(rng.integers(0, 3, b).astype(np.int32)), "ner": task(tags)}
-
-
 @pytest.fixture(scope="module")
-def trained():
+def trained(make_batch):
   """Three AdamW steps (weight decay on) of adapters over a frozen encoder."""
   model = _model()
   optimizer, _ = make_optimizer(OPTIMIZER, total_steps=3, frozen=model.frozen_keys)
@@ -47,7 +34,7 @@ def trained():
                             jax.random.key(1))
   step = jax.jit(make_train_step(model, KINDS, balance, optimizer))
   for s in range(3):
-    state, metrics = step(state, _batch(s), jax.random.key(s))
+    state, metrics = step(state, make_batch(s), jax.random.key(s))
   return model, initial, state, metrics
 
 

@@ -65,6 +65,16 @@ def test_param_counts_and_owners_are_what_the_config_says(kind):
   assert counts == want
 
 
+@pytest.mark.parametrize("kind", list(CASES))
+def test_no_two_leaves_share_a_buffer(kind, pretrained):
+  # The train step donates the params: a buffer in two leaves would be donated twice.
+  model = _model(kind, **CASES[kind][0])
+  params = model.init(jax.random.key(0))
+  for tree in (params, model.with_encoder(params, pretrained[0])):
+    leaves = jax.tree.leaves(tree)
+    assert len({id(x) for x in leaves}) == len(leaves)
+
+
 def test_layerwise_splits_the_layers_by_name():
   model = _model("layerwise", shared_layers=-1)
   abstract = jax.eval_shape(model.init, jax.random.key(0))
@@ -98,30 +108,20 @@ def test_logical_axes_name_every_dim_and_task_copies_match_the_encoder(kind):
         "embed", "heads", "kv")
 
 
-def _batch(seed=0, b=3, length=8):
-  rng = np.random.default_rng(seed)
-  mask = (np.arange(length)[None] < rng.integers(3, length + 1, (b, 1))).astype(np.int32)
-
-  def task():
-    return {"input_ids": (rng.integers(1, V, (b, length)) * mask).astype(np.int32),
-            "token_type_ids": np.zeros((b, length), np.int32), "attention_mask": mask}
-
-  return {"ner": task(), "news": task()}
-
-
 @pytest.fixture(scope="module")
-def pretrained():
+def pretrained(make_batch):
   """A stand-in for a pretrained encoder, and hard sharing's outputs with it."""
   ids = jnp.zeros((1, 8), jnp.int32)
   encoder = nn.unbox(Encoder(TINY).init(jax.random.key(7), ids, ids, ids)["params"])
   hard = _model("hard")
   params = hard.with_encoder(hard.init(jax.random.key(0)), encoder)
   return encoder, params["heads"], jax.jit(
-      lambda p, b: hard.apply(p, b, train=False))(params, _batch())
+      lambda p, b: hard.apply(p, b, train=False))(params, make_batch(b=3))
 
 
 @pytest.mark.parametrize("kind", [k for k in CASES if k != "hard"])
-def test_a_pretrained_encoder_put_in_place_computes_hard_sharing_at_init(kind, pretrained):
+def test_a_pretrained_encoder_put_in_place_computes_hard_sharing_at_init(kind, pretrained,
+                                                                          make_batch):
   # Task copies equal the encoder's layers, adapters start at zero (up = 0),
   # cross-stitch rows sum to 1 over equal copies, attention averages equal
   # copies: each architecture starts as the pretrained encoder.
@@ -131,16 +131,16 @@ def test_a_pretrained_encoder_put_in_place_computes_hard_sharing_at_init(kind, p
   params["heads"] = heads
   if kind == "task_embedding":
     params["task_embedding"] = jax.tree.map(jnp.zeros_like, params["task_embedding"])
-  outputs = jax.jit(lambda p, b: model.apply(p, b, train=False))(params, _batch())
+  outputs = jax.jit(lambda p, b: model.apply(p, b, train=False))(params, make_batch(b=3))
   for name in expected:
     np.testing.assert_allclose(outputs[name], expected[name], atol=2e-5)
 
 
-def test_encode_is_the_last_shared_layer_for_layerwise(pretrained):
+def test_encode_is_the_last_shared_layer_for_layerwise(pretrained, make_batch):
   encoder, _, _ = pretrained
   model = _model("layerwise", shared_layers=1)
   params = model.with_encoder(model.init(jax.random.key(0)), encoder)
-  batch = _batch()
+  batch = make_batch(b=3)
   hidden = jax.jit(lambda p, b: model.encode(p, b, train=False))(params, batch)
   lower = Encoder(TINY, layers=(0,)).apply(
       {"params": {k: encoder[k] for k in ("embeddings", "layer_0")}},

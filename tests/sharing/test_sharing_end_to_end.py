@@ -16,7 +16,7 @@ OPTIONS = {
     "layerwise": {"shared_layers": 1},
     "adapters": {"size": 4, "placement": "pfeiffer", "freeze_encoder": True},
     "mtl_attention": {"shared_layers": 1, "attention_size": 8},
-    "cross_stitch": {"shared_layers": 1},
+    "cross_stitch": {"shared_layers": 0},  # two units: one per layer
     "task_embedding": {},
 }
 
