@@ -24,8 +24,9 @@ OPTIONS = {
 def _config(data_dir, kind):
   config = config_lib.default_config()
   config.tasks = {
+      # No eval split: evaluating one task (one more compiled program) is enough here.
       "news": {"kind": "classification", "source": {"format": "csv", "splits": {
-          "train": f"{data_dir}/news_train.csv", "eval": f"{data_dir}/news_dev.csv"}}},
+          "train": f"{data_dir}/news_train.csv"}}},
       "ner": {"kind": "tagging", "source": {"format": "conll", "splits": {
           "train": f"{data_dir}/ner_train.txt", "eval": f"{data_dir}/ner_valid.txt"}}},
   }
@@ -45,8 +46,8 @@ def _config(data_dir, kind):
 def test_every_sharing_kind_trains_evaluates_and_reloads(kind, data_dir, tmp_path):
   workdir = str(tmp_path / kind)
   results = train(_config(data_dir, kind), workdir, progress=False)
-  assert set(results) == {"news", "ner"}
-  assert 0.0 <= results["news"]["accuracy"] <= 1.0
+  assert set(results) == {"ner"}
+  assert 0.0 <= results["ner"]["span_f1"] <= 1.0
   log = [json.loads(line) for line in open(os.path.join(workdir, "train_log.jsonl"))]
   assert [r["step"] for r in log] == [2, 4]
   assert all(np.isfinite(r["loss"]) for r in log)
