@@ -50,6 +50,19 @@ def default_config() -> ml_collections.ConfigDict:
       vocab_size=8000,
       lowercase=True,
   )
+  # How the tasks share the encoder (mtl_jax.sharing): `kind` picks the
+  # architecture; the sub-dict named after it holds its options.
+  config.sharing = dict(
+      kind="hard",  # hard | layerwise | adapters | mtl_attention | cross_stitch | task_embedding
+      # Lower layers shared, a copy of the rest per task (negative: from the top).
+      layerwise=dict(shared_layers=-1),
+      # Bottleneck adapters per task in every layer; houlsby | pfeiffer placement.
+      adapters=dict(size=64, placement="houlsby", freeze_encoder=True),
+      # Per-task upper layers; each task attends over all tasks' outputs.
+      mtl_attention=dict(shared_layers=-1, attention_size=128),
+      # Per-task upper layers mixed by cross-stitch units (0: only embeddings shared).
+      cross_stitch=dict(shared_layers=0, self_weight=0.9),
+  )
   # A balancing method and its arguments, e.g. 'equal', 'static(weights=[1, 0.5])'.
   config.weighting = "equal"
   config.optimizer = dict(

@@ -13,6 +13,8 @@ h heads, k head dim, f feed-forward.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
@@ -105,10 +107,21 @@ class SelfAttention(nn.Module):
         bias_init=_zeros(("embed",)))(context_blhk)
 
 
+# `adapter(layer_name, site, x_bld) -> x_bld`: maps the output of a layer's
+# attention block (site "attention") or feed-forward block (site "output"),
+# after dropout and before the residual sum, e.g. to add bottleneck adapters
+# (`mtl_jax.sharing.adapters`), whose params live outside the encoder's.
+AdapterHook = Callable[[str, str, jax.Array], jax.Array]
+
+
 class Layer(nn.Module):
   """One post-LN Transformer layer: attention and feed-forward blocks."""
 
   config: EncoderConfig
+  adapter: AdapterHook | None = None
+
+  def _adapt(self, site: str, x_bld):
+    return x_bld if self.adapter is None else self.adapter(self.name, site, x_bld)
 
   @nn.compact
   def __call__(self, x_bld, mask_bl, *, deterministic: bool):
@@ -117,8 +130,8 @@ class Layer(nn.Module):
     dropout = nn.Dropout(cfg.hidden_dropout)
     attended = SelfAttention(cfg, name="attention")(x_bld, mask_bl,
                                                     deterministic=deterministic)
-    x_bld = layer_norm(cfg, "attention_norm")(
-        x_bld + dropout(attended, deterministic=deterministic))
+    attended = self._adapt("attention", dropout(attended, deterministic=deterministic))
+    x_bld = layer_norm(cfg, "attention_norm")(x_bld + attended)
     h_blf = nn.Dense(cfg.intermediate_size, dtype=dtype, name="intermediate",
                      kernel_init=_init(cfg, ("embed", "mlp")),
                      bias_init=_zeros(("mlp",)))(x_bld)
@@ -126,8 +139,8 @@ class Layer(nn.Module):
     out_bld = nn.Dense(cfg.hidden_size, dtype=dtype, name="output",
                        kernel_init=_init(cfg, ("mlp", "embed")),
                        bias_init=_zeros(("embed",)))(h_blf)
-    return layer_norm(cfg, "output_norm")(
-        x_bld + dropout(out_bld, deterministic=deterministic))
+    out_bld = self._adapt("output", dropout(out_bld, deterministic=deterministic))
+    return layer_norm(cfg, "output_norm")(x_bld + out_bld)
 
 
 class Encoder(nn.Module):
@@ -137,11 +150,13 @@ class Encoder(nn.Module):
   split (e.g. lower layers shared, upper layers per task) while keeping the
   parameter names `layer_{i}` of the full encoder; `embeddings=False` leaves
   the embeddings out (the input is then hidden states, not ids).
+  `adapter` is passed to every layer (see `AdapterHook`).
   """
 
   config: EncoderConfig
   layers: tuple[int, ...] | None = None
   embeddings: bool = True
+  adapter: AdapterHook | None = None
 
   @nn.compact
   def __call__(self, inputs, attention_mask_bl, token_type_ids_bl=None, *,
@@ -168,8 +183,8 @@ class Encoder(nn.Module):
     mask_bl = attention_mask_bl.astype(bool)
     layers = range(cfg.num_layers) if self.layers is None else self.layers
     for i in layers:
-      x_bld = Layer(cfg, name=f"layer_{i}")(x_bld, mask_bl,
-                                             deterministic=deterministic)
+      x_bld = Layer(cfg, adapter=self.adapter, name=f"layer_{i}")(
+          x_bld, mask_bl, deterministic=deterministic)
     return x_bld
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mtl_jax import metrics as metrics_lib
+from mtl_jax.sharing import save_trainable
 from mtl_jax.tasks import tokenization
 from mtl_jax.tasks.batching import StreamPosition, TaskStream, joint_batches
 from mtl_jax.training import run as run_lib
@@ -125,6 +126,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   elapsed = time.time() - start
   if first_step < train_cfg.steps:
     checkpoint(train_cfg.steps)
+  if run.model.frozen_keys:
+    save_trainable(os.path.join(workdir, run_lib.TRAINABLE_FILE), run.model, state.params)
   results = evaluate_now() if eval_splits else {}
   checkpointer.wait()
   checkpointer.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
 import optax
@@ -35,13 +35,17 @@ def decay_mask(params) -> Any:
   return jax.tree_util.tree_map_with_path(is_decayed, params)
 
 
-def make_optimizer(config: Mapping[str, Any], total_steps: int
+def make_optimizer(config: Mapping[str, Any], total_steps: int,
+                   frozen: Sequence[str] = ()
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """AdamW with BERT's recipe, from `config.optimizer`.
 
   Args:
     config: the `optimizer` section of a run config.
     total_steps: the run's length (for the decay).
+    frozen: top-level params entries left unchanged (zero updates, no weight
+      decay, no optimizer state, not in the clipping norm), e.g. the encoder
+      under adapters (`model.frozen_keys`).
 
   Returns:
     (optimizer, learning-rate schedule).
@@ -54,4 +58,11 @@ def make_optimizer(config: Mapping[str, Any], total_steps: int
   parts.append(optax.adamw(schedule, b1=config["b1"], b2=config["b2"],
                            eps=config["eps"], weight_decay=config["weight_decay"],
                            mask=decay_mask))
-  return optax.chain(*parts), schedule
+  optimizer = optax.chain(*parts)
+  if frozen:
+    optimizer = optax.multi_transform(
+        {"train": optimizer, "frozen": optax.set_to_zero()},
+        lambda params: {key: jax.tree.map(lambda _, k=key: "frozen" if k in frozen
+                                          else "train", value)
+                        for key, value in params.items()})
+  return optimizer, schedule

@@ -23,7 +23,7 @@ from mtl_jax import config as config_lib
 from mtl_jax import weighting as weighting_lib
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.pretrained import load_pretrained
-from mtl_jax.sharing import HardSharingModel, TaskHead
+from mtl_jax.sharing import HardSharingModel, TaskHead, build_model
 from mtl_jax.tasks import RawSplit, Task, task_from_config
 from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.tasks import tokenization
@@ -36,6 +36,8 @@ TASKS_FILE = "tasks.json"
 ENCODER_FILE = "encoder.json"
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINT_DIR = "checkpoints"
+# The trained params alone when part of the model is frozen (adapters + heads).
+TRAINABLE_FILE = "trainable.safetensors"
 
 
 @dataclasses.dataclass
@@ -74,8 +76,8 @@ class Run:
     """Initial params: random, with the pretrained encoder where there is one."""
     params = self.model.init(rng)
     if self.pretrained_encoder is not None:
-      params["encoder"] = jax.tree.map(lambda x: np.asarray(x, np.float32),
-                                       self.pretrained_encoder)
+      params = self.model.with_encoder(
+          params, jax.tree.map(lambda x: np.asarray(x, np.float32), self.pretrained_encoder))
     return params
 
 
@@ -86,7 +88,8 @@ def initial_state(run: Run):
     (state, optimizer, weighting, schedule).
   """
   config = run.config
-  optimizer, schedule = make_optimizer(config.optimizer, config.train.steps)
+  optimizer, schedule = make_optimizer(config.optimizer, config.train.steps,
+                                       frozen=run.model.frozen_keys)
   weighting = weighting_lib.from_spec(config.weighting, num_tasks=len(run.tasks),
                                       task_names=run.task_names)
   init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -127,9 +130,10 @@ def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
   return tasks
 
 
-def _model(encoder_config: EncoderConfig, tasks, labels) -> HardSharingModel:
+def _model(config: ml_collections.ConfigDict, encoder_config: EncoderConfig, tasks,
+           labels) -> HardSharingModel:
   heads = [TaskHead(t.name, t.spec, len(labels[t.name]), dict(t.head)) for t in tasks]
-  return HardSharingModel(encoder_config, heads)
+  return build_model(config.sharing, encoder_config, heads)
 
 
 def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
@@ -182,7 +186,7 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
   rates = mixture_lib.task_rates(config.mixture, [t.name for t in tasks],
                                  {n: len(raw.dataset) for n, raw in train_raw.items()})
   return Run(config, tasks, labels, tokenizer, encoder_config,
-             _model(encoder_config, tasks, labels), pretrained, train_raw, rates)
+             _model(config, encoder_config, tasks, labels), pretrained, train_raw, rates)
 
 
 def save(run: Run, workdir: str) -> None:
@@ -215,7 +219,7 @@ def load(workdir: str) -> Run:
   rates = ({t.name: saved[t.name]["rate"] for t in tasks}
            if config.mixture and all(saved[t.name].get("rate") for t in tasks) else None)
   return Run(config, tasks, labels, tokenizer, encoder_config,
-             _model(encoder_config, tasks, labels), rates=rates)
+             _model(config, encoder_config, tasks, labels), rates=rates)
 
 
 def _write_json(path: str, value: Any) -> None:
