@@ -105,7 +105,7 @@ def step_times(lengths, batch_per_task: int, steps: int):
 
   def count(event, duration, fun_name=None, **kwargs):
     del duration, kwargs
-    if event == COMPILE_EVENT and fun_name == "train_step":
+    if event == COMPILE_EVENT and fun_name == "jit(train_step)":
       compiles["train_step"] += 1
 
   jax.monitoring.register_event_duration_secs_listener(count)
