@@ -57,12 +57,13 @@ def _mapping(config: EncoderConfig) -> Iterator[tuple[str, tuple[str, ...], Part
   for i in range(config.num_layers):
     hf = f"encoder.layer.{i}"
     ours = (f"layer_{i}",)
-    for i, proj in enumerate(("query", "key", "value")):
-      # Fused kernel [d, 3, h, k] and bias [3, h, k]: slice i is `proj`.
+    for slot, proj in enumerate(("query", "key", "value")):
+      # Fused kernel [d, 3, h, k] and bias [3, h, k]: `slot` is `proj`'s slice.
       yield (f"{hf}.attention.self.{proj}.weight",
-             ours + ("attention", "qkv", "kernel"), (slice(None), i),
+             ours + ("attention", "qkv", "kernel"), (slice(None), slot),
              lambda w: w.T.reshape(d, h, k), lambda w: w.reshape(d, d).T)
-      yield (f"{hf}.attention.self.{proj}.bias", ours + ("attention", "qkv", "bias"), (i,),
+      yield (f"{hf}.attention.self.{proj}.bias", ours + ("attention", "qkv", "bias"),
+             (slot,),
              lambda b: b.reshape(h, k), lambda b: b.reshape(d))
     yield (f"{hf}.attention.output.dense.weight",
            ours + ("attention", "output", "kernel"), None,
