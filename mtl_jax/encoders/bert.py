@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from mtl_jax.encoders.config import EncoderConfig
+from mtl_jax.encoders.dropout import HashDropout
 
 
 def _init(config: EncoderConfig, names: tuple[str | None, ...]):
@@ -38,6 +39,13 @@ def _ones(names):
 
 def _dtype(config: EncoderConfig):
   return jnp.dtype(config.dtype)
+
+
+def make_dropout(config: EncoderConfig, rate: float) -> nn.Module:
+  """The encoder's dropout: `HashDropout` (fast masks) or flax's (threefry)."""
+  if config.dropout_rng == "hash":
+    return HashDropout(rate)
+  return nn.Dropout(rate)
 
 
 def layer_norm(config: EncoderConfig, name: str) -> nn.LayerNorm:
@@ -69,11 +77,16 @@ class Embeddings(nn.Module):
     x_bld = (word(input_ids_bl) + position(jnp.arange(length) + cfg.position_offset)[None]
              + token_type(token_type_ids_bl))
     x_bld = layer_norm(cfg, "layer_norm")(x_bld.astype(_dtype(cfg)))
-    return nn.Dropout(cfg.hidden_dropout)(x_bld, deterministic=deterministic)
+    return make_dropout(cfg, cfg.hidden_dropout)(x_bld, deterministic=deterministic)
 
 
 class SelfAttention(nn.Module):
-  """Multi-head self-attention with a padding mask."""
+  """Multi-head self-attention with a padding mask.
+
+  Queries, keys and values come from one fused projection (kernel
+  [d, 3, h, k]): one large matrix product instead of three smaller ones,
+  forward and backward, which XLA's CPU GEMMs run markedly faster.
+  """
 
   config: EncoderConfig
 
@@ -81,25 +94,21 @@ class SelfAttention(nn.Module):
   def __call__(self, x_bld, mask_bl, *, deterministic: bool):
     cfg = self.config
     dtype = _dtype(cfg)
-
-    def projection(name):
-      return nn.DenseGeneral(
-          (cfg.num_heads, cfg.head_dim), dtype=dtype, name=name,
-          kernel_init=_init(cfg, ("embed", "heads", "kv")),
-          bias_init=_zeros(("heads", "kv")))
-
-    q_blhk = projection("query")(x_bld)
-    k_blhk = projection("key")(x_bld)
-    v_blhk = projection("value")(x_bld)
+    qkv_bl3hk = nn.DenseGeneral(
+        (3, cfg.num_heads, cfg.head_dim), dtype=dtype, name="qkv",
+        kernel_init=_init(cfg, ("embed", "qkv", "heads", "kv")),
+        bias_init=_zeros(("qkv", "heads", "kv")))(x_bld)
+    # Scaling the queries (not the l x l scores) is a 4x smaller pass at l=128.
+    q_blhk = qkv_bl3hk[:, :, 0] * jnp.asarray(cfg.head_dim ** -0.5, dtype)
+    k_blhk, v_blhk = qkv_bl3hk[:, :, 1], qkv_bl3hk[:, :, 2]
     scores_bhqk = jnp.einsum("bqhk,bshk->bhqs", q_blhk, k_blhk)
-    scores_bhqk = scores_bhqk / jnp.sqrt(jnp.asarray(cfg.head_dim, dtype))
     # Padding keys get a large negative score; float32 softmax for stability.
     big_negative = jnp.finfo(jnp.float32).min
     scores_bhqk = jnp.where(mask_bl[:, None, None, :], scores_bhqk.astype(jnp.float32),
                             big_negative)
     probs_bhqk = jax.nn.softmax(scores_bhqk, axis=-1).astype(dtype)
-    probs_bhqk = nn.Dropout(cfg.attention_dropout)(probs_bhqk,
-                                                   deterministic=deterministic)
+    probs_bhqk = make_dropout(cfg, cfg.attention_dropout)(probs_bhqk,
+                                                          deterministic=deterministic)
     context_blhk = jnp.einsum("bhqs,bshk->bqhk", probs_bhqk, v_blhk)
     return nn.DenseGeneral(
         cfg.hidden_size, axis=(-2, -1), dtype=dtype, name="output",
@@ -127,7 +136,7 @@ class Layer(nn.Module):
   def __call__(self, x_bld, mask_bl, *, deterministic: bool):
     cfg = self.config
     dtype = _dtype(cfg)
-    dropout = nn.Dropout(cfg.hidden_dropout)
+    dropout = make_dropout(cfg, cfg.hidden_dropout)
     attended = SelfAttention(cfg, name="attention")(x_bld, mask_bl,
                                                     deterministic=deterministic)
     attended = self._adapt("attention", dropout(attended, deterministic=deterministic))

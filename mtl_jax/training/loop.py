@@ -26,6 +26,7 @@ from mtl_jax.tasks.batching import StreamPosition, TaskStream, joint_batches
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.checkpoint import Checkpointer
 from mtl_jax.training.evaluate import evaluate
+from mtl_jax.training.prefetch import Prefetcher
 from mtl_jax.training.step import make_predict_step, make_train_step
 
 log = logging.getLogger(__name__)
@@ -90,14 +91,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                               train_cfg.buckets, _stream_seed(config.seed, k),
                               positions[name])
              for k, name in enumerate(names)}
-  batches = joint_batches(streams)
+  batches = Prefetcher(joint_batches(streams), positions=lambda: {
+      n: dict(vars(s.position)) for n, s in streams.items()})
 
   def evaluate_now():
     return evaluate(predict_step, state.params, eval_splits, run.kinds, run.labels,
                     train_cfg.eval_batch_size, train_cfg.buckets)
 
   def checkpoint(step):
-    meta = {"streams": {n: vars(s.position) for n, s in streams.items()}}
+    meta = {"streams": batches.positions}
     checkpointer.save(step, state, meta)
 
   # A host copy: the state's own buffers are donated to the step.
