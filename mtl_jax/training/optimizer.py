@@ -1,4 +1,12 @@
-"""The optax optimizer of a run: AdamW, warm-up then decay, gradient clipping."""
+"""The optax optimizer of a run: AdamW, warm-up then decay, gradient clipping.
+
+With `accumulate_steps=n` the optimizer is wrapped in `optax.MultiSteps`: it
+steps once every n train steps, on the mean of their gradients, so a batch
+n times larger than fits in memory trains as one. Whatever the train step
+does to a micro-batch's gradient (clipping aside: that runs on the mean),
+e.g. a balancing method aggregating per-task gradients, it does per
+micro-batch, before the mean.
+"""
 
 from __future__ import annotations
 
@@ -44,14 +52,26 @@ def make_optimizer(config: Mapping[str, Any], total_steps: int
     total_steps: the run's length (for the decay).
 
   Returns:
-    (optimizer, learning-rate schedule).
+    (optimizer, learning-rate schedule as a function of the train step).
+
+  Raises:
+    ValueError: `total_steps` is not a multiple of `accumulate_steps`.
   """
+  accumulate = config.get("accumulate_steps", 1)
+  if accumulate < 1 or total_steps % accumulate:
+    raise ValueError(f"train.steps ({total_steps}) must be a multiple of "
+                     f"optimizer.accumulate_steps ({accumulate})")
   schedule = learning_rate_schedule(config["learning_rate"], config["warmup_steps"],
-                                    total_steps, config["schedule"])
+                                    total_steps // accumulate, config["schedule"])
   parts = []
   if config["clip_norm"] and config["clip_norm"] > 0:
     parts.append(optax.clip_by_global_norm(config["clip_norm"]))
   parts.append(optax.adamw(schedule, b1=config["b1"], b2=config["b2"],
                            eps=config["eps"], weight_decay=config["weight_decay"],
                            mask=decay_mask))
-  return optax.chain(*parts), schedule
+  optimizer = optax.chain(*parts)
+  if accumulate == 1:
+    return optimizer, schedule
+  # The inner optimizer (and its schedule) counts updates, not train steps.
+  return (optax.MultiSteps(optimizer, every_k_schedule=accumulate).gradient_transformation(),
+          lambda step: schedule(step // accumulate))
