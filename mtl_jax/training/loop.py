@@ -28,6 +28,7 @@ from typing import Any
 
 import jax
 import ml_collections
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from mtl_jax import metrics as metrics_lib
@@ -88,13 +89,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   with contextlib.ExitStack() as stack:
     stack.callback(checkpointer.close)  # also waits for a save in flight
     latest = checkpointer.latest_step()
-    saved_tokenizer = (tokenization.load_tokenizer(os.path.join(workdir, run_lib.TOKENIZER_DIR))
-                       if latest is not None else None)
-    run = run_lib.prepare(config, tokenizer=saved_tokenizer)
-    if latest is not None:
-      resume.check_compatible(workdir, run)
-    if primary:
-      run_lib.save(run, workdir)
+    run = _prepare(config, workdir, resuming=latest is not None, primary=primary)
     names = run.task_names
 
     train_splits, eval_splits = {}, {}
@@ -216,6 +211,31 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       print(metrics_lib.format_table(results))
     log.info("trained %d steps in %.1fs", total - first_step, elapsed)
     return results
+
+
+def _prepare(config: ml_collections.ConfigDict, workdir: str, *, resuming: bool,
+             primary: bool) -> run_lib.Run:
+  """The run, saved to the workdir (by host 0).
+
+  A resumed run keeps its tokenizer and must match the checkpoint's run. With
+  several hosts, host 0 settles the tokenizer and the others read it: one
+  trained on each host would number its vocabulary differently.
+  """
+  tokenizer_dir = os.path.join(workdir, run_lib.TOKENIZER_DIR)
+  if resuming:
+    run = run_lib.prepare(config, tokenizer=tokenization.load_tokenizer(tokenizer_dir))
+    resume.check_compatible(workdir, run)
+  elif jax.process_count() == 1 or primary:
+    run = run_lib.prepare(config)
+  if jax.process_count() > 1:
+    if primary and not resuming:
+      tokenization.save_tokenizer(run.tokenizer, tokenizer_dir)
+    multihost_utils.sync_global_devices("mtl_jax: tokenizer saved, run files read")
+    if not primary and not resuming:
+      run = run_lib.prepare(config, tokenizer=tokenization.load_tokenizer(tokenizer_dir))
+  if primary:
+    run_lib.save(run, workdir)
+  return run
 
 
 def _check_best_metric(best_metric: str, eval_splits, eval_every: int) -> None:

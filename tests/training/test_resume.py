@@ -11,6 +11,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,11 +96,12 @@ def _train(config_file, workdir, *overrides):
   return cli.main(argv)
 
 
-def _start_cli(hook, config_file, workdir, **env):
+def _start_cli(hook, config_file, workdir, *overrides, **env):
   code = hook + "\nimport sys\nfrom mtl_jax import cli\nsys.exit(cli.main(sys.argv[1:]))"
+  sets = [arg for override in overrides for arg in ("--set", override)]
   return subprocess.Popen(
       [sys.executable, "-c", code, "train", "--config", str(config_file),
-       "--workdir", str(workdir), "--no-progress"],
+       "--workdir", str(workdir), "--no-progress", *sets],
       cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
       stderr=subprocess.PIPE, text=True)
 
@@ -266,3 +268,34 @@ def test_nonfinite_steps_are_skipped_counted_and_a_streak_stops_the_run(
   assert _checkpoints(workdir) == ["4"]
   params = _params(workdir)
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+
+
+def test_two_hosts_train_like_one(config_file, tmp_path):
+  """Two processes of 4 devices each (jax.distributed over localhost) = one of 8.
+
+  The hosts train their tokenizer (host 0's, shared), each puts its half of
+  every batch on its devices, and host 0 alone writes logs and metrics.
+  """
+  with socket.socket() as free:
+    free.bind(("localhost", 0))
+    port = free.getsockname()[1]
+  workdir = tmp_path / "two_hosts"
+  xla_flags = os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=4")
+  processes = [_start_cli("", config_file, workdir, "tokenizer.path=", XLA_FLAGS=xla_flags,
+                          JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
+                          JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i))
+               for i in range(2)]
+  outputs = [process.communicate(timeout=900) for process in processes]
+  for process, (_, stderr) in zip(processes, outputs):
+    assert process.returncode == 0, stderr
+  assert "accuracy" in outputs[0][0] and "accuracy" not in outputs[1][0]  # one report
+  assert [c for c in _checkpoints(workdir)] == ["12", "4", "8"]
+
+  one_host = tmp_path / "one_host"
+  assert _train(config_file, one_host, f"tokenizer.path={workdir / 'tokenizer'}") == 0
+  losses, expected = _losses(workdir), _losses(one_host)  # each step logged once
+  assert sorted(losses) == sorted(expected) == list(range(1, STEPS + 1))
+  np.testing.assert_allclose([losses[s] for s in sorted(losses)],
+                             [expected[s] for s in sorted(expected)], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+               _params(workdir), _params(one_host))
