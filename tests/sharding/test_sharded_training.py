@@ -27,20 +27,7 @@ def _model():
                                  TaskHead("ner", KINDS["ner"], 4)])
 
 
-def _batch(seed, b=8, length=8):
-  rng = np.random.default_rng(seed)
-  mask = (np.arange(length)[None] < rng.integers(3, length + 1, (b, 1))).astype(np.int32)
-
-  def task(labels):
-    return {"input_ids": (rng.integers(1, 32, (b, length)) * mask).astype(np.int32),
-            "token_type_ids": np.zeros((b, length), np.int32),
-            "attention_mask": mask, "labels": labels}
-
-  tags = np.where(mask == 1, rng.integers(0, 4, (b, length)), -100).astype(np.int32)
-  return {"news": task(rng.integers(0, 3, b).astype(np.int32)), "ner": task(tags)}
-
-
-def _train(mesh_shape):
+def _train(mesh_shape, make_batch):
   """STEPS AdamW steps (dropout on) on a mesh: (initial state, losses per step, final state)."""
   layout = sharding.Layout(sharding.make_mesh(mesh_shape))
   model = _model()
@@ -65,23 +52,23 @@ def _train(mesh_shape):
                           layout)
     losses = []
     for i in range(STEPS):
-      state, metrics = step(state, layout.put_batch(_batch(i)))
+      state, metrics = step(state, layout.put_batch(make_batch(i, b=8, vocab=32)))
       losses.append(np.asarray(metrics["losses"]))
   return initial, losses, state
 
 
 @pytest.fixture(scope="module")
-def single_device():
-  return _train({"data": 1})
+def single_device(two_task_batch):
+  return _train({"data": 1}, two_task_batch)
 
 
 @pytest.fixture(scope="module")
-def sharded():
+def sharded(two_task_batch):
   cache = {}
 
   def get(name):
     if name not in cache:
-      cache[name] = _train(MESHES[name])
+      cache[name] = _train(MESHES[name], two_task_batch)
     return cache[name]
 
   return get

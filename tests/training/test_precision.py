@@ -21,21 +21,8 @@ def _model(dtype):
                                    TaskHead("ner", KINDS["ner"], 4)])
 
 
-def _batch(b=4, length=8):
-  rng = np.random.default_rng(0)
-  mask = (np.arange(length)[None] < rng.integers(3, length + 1, (b, 1))).astype(np.int32)
-
-  def task(labels):
-    return {"input_ids": (rng.integers(1, 30, (b, length)) * mask).astype(np.int32),
-            "token_type_ids": np.zeros((b, length), np.int32),
-            "attention_mask": mask, "labels": labels}
-
-  tags = np.where(mask == 1, rng.integers(0, 4, (b, length)), -100).astype(np.int32)
-  return {"news": task(rng.integers(0, 3, b).astype(np.int32)), "ner": task(tags)}
-
-
-def test_bf16_encoder_fp32_heads_losses_params_and_optimizer_state():
-  model, batch = _model("bfloat16"), _batch()
+def test_bf16_encoder_fp32_heads_losses_params_and_optimizer_state(two_task_batch):
+  model, batch = _model("bfloat16"), two_task_batch()
   params = model.init(jax.random.PRNGKey(0))
   assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
   hidden = jax.eval_shape(lambda p: model.encode(p, batch, train=False), params)
@@ -52,8 +39,8 @@ def test_bf16_encoder_fp32_heads_losses_params_and_optimizer_state():
   assert metrics["losses"].dtype == jnp.float32 and metrics["grad_norm"].dtype == jnp.float32
 
 
-def test_bf16_losses_are_close_to_fp32_losses():
-  batch = _batch()
+def test_bf16_losses_are_close_to_fp32_losses(two_task_batch):
+  batch = two_task_batch()
   params = _model("float32").init(jax.random.PRNGKey(0))  # the same params for both
   losses = {dtype: jax.jit(lambda p, m=_model(dtype): task_losses(
       m, KINDS, p, batch, train=False, rng=None))(params) for dtype in ("float32", "bfloat16")}
