@@ -9,6 +9,7 @@ API is re-exported here; each sub-package holds one concern:
 * `tasks`: Task, registry, sources, tokenization, batching.
 * `weighting`: balancing methods (loss weighting, gradient aggregation).
 * `training`: train state, steps, loop, checkpoints.
+* `sharding`: device mesh, logical-axis rules, multi-host setup.
 * `metrics`: per-task metrics and reports.
 """
 

@@ -14,6 +14,16 @@ import os
 import sys
 
 
+def _step(text: str) -> int | str:
+  if text in ("latest", "best"):
+    return text
+  try:
+    return int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a step number, 'latest' or 'best'") from None
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="mtl-jax", description="Multi-task learning for NLP in JAX.")
@@ -32,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 
   evaluate = commands.add_parser("eval", help="evaluate a trained workdir")
   evaluate.add_argument("--workdir", required=True)
-  evaluate.add_argument("--step", type=int, default=None,
-                        help="checkpoint step (default: latest)")
+  evaluate.add_argument("--step", type=_step, default=None,
+                        help="checkpoint: a step, 'latest' (default) or 'best' "
+                        "(by checkpoint.best_metric)")
 
   predict = commands.add_parser(
       "predict", help="predict raw text, one input per line (pair tasks: two "
@@ -42,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
   predict.add_argument("--task", required=True)
   predict.add_argument("--input", default="-",
                        help="a text file with one input per line, or - for stdin")
-  predict.add_argument("--step", type=int, default=None)
+  predict.add_argument("--step", type=_step, default=None,
+                       help="checkpoint: a step, 'latest' (default) or 'best'")
   return parser
 
 
@@ -99,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
   datasets.disable_progress_bars()
   datasets.logging.set_verbosity_error()
   commands = {"train": _train, "eval": _eval, "predict": _predict}
+  from mtl_jax.training.preemption import Interrupted
   try:
     commands[args.command](args)
+  except Interrupted as stopped:
+    print(f"mtl-jax: {stopped}", file=sys.stderr)
+    return 128 + stopped.signal_number if stopped.signal_number else 1
   except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as error:
     if args.debug:
       raise

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from mtl_jax.sharding.rules import DEFAULT_RULES
+
 
 def default_config() -> ml_collections.ConfigDict:
   """Every key a run reads, with its default. `tasks` is free-form (name -> spec)."""
@@ -74,6 +76,10 @@ def default_config() -> ml_collections.ConfigDict:
       b1=0.9,
       b2=0.999,
       eps=1e-8,
+      # Gradient accumulation: the optimizer steps once every n train steps, on
+      # the mean of their gradients (optax.MultiSteps); train.steps counts
+      # micro-batches and must be a multiple of n.
+      accumulate_steps=1,
   )
   config.train = dict(
       steps=1000,
@@ -83,6 +89,31 @@ def default_config() -> ml_collections.ConfigDict:
       eval_every=0,  # 0: evaluate at the end only
       checkpoint_every=0,  # 0: checkpoint at the end only
       eval_batch_size=64,
+      # A non-finite loss or gradient skips the step's update; this many in a
+      # row stop the run (the last checkpoint holds the last good state).
+      max_nonfinite_in_a_row=10,
+  )
+  config.checkpoint = dict(
+      keep=2,  # the latest checkpoints kept
+      # Also keep the best checkpoint by this eval metric, 'task/metric' (e.g.
+      # 'demo_ag_news/accuracy'); '' = latest only. Needs train.eval_every: a
+      # checkpoint is saved at every evaluation.
+      best_metric="",
+      best_mode="max",  # max | min
+  )
+  # The device mesh (axes data, fsdp, model; -1 = the rest of the devices) and
+  # the logical-axis rules that map parameter and batch dimensions onto it
+  # (see mtl_jax/sharding/rules.py). The default is data parallel.
+  config.mesh = dict(
+      shape=dict(data=-1, fsdp=1, model=1),
+      rules=DEFAULT_RULES,
+  )
+  # Several hosts (jax.distributed.initialize); see mtl_jax/sharding/distributed.py.
+  config.distributed = dict(
+      enabled=False,  # True on a TPU pod slice / SLURM / Open MPI (auto-detected)
+      coordinator_address="",  # 'host:port' of process 0 (or $JAX_COORDINATOR_ADDRESS)
+      num_processes=0,  # or $JAX_NUM_PROCESSES
+      process_id=-1,  # or $JAX_PROCESS_ID
   )
   config.lock()
   return config

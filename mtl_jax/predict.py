@@ -27,8 +27,8 @@ class Predictor:
     self._predict_step = jax.jit(make_predict_step(run.model, run.kinds))
 
   @classmethod
-  def from_workdir(cls, workdir: str, step: int | None = None) -> "Predictor":
-    """Loads the latest (or `step`'s) checkpoint of a training workdir."""
+  def from_workdir(cls, workdir: str, step: int | str | None = None) -> "Predictor":
+    """Loads a checkpoint of a training workdir: `step` = a number, 'best' or latest (None)."""
     run = run_lib.load(workdir)
     return cls(run, run_lib.restore_params(run, workdir, step))
 

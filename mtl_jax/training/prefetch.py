@@ -31,11 +31,10 @@ def _put(items: queue.Queue, item, stop: threading.Event) -> bool:
   return False
 
 
-def _produce(batches, positions, sharding, items: queue.Queue,
-             stop: threading.Event) -> None:
+def _produce(batches, positions, put, items: queue.Queue, stop: threading.Event) -> None:
   try:
     for batch in batches:
-      item = (jax.device_put(batch, sharding), positions() if positions else None)
+      item = (put(batch), positions() if positions else None)
       if not _put(items, item, stop):
         return
     _put(items, _DONE, stop)
@@ -52,12 +51,13 @@ class Prefetcher:
     positions: returns the source's position after the batch it just gave
       (e.g. each stream's `StreamPosition` as a dict); called in the thread
       right after each batch, so it must return a copy.
-    sharding: where to put the arrays (`jax.device_put`'s second argument);
-      None keeps JAX's default device.
+    put: puts a host batch on device(s), e.g. `Layout.put_batch` to split it
+      over a mesh; default `jax.device_put` (JAX's default device).
   """
 
   def __init__(self, batches: Iterator[Any], size: int = 2,
-               positions: Callable[[], Any] | None = None, sharding=None):
+               positions: Callable[[], Any] | None = None,
+               put: Callable[[Any], Any] = jax.device_put):
     if size < 1:
       raise ValueError(f"prefetch size must be at least 1, got {size}")
     self._queue: queue.Queue = queue.Queue(maxsize=size)
@@ -67,7 +67,7 @@ class Prefetcher:
     # collected and its `__del__` stops the thread (sources are often endless).
     self._thread = threading.Thread(
         target=_produce, name="prefetch", daemon=True,
-        args=(batches, positions, sharding, self._queue, self._stop))
+        args=(batches, positions, put, self._queue, self._stop))
     self._thread.start()
 
   def __iter__(self) -> "Prefetcher":

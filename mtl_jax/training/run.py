@@ -16,10 +16,12 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from mtl_jax import config as config_lib
+from mtl_jax import sharding
 from mtl_jax import weighting as weighting_lib
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.pretrained import load_pretrained
@@ -72,13 +74,34 @@ class Run:
     raise KeyError(f"no task {name!r} in this run; its tasks: "
                    f"{', '.join(self.task_names)}")
 
-  def init_params(self, rng: jax.Array):
-    """Initial params: random, with the pretrained encoder where there is one."""
-    params = self.model.init(rng)
-    if self.pretrained_encoder is not None:
-      params = self.model.with_encoder(
-          params, jax.tree.map(lambda x: np.asarray(x, np.float32), self.pretrained_encoder))
-    return params
+
+def make_state_init(run: Run):
+  """The run's optimizer, weighting, LR schedule and a pure state initialiser.
+
+  `init(pretrained_encoder)` builds the step-0 train state (random params,
+  with `pretrained_encoder`'s params where given); being pure, it can run
+  under `jax.eval_shape` (shapes only) and `jax.jit` with output shardings
+  (each device creates only its part of the state).
+
+  Returns:
+    (init, optimizer, weighting, schedule).
+  """
+  config = run.config
+  optimizer, schedule = make_optimizer(config.optimizer, config.train.steps,
+                                       frozen=run.model.frozen_keys)
+  weighting = weighting_lib.from_spec(config.weighting, num_tasks=len(run.tasks),
+                                      task_names=run.task_names)
+
+  def init(pretrained_encoder=None) -> TrainState:
+    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    params = run.model.init(init_rng)
+    if pretrained_encoder is not None:
+      params = run.model.with_encoder(
+          params, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), pretrained_encoder))
+    return TrainState.create(params, optimizer, weighting.init(len(run.tasks)),
+                             dropout_rng)
+
+  return init, optimizer, weighting, schedule
 
 
 def initial_state(run: Run):
@@ -87,23 +110,38 @@ def initial_state(run: Run):
   Returns:
     (state, optimizer, weighting, schedule).
   """
-  config = run.config
-  optimizer, schedule = make_optimizer(config.optimizer, config.train.steps,
-                                       frozen=run.model.frozen_keys)
-  weighting = weighting_lib.from_spec(config.weighting, num_tasks=len(run.tasks),
-                                      task_names=run.task_names)
-  init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  state = TrainState.create(run.init_params(init_rng), optimizer,
-                            weighting.init(len(run.tasks)), dropout_rng)
-  return state, optimizer, weighting, schedule
+  init, optimizer, weighting, schedule = make_state_init(run)
+  return init(run.pretrained_encoder), optimizer, weighting, schedule
 
 
-def restore_params(run: Run, workdir: str, step: int | None = None):
-  """The params of a workdir's checkpoint (latest unless `step`)."""
-  checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_DIR))
+def abstract_state(run: Run, layout: sharding.Layout):
+  """The step-0 state's shapes, dtypes and shardings on `layout`, without creating it.
+
+  Returns:
+    (init, abstract_state, optimizer, weighting, schedule): `init` as in
+    `make_state_init`, `abstract_state` a `TrainState` of
+    `jax.ShapeDtypeStruct`s carrying their `NamedSharding`s (a target for
+    `jax.jit(init, out_shardings=...)` and for checkpoint restores).
+  """
+  init, optimizer, weighting, schedule = make_state_init(run)
+  shapes = jax.eval_shape(init, run.pretrained_encoder)
+  shardings = layout.state_shardings(shapes, run.model.logical_axes())
+  abstract = jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
+  return init, abstract, optimizer, weighting, schedule
+
+
+def restore_params(run: Run, workdir: str, step: int | str | None = None):
+  """The params of a workdir's checkpoint: `step` = a number, 'best' or latest (None).
+
+  The params are replicated over a data-parallel mesh of this machine's
+  devices, whatever mesh trained them.
+  """
+  checkpointer = Checkpointer.from_config(os.path.join(workdir, CHECKPOINT_DIR),
+                                          run.config.checkpoint)
   try:
-    abstract = jax.eval_shape(lambda: initial_state(run)[0])
-    state, _ = checkpointer.restore(abstract, step)
+    layout = sharding.Layout(sharding.make_mesh({"data": -1}))
+    state, _ = checkpointer.restore(abstract_state(run, layout)[1], step)
   finally:
     checkpointer.close()
   return state.params
