@@ -82,7 +82,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     positions = {name: StreamPosition(**meta["streams"][name]) for name in names}
     log.info("resumed from step %d", int(state.step))
 
-  train_step = jax.jit(make_train_step(run.model, run.kinds, weighting, optimizer),
+  balancing = config.balancing
+  train_step = jax.jit(make_train_step(run.model, run.kinds, weighting, optimizer,
+                                       gradient_mode=balancing.gradient_mode,
+                                       diagnostics=balancing.diagnostics,
+                                       last_layer=balancing.last_layer),
                        donate_argnums=0)
   predict_step = jax.jit(make_predict_step(run.model, run.kinds))
   streams = {name: TaskStream(train_splits[name], train_cfg.batch_size,
@@ -146,9 +150,13 @@ def _fetch(step_metrics: dict[str, Any], names, step: int, learning_rate: float
         f"step {step}: non-finite loss for task(s) {', '.join(bad) or 'all'} "
         f"({losses}); stopping without checkpointing this state. Lower the learning "
         "rate, check the data, or resume from the last checkpoint.")
-  return {"step": step, "loss": float(values["loss"]), "losses": losses,
-          "weights": {n: float(v) for n, v in zip(names, values["weights"])},
-          "grad_norm": float(values["grad_norm"]), "learning_rate": learning_rate}
+  record = {"step": step, "loss": float(values["loss"]), "losses": losses,
+            "weights": {n: float(v) for n, v in zip(names, values["weights"])},
+            "grad_norm": float(values["grad_norm"]), "learning_rate": learning_rate}
+  if "grad_norms" in values:  # balancing diagnostics
+    record["grad_norms"] = {n: float(v) for n, v in zip(names, values["grad_norms"])}
+    record["grad_cosines"] = np.asarray(values["grad_cosines"], float).round(6).tolist()
+  return record
 
 
 def _report_data(train_splits, eval_splits) -> None:
