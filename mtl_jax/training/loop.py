@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
+BALANCING_PLOT = "balancing.png"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -129,6 +130,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   elapsed = time.time() - start
   if first_step < train_cfg.steps:
     checkpoint(train_cfg.steps)
+  if balancing.diagnostics:
+    from mtl_jax.metrics import plots  # matplotlib only where it is used
+    plots.plot_balancing(os.path.join(workdir, TRAIN_LOG),
+                         os.path.join(workdir, BALANCING_PLOT))
   results = evaluate_now() if eval_splits else {}
   checkpointer.wait()
   checkpointer.close()

@@ -54,6 +54,11 @@ def task_presence(model, batch: Batch) -> jax.Array:
 _BALANCING_KEY = 0x6B616C
 
 
+def balancing_rng(rng: jax.Array) -> jax.Array:
+  """The key a step with key `rng` gives its balancing method (`extras['rng']`)."""
+  return jax.random.fold_in(rng, _BALANCING_KEY)
+
+
 def resolve_gradient_mode(method: LossWeighting | GradientAggregation, gradient_mode: str,
                           diagnostics: bool = False) -> str | None:
   """Where the step takes per-task gradients for `method`; None when it needs none.
@@ -167,7 +172,7 @@ def make_train_step(model, kinds: Mapping[str, Any],
 
   def train_step(state: TrainState, batch: Batch, rng: jax.Array):
     present_k = task_presence(model, batch)
-    extras = {"step": state.step, "rng": jax.random.fold_in(rng, _BALANCING_KEY),
+    extras = {"step": state.step, "rng": balancing_rng(rng),
               "present_k": present_k}
     step_fn = weighted_step if mode is None else probed_step
     grads, losses_k, weights_k, weighting_state, extra_metrics = step_fn(
