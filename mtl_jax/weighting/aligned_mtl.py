@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from mtl_jax.weighting.base import (EmptyState, GradientAggregation, from_gram,
+from mtl_jax.weighting.base import (GradientAggregation, from_gram, init_empty,
                                     present_mask, register)
 
 
 @register("aligned_mtl")
 def aligned_mtl() -> GradientAggregation:
   """Aligned-MTL (see module docstring)."""
-
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
 
   def weigh(gram_kk, state, **extras):
     num_tasks = gram_kk.shape[0]
@@ -41,4 +37,4 @@ def aligned_mtl() -> GradientAggregation:
         (eigenvectors_kk * inverse_roots_k[None, :]) @ eigenvectors_kk.T)
     return (align_kk @ present_k) * present_k, state
 
-  return from_gram(init, weigh)
+  return from_gram(init_empty, weigh)

@@ -165,6 +165,12 @@ class EmptyState(NamedTuple):
   """The state of a stateless method."""
 
 
+def init_empty(num_tasks: int) -> EmptyState:
+  """The `init` of a stateless method."""
+  del num_tasks
+  return EmptyState()
+
+
 _REGISTRY: dict[str, Callable[..., LossWeighting | GradientAggregation]] = {}
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from mtl_jax.weighting import linalg
-from mtl_jax.weighting.base import (EmptyState, GradientAggregation, from_gram,
+from mtl_jax.weighting.base import (GradientAggregation, from_gram, init_empty,
                                     present_mask, register)
 
 
@@ -33,10 +33,6 @@ def cagrad(c: float = 0.4, rescale: int = 1, iterations: int = 200
     raise ValueError(f"cagrad: rescale must be 0, 1 or 2, got {rescale}")
   if c < 0:
     raise ValueError(f"cagrad: c must be non-negative, got {c}")
-
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
 
   def weigh(gram_kk, state, **extras):
     present_k = present_mask(extras, gram_kk.shape[0])
@@ -58,4 +54,4 @@ def cagrad(c: float = 0.4, rescale: int = 1, iterations: int = 200
       coeffs_k = coeffs_k / (1.0 + c)
     return coeffs_k * present_k, state
 
-  return from_gram(init, weigh)
+  return from_gram(init_empty, weigh)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from mtl_jax.weighting.base import EmptyState, LossWeighting, present_mask, register
+from mtl_jax.weighting.base import LossWeighting, init_empty, present_mask, register
 
 _EPS = 1e-12
 
@@ -20,10 +20,6 @@ _EPS = 1e-12
 @register("gls")
 def gls() -> LossWeighting:
   """GLS (see module docstring)."""
-
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
 
   def update(losses_k, state, **extras):
     present_k = present_mask(extras, losses_k.shape[0])
@@ -33,4 +29,4 @@ def gls() -> LossWeighting:
     weights_k = present_k * geometric / (count * jnp.exp(logs_k))
     return weights_k.astype(losses_k.dtype), state
 
-  return LossWeighting(init, update)
+  return LossWeighting(init_empty, update)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from mtl_jax.weighting import linalg
-from mtl_jax.weighting.base import (EmptyState, GradientAggregation, present_mask,
+from mtl_jax.weighting.base import (GradientAggregation, init_empty, present_mask,
                                     register, require_rng)
 
 
@@ -33,10 +33,6 @@ def graddrop(leak: float = 0.0) -> GradientAggregation:
   """
   if not 0.0 <= leak <= 1.0:
     raise ValueError(f"graddrop: leak must be in [0, 1], got {leak}")
-
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
 
   def update(grads_k, state, **extras):
     leaves, treedef = jax.tree.flatten(grads_k)
@@ -57,4 +53,4 @@ def graddrop(leak: float = 0.0) -> GradientAggregation:
     summed = [one(leaf, key).astype(leaf.dtype) for leaf, key in zip(leaves, keys)]
     return jax.tree.unflatten(treedef, summed), state
 
-  return GradientAggregation(init, update, gradient_mode="full", modes=("full",))
+  return GradientAggregation(init_empty, update, gradient_mode="full", modes=("full",))

@@ -15,17 +15,13 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from mtl_jax.weighting import linalg
-from mtl_jax.weighting.base import (EmptyState, GradientAggregation, from_gram,
+from mtl_jax.weighting.base import (GradientAggregation, from_gram, init_empty,
                                     present_mask, register)
 
 
 @register("imtl_g")
 def imtl_g() -> GradientAggregation:
   """IMTL-G (see module docstring)."""
-
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
 
   def weigh(gram_kk, state, **extras):
     num_tasks = gram_kk.shape[0]
@@ -49,4 +45,4 @@ def imtl_g() -> GradientAggregation:
     solution = jnp.linalg.pinv(system) @ target
     return jnp.where(active_k, solution[:num_tasks], 0.0), state
 
-  return from_gram(init, weigh)
+  return from_gram(init_empty, weigh)

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import jax
 
-from mtl_jax.weighting.base import EmptyState, LossWeighting, register
+from mtl_jax.weighting.base import LossWeighting, init_empty, register
 
 
 @register("loss_sigmoid")
 def loss_sigmoid() -> LossWeighting:
   """The seed's rule (no hyper-parameters)."""
 
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
-
   def update(losses_k, state, **extras):
     del extras
     return jax.nn.sigmoid(losses_k), state
 
-  return LossWeighting(init, update)
+  return LossWeighting(init_empty, update)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from mtl_jax.weighting import linalg
-from mtl_jax.weighting.base import (EmptyState, GradientAggregation, from_gram,
+from mtl_jax.weighting.base import (GradientAggregation, from_gram, init_empty,
                                     present_mask, register)
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -28,10 +28,6 @@ def _mgda(normalization: str, **modes) -> GradientAggregation:
   if normalization not in NORMALIZATIONS:
     raise ValueError(f"mgda: unknown normalization {normalization!r}; use one of "
                      f"{', '.join(NORMALIZATIONS)}")
-
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
 
   def weigh(gram_kk, state, **extras):
     num_tasks = gram_kk.shape[0]
@@ -53,7 +49,7 @@ def _mgda(normalization: str, **modes) -> GradientAggregation:
                                         present_k)
     return weights_k, state
 
-  return from_gram(init, weigh, **modes)
+  return from_gram(init_empty, weigh, **modes)
 
 
 @register("mgda")

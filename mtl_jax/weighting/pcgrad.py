@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mtl_jax.weighting.base import (EmptyState, GradientAggregation, from_gram,
+from mtl_jax.weighting.base import (GradientAggregation, from_gram, init_empty,
                                     present_mask, register, require_rng)
 
 
@@ -54,14 +54,10 @@ def pcgrad_coefficients(gram_kk, present_k, orders_kk):
 def pcgrad() -> GradientAggregation:
   """PCGrad (see module docstring)."""
 
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
-
   def weigh(gram_kk, state, **extras):
     num_tasks = gram_kk.shape[0]
     keys = jax.random.split(require_rng(extras, "pcgrad"), num_tasks)
     orders_kk = jax.vmap(lambda key: jax.random.permutation(key, num_tasks))(keys)
     return pcgrad_coefficients(gram_kk, present_mask(extras, num_tasks), orders_kk), state
 
-  return from_gram(init, weigh)
+  return from_gram(init_empty, weigh)

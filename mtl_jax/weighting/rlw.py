@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mtl_jax.weighting.base import (EmptyState, LossWeighting, present_mask, register,
+from mtl_jax.weighting.base import (LossWeighting, init_empty, present_mask, register,
                                     require_rng)
 
 
@@ -19,14 +19,10 @@ from mtl_jax.weighting.base import (EmptyState, LossWeighting, present_mask, reg
 def rlw() -> LossWeighting:
   """RLW with normal logits (no hyper-parameters)."""
 
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
-
   def update(losses_k, state, **extras):
     present_k = present_mask(extras, losses_k.shape[0])
     logits_k = jax.random.normal(require_rng(extras, "rlw"), losses_k.shape, jnp.float32)
     weights_k = jax.nn.softmax(jnp.where(present_k > 0, logits_k, -jnp.inf))
     return (weights_k * present_k).astype(losses_k.dtype), state
 
-  return LossWeighting(init, update)
+  return LossWeighting(init_empty, update)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mtl_jax.weighting.base import (EmptyState, GradientAggregation, from_gram,
+from mtl_jax.weighting.base import (GradientAggregation, from_gram, init_empty,
                                     present_mask, register)
 
 
@@ -45,10 +45,6 @@ def upgrad(norm_eps: float = 1e-4, reg_eps: float = 1e-4, sweeps: int = 100
     sweeps: coordinate-descent passes of each QP.
   """
 
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
-
   def weigh(gram_kk, state, **extras):
     num_tasks = gram_kk.shape[0]
     present_k = present_mask(extras, num_tasks)
@@ -62,4 +58,4 @@ def upgrad(norm_eps: float = 1e-4, reg_eps: float = 1e-4, sweeps: int = 100
         lowers_kk)
     return jnp.sum(weights_kk, axis=0) * present_k, state
 
-  return from_gram(init, weigh)
+  return from_gram(init_empty, weigh)

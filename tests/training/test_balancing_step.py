@@ -11,18 +11,10 @@ from mtl_jax.training import TrainState, make_train_step
 from mtl_jax.training.step import balancing_rng
 from mtl_jax.weighting import diagnostics, linalg
 
-from test_gradients import KINDS, assert_trees_close, batch, model, reference
+from test_gradients import KINDS, assert_trees_close, batch, model
 
 LEARNING_RATE = 0.1
 SGD = optax.sgd(LEARNING_RATE)
-
-
-@pytest.fixture(scope="module")
-def setup():
-  the_model = model()
-  params = the_model.init(jax.random.PRNGKey(0))
-  the_batch, rng = batch(), jax.random.PRNGKey(3)
-  return the_model, params, the_batch, rng, reference(the_model, params, the_batch, rng)
 
 
 def _step(the_model, method, params, the_batch, rng, **options):
@@ -36,9 +28,9 @@ def _sgd(params, grads):
 
 
 @pytest.mark.parametrize("mode", [None, "representation", "last_layer", "full"])
-def test_loss_weighting_is_exact_in_every_mode(setup, mode):
+def test_loss_weighting_is_exact_in_every_mode(tiny_setup, mode):
   # Uncertainty weighting reads only losses: every mode takes the same step.
-  the_model, params, the_batch, rng, expected = setup
+  the_model, params, the_batch, rng, expected = tiny_setup
   method = weighting.from_spec("uncertainty(optimizer='sgd', learning_rate=0.5)", num_tasks=2)
   options = {} if mode is None else {"gradient_mode": mode, "diagnostics": True}
   state, metrics = _step(the_model, method, params, the_batch, rng, **options)
@@ -59,8 +51,8 @@ GRAM_METHODS = ["pcgrad", "mgda", "cagrad", "imtl_g", "aligned_mtl", "nash_mtl",
 
 
 @pytest.mark.parametrize("name", GRAM_METHODS)
-def test_aggregation_step_applies_the_method_to_the_task_gradients(setup, name):
-  the_model, params, the_batch, rng, expected = setup
+def test_aggregation_step_applies_the_method_to_the_task_gradients(tiny_setup, name):
+  the_model, params, the_batch, rng, expected = tiny_setup
   method = weighting.from_spec(name, num_tasks=2)
   state, metrics = _step(the_model, method, params, the_batch, rng, gradient_mode="full")
   losses_k = np.asarray(metrics["losses"])
@@ -72,24 +64,17 @@ def test_aggregation_step_applies_the_method_to_the_task_gradients(setup, name):
   assert_trees_close(state.params, _sgd(params, grads), atol=1e-5)
 
 
-def test_representation_mode_weighs_with_coefficients_found_there(setup):
-  the_model, params, the_batch, rng, expected = setup
-  method = weighting.from_spec("mgda_ub", num_tasks=2)
-  state, metrics = _step(the_model, method, params, the_batch, rng)  # auto: representation
-  probes_k = expected["encoder"]["layer_1"]["output_norm"]["bias"]
-  coeffs_k = linalg.min_norm_simplex(linalg.gram(probes_k), jnp.ones(2))
-  np.testing.assert_allclose(metrics["weights"], coeffs_k, rtol=1e-4)
-  grads = {"encoder": linalg.combine(coeffs_k, expected["encoder"]),
-           "heads": linalg.combine(jnp.ones(2), expected["heads"])}
-  assert_trees_close(state.params, _sgd(params, grads), atol=1e-5)
-
-
-def test_last_layer_mode_weighs_with_coefficients_found_there(setup):
-  the_model, params, the_batch, rng, expected = setup
-  method = weighting.from_spec("mgda", num_tasks=2)
-  state, metrics = _step(the_model, method, params, the_batch, rng, gradient_mode="last_layer",
-                         diagnostics=True)
-  gram_kk = linalg.gram(expected["encoder"]["layer_1"])
+@pytest.mark.parametrize("spec, options, probe", [
+    # MGDA-UB: the min-norm point of the representation gradients (auto mode).
+    ("mgda_ub", {}, lambda grads: grads["layer_1"]["output_norm"]["bias"]),
+    ("mgda", {"gradient_mode": "last_layer"}, lambda grads: grads["layer_1"]),
+])
+def test_coefficients_are_found_where_the_mode_probes(tiny_setup, spec, options, probe):
+  the_model, params, the_batch, rng, expected = tiny_setup
+  method = weighting.from_spec(spec, num_tasks=2)
+  state, metrics = _step(the_model, method, params, the_batch, rng, diagnostics=True,
+                         **options)
+  gram_kk = linalg.gram(probe(expected["encoder"]))
   coeffs_k = linalg.min_norm_simplex(gram_kk, jnp.ones(2))
   np.testing.assert_allclose(metrics["weights"], coeffs_k, rtol=1e-4)
   np.testing.assert_allclose(metrics["grad_cosines"], linalg.cosines_from_gram(gram_kk),
@@ -99,8 +84,8 @@ def test_last_layer_mode_weighs_with_coefficients_found_there(setup):
   assert_trees_close(state.params, _sgd(params, grads), atol=1e-5)
 
 
-def test_gradnorm_learns_from_the_last_layer_norms_of_the_step(setup):
-  the_model, params, the_batch, rng, expected = setup
+def test_gradnorm_learns_from_the_last_layer_norms_of_the_step(tiny_setup):
+  the_model, params, the_batch, rng, expected = tiny_setup
   method = weighting.from_spec("gradnorm(optimizer='sgd', learning_rate=0.1)", num_tasks=2)
   state, metrics = _step(the_model, method, params, the_batch, rng)  # auto: last_layer
   # The step used the initial weights (1, 1) ...
@@ -116,8 +101,8 @@ def test_gradnorm_learns_from_the_last_layer_norms_of_the_step(setup):
   assert_trees_close(state.weighting_state, reference_state)
 
 
-def test_full_mode_diagnostics_are_the_task_gradient_cosines(setup):
-  the_model, params, the_batch, rng, expected = setup
+def test_full_mode_diagnostics_are_the_task_gradient_cosines(tiny_setup):
+  the_model, params, the_batch, rng, expected = tiny_setup
   method = weighting.from_spec("equal", num_tasks=2)
   _, metrics = _step(the_model, method, params, the_batch, rng, gradient_mode="full",
                      diagnostics=True)
@@ -129,8 +114,8 @@ def test_full_mode_diagnostics_are_the_task_gradient_cosines(setup):
 
 
 @pytest.mark.parametrize("name", ["mgda", "graddrop"])
-def test_absent_task_leaves_the_update_to_the_others(setup, name):
-  the_model, params, the_batch, rng, _ = setup
+def test_absent_task_leaves_the_update_to_the_others(tiny_setup, name):
+  the_model, params, the_batch, rng, _ = tiny_setup
   the_batch = {task: dict(values) for task, values in the_batch.items()}
   the_batch["ner"]["task_present"] = np.float32(0.0)
   method = weighting.from_spec(name, num_tasks=2)
@@ -161,8 +146,8 @@ def test_gradient_mode_errors_name_the_setting():
                     gradient_mode="ful")
 
 
-def test_jitted_aggregation_step_compiles_once_and_matches_eager(setup):
-  the_model, params, the_batch, rng, _ = setup
+def test_jitted_aggregation_step_compiles_once_and_matches_eager(tiny_setup):
+  the_model, params, the_batch, rng, _ = tiny_setup
   method = weighting.from_spec("pcgrad", num_tasks=2)
   step = make_train_step(the_model, KINDS, method, SGD, gradient_mode="full", diagnostics=True)
   state = TrainState.create(params, SGD, method.init(2), jax.random.PRNGKey(1))

@@ -7,15 +7,15 @@ import pytest
 
 from mtl_jax.encoders import EncoderConfig
 from mtl_jax.sharing import HardSharingModel, TaskHead
-from mtl_jax.tasks.kinds import Classification, Tagging
 from mtl_jax.training import gradients, task_losses
 from mtl_jax.weighting import linalg
+
+from test_step import KINDS, _batch as batch
 
 # No encoder dropout, so the per-task encoder passes and the stacked pass agree.
 TINY = EncoderConfig(vocab_size=30, hidden_size=16, num_layers=2, num_heads=2,
                      intermediate_size=32, max_position_embeddings=16, hidden_dropout=0.0,
                      attention_dropout=0.0)
-KINDS = {"news": Classification(), "ner": Tagging()}
 
 
 def model():
@@ -27,19 +27,6 @@ class MixingModel(HardSharingModel):
   """The same model declared non-separable: exercises the generic paths."""
 
   separable_tasks = False
-
-
-def batch(seed=0, b=4, length=8):
-  rng = np.random.default_rng(seed)
-  mask = (np.arange(length)[None] < rng.integers(3, length + 1, (b, 1))).astype(np.int32)
-
-  def task(labels):
-    return {"input_ids": (rng.integers(1, 30, (b, length)) * mask).astype(np.int32),
-            "token_type_ids": np.zeros((b, length), np.int32),
-            "attention_mask": mask, "labels": labels}
-
-  tags = np.where(mask == 1, rng.integers(0, 4, (b, length)), -100).astype(np.int32)
-  return {"news": task(rng.integers(0, 3, b).astype(np.int32)), "ner": task(tags)}
 
 
 def reference(the_model, params, the_batch, rng):
@@ -54,22 +41,14 @@ def assert_trees_close(actual, expected, atol=1e-6):
                actual, expected)
 
 
-@pytest.fixture(scope="module")
-def setup():
-  the_model = model()
-  params = the_model.init(jax.random.PRNGKey(0))
-  the_batch, rng = batch(), jax.random.PRNGKey(3)
-  return the_model, params, the_batch, rng, reference(the_model, params, the_batch, rng)
-
-
 COEFFS = jnp.array([0.7, -1.3])
 WEIGHTS = jnp.array([2.0, 0.5])
 
 
 @pytest.mark.parametrize("model_class", [HardSharingModel, MixingModel])
 @pytest.mark.parametrize("mode", ["full", "last_layer", "representation"])
-def test_combined_gradients_are_exact_in_every_mode(setup, model_class, mode):
-  the_model, params, the_batch, rng, expected = setup
+def test_combined_gradients_are_exact_in_every_mode(tiny_setup, model_class, mode):
+  the_model, params, the_batch, rng, expected = tiny_setup
   the_model = model_class(TINY, the_model.tasks)
   grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng, mode=mode)
   np.testing.assert_allclose(grads.losses_k, task_losses(the_model, KINDS, params, the_batch,
@@ -82,16 +61,16 @@ def test_combined_gradients_are_exact_in_every_mode(setup, model_class, mode):
 
 
 @pytest.mark.parametrize("model_class", [HardSharingModel, MixingModel])
-def test_full_mode_gives_every_task_gradient(setup, model_class):
-  the_model, params, the_batch, rng, expected = setup
+def test_full_mode_gives_every_task_gradient(tiny_setup, model_class):
+  the_model, params, the_batch, rng, expected = tiny_setup
   the_model = model_class(TINY, the_model.tasks)
   grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng, mode="full")
   assert_trees_close(grads.shared_grads_k, expected["encoder"])
   assert_trees_close(grads.probes_k, expected["encoder"])
 
 
-def test_last_layer_mode_probes_the_last_layer(setup):
-  the_model, params, the_batch, rng, expected = setup
+def test_last_layer_mode_probes_the_last_layer(tiny_setup):
+  the_model, params, the_batch, rng, expected = tiny_setup
   grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng,
                                    mode="last_layer")
   assert_trees_close(grads.probes_k, jax.tree.leaves(expected["encoder"]["layer_1"]))
@@ -102,10 +81,10 @@ def test_last_layer_mode_probes_the_last_layer(setup):
 
 
 @pytest.mark.parametrize("model_class", [HardSharingModel, MixingModel])
-def test_representation_probes_are_the_final_layernorm_bias_gradients(setup, model_class):
+def test_representation_probes_are_the_final_layernorm_bias_gradients(tiny_setup, model_class):
   # The gradient with respect to one shift of the representation shared by all
   # tasks is, for a post-LN encoder, the gradient of its last LayerNorm bias.
-  the_model, params, the_batch, rng, expected = setup
+  the_model, params, the_batch, rng, expected = tiny_setup
   the_model = model_class(TINY, the_model.tasks)
   grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng,
                                    mode="representation")
@@ -115,8 +94,8 @@ def test_representation_probes_are_the_final_layernorm_bias_gradients(setup, mod
                              rtol=1e-4, atol=1e-7)
 
 
-def test_last_layer_errors_name_the_problem(setup):
-  the_model, params, *_ = setup
+def test_last_layer_errors_name_the_problem(tiny_setup):
+  the_model, params, *_ = tiny_setup
   with pytest.raises(ValueError, match="'layer_9' is not in the shared params"):
     gradients.last_layer_mask(params["encoder"], "layer_9")
   with pytest.raises(ValueError, match="no 'layer_<i>' entries"):
