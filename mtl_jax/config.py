@@ -65,8 +65,19 @@ def default_config() -> ml_collections.ConfigDict:
       # Per-task upper layers mixed by cross-stitch units (0: only embeddings shared).
       cross_stitch=dict(shared_layers=0, self_weight=0.9),
   )
-  # A balancing method and its arguments, e.g. 'equal', 'static(weights=[1, 0.5])'.
+  # A balancing method and its arguments, e.g. 'equal', 'static(weights=[1, 0.5])',
+  # 'gradnorm(alpha=1.5)', 'cagrad(c=0.4)' (mtl_jax.weighting.names() lists them).
   config.weighting = "equal"
+  config.balancing = dict(
+      # Where per-task gradients are taken: auto (the method's paper) |
+      # representation | last_layer | full (see mtl_jax/training/gradients.py).
+      gradient_mode="auto",
+      # Log per-task gradient norms and their pairwise cosines (conflicts).
+      diagnostics=False,
+      # The last shared layer for gradient_mode=last_layer, a '/' path in the
+      # encoder params ('' = the last layer_<i>).
+      last_layer="",
+  )
   config.optimizer = dict(
       learning_rate=5e-5,
       warmup_steps=0,

@@ -53,6 +53,10 @@ class CrossStitchModel(LayerwiseModel):
     self_weight: the units' initial weight of a copy on itself, in (0, 1].
   """
 
+  # `apply_heads` mixes the tasks' representations, so a task's loss reads
+  # every task's examples: per-task gradients need one backward pass per task.
+  separable_tasks = False
+
   kind = "cross_stitch"
 
   def __init__(self, encoder_config: EncoderConfig, tasks: Sequence[TaskHead],

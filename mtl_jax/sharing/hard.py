@@ -72,6 +72,10 @@ class HardSharingModel:
   # Top-level params entries the optimizer leaves unchanged.
   frozen_keys: tuple[str, ...] = ()
 
+  # Task t's loss reads the shared params only through task t's own examples,
+  # so per-task gradients cost one backward pass (`training/gradients.py`).
+  separable_tasks = True
+
   def __init__(self, encoder_config: EncoderConfig, tasks: Sequence[TaskHead]):
     self.encoder_config = encoder_config
     self.tasks = tuple(tasks)

@@ -64,6 +64,10 @@ class MultiTaskAttentionModel(LayerwiseModel):
     attention_size: a, the width of the attention's tanh layer.
   """
 
+  # `apply_heads` mixes the tasks' representations, so a task's loss reads
+  # every task's examples: per-task gradients need one backward pass per task.
+  separable_tasks = False
+
   kind = "mtl_attention"
 
   def __init__(self, encoder_config: EncoderConfig, tasks: Sequence[TaskHead],

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 import jax
+import numpy as np
 import ml_collections
 from jax.experimental import multihost_utils
 from tqdm import tqdm
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
+BALANCING_PLOT = "balancing.png"
 
 __all__ = ["Interrupted", "NonFiniteLossError", "train"]
 
@@ -125,8 +127,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     nonfinite = NonFiniteCounter(train_cfg.max_nonfinite_in_a_row,
                                  **meta.get("nonfinite", {}))
 
+    balancing = config.balancing
     train_step = sharded.jit_train_step(
-        make_train_step(run.model, run.kinds, weighting, optimizer), abstract, layout)
+        make_train_step(run.model, run.kinds, weighting, optimizer,
+                        gradient_mode=balancing.gradient_mode,
+                        diagnostics=balancing.diagnostics, last_layer=balancing.last_layer),
+        abstract, layout)
     predict_jit = jax.jit(make_predict_step(run.model, run.kinds),
                           out_shardings=layout.replicated)
     streams = {name: TaskStream(train_splits[name], train_cfg.batch_size,
@@ -213,6 +219,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       checkpoint(total, results)
     if run.model.frozen_keys and primary:
       save_trainable(os.path.join(workdir, run_lib.TRAINABLE_FILE), run.model, state.params)
+    if balancing.diagnostics and primary:
+      from mtl_jax.metrics import plots  # matplotlib only where it is used
+      plots.plot_balancing(os.path.join(workdir, TRAIN_LOG),
+                           os.path.join(workdir, BALANCING_PLOT))
     checkpointer.wait()
     if results and primary:
       metrics_lib.write_json(results, os.path.join(workdir, METRICS_FILE))
@@ -279,11 +289,15 @@ def _record(step_metrics: dict[str, Any], names, step: int, learning_rate: float
             nonfinite: NonFiniteCounter) -> dict[str, Any]:
   """The host copy of a step's metrics for the train log."""
   values = jax.device_get(step_metrics)
-  return {"step": step, "loss": _finite(values["loss"]),
-          "losses": {n: _finite(v) for n, v in zip(names, values["losses"])},
-          "weights": {n: _finite(v) for n, v in zip(names, values["weights"])},
-          "grad_norm": _finite(values["grad_norm"]), "learning_rate": learning_rate,
-          "skipped": bool(values["skipped"]), "nonfinite_total": nonfinite.total}
+  record = {"step": step, "loss": _finite(values["loss"]),
+            "losses": {n: _finite(v) for n, v in zip(names, values["losses"])},
+            "weights": {n: _finite(v) for n, v in zip(names, values["weights"])},
+            "grad_norm": _finite(values["grad_norm"]), "learning_rate": learning_rate,
+            "skipped": bool(values["skipped"]), "nonfinite_total": nonfinite.total}
+  if "grad_norms" in values:  # balancing diagnostics
+    record["grad_norms"] = {n: _finite(v) for n, v in zip(names, values["grad_norms"])}
+    record["grad_cosines"] = np.asarray(values["grad_cosines"], float).round(6).tolist()
+  return record
 
 
 def _write(train_log, record: dict[str, Any]) -> None:
