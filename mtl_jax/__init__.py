@@ -9,6 +9,7 @@ API is re-exported here; each sub-package holds one concern:
 * `tasks`: Task, registry, sources, tokenization, batching.
 * `weighting`: balancing methods (loss weighting, gradient aggregation).
 * `training`: train state, steps, loop, checkpoints.
+* `sharding`: device mesh, logical-axis rules, multi-host setup.
 * `metrics`: per-task metrics and reports.
 """
 
@@ -16,7 +17,7 @@ from mtl_jax.config import apply_overrides, default_config, load_config, resolve
 from mtl_jax.encoders import EncoderConfig, Encoder, export_pretrained, load_pretrained
 from mtl_jax.predict import Predictor
 from mtl_jax.sharing import HardSharingModel, TaskHead
-from mtl_jax.tasks import Source, Task, TaskRegistry
+from mtl_jax.tasks import Mixture, MixtureRegistry, Source, Task, TaskRegistry
 from mtl_jax.training import TrainState, make_train_step, train
 
 __version__ = "0.1.0"

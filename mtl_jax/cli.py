@@ -3,6 +3,7 @@
     mtl-jax train --config experiments/configs/demo.py --workdir runs/demo
     mtl-jax eval --workdir runs/demo
     echo "Stocks rally" | mtl-jax predict --workdir runs/demo --task demo_ag_news
+    printf 'A man sleeps.\tNobody sleeps.\n' | mtl-jax predict --workdir runs/glue --task glue_rte
 """
 
 from __future__ import annotations
@@ -11,6 +12,16 @@ import argparse
 import logging
 import os
 import sys
+
+
+def _step(text: str) -> int | str:
+  if text in ("latest", "best"):
+    return text
+  try:
+    return int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a step number, 'latest' or 'best'") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,15 +42,19 @@ def _parser() -> argparse.ArgumentParser:
 
   evaluate = commands.add_parser("eval", help="evaluate a trained workdir")
   evaluate.add_argument("--workdir", required=True)
-  evaluate.add_argument("--step", type=int, default=None,
-                        help="checkpoint step (default: latest)")
+  evaluate.add_argument("--step", type=_step, default=None,
+                        help="checkpoint: a step, 'latest' (default) or 'best' "
+                        "(by checkpoint.best_metric)")
 
-  predict = commands.add_parser("predict", help="predict raw text, one input per line")
+  predict = commands.add_parser(
+      "predict", help="predict raw text, one input per line (pair tasks: two "
+      "tab-separated texts); prints the label, score or tags, a tab, the input")
   predict.add_argument("--workdir", required=True)
   predict.add_argument("--task", required=True)
   predict.add_argument("--input", default="-",
                        help="a text file with one input per line, or - for stdin")
-  predict.add_argument("--step", type=int, default=None)
+  predict.add_argument("--step", type=_step, default=None,
+                       help="checkpoint: a step, 'latest' (default) or 'best'")
   return parser
 
 
@@ -48,7 +63,7 @@ def _train(args) -> None:
   from mtl_jax.training import train
 
   config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
-  train(config, args.workdir, progress=not args.no_progress)
+  _print_glue(train(config, args.workdir, progress=not args.no_progress))
 
 
 def _eval(args) -> None:
@@ -66,6 +81,15 @@ def _eval(args) -> None:
                      run.config.train.eval_batch_size, run.config.train.buckets)
   metrics.write_json(results, os.path.join(args.workdir, "metrics.json"))
   print(metrics.format_table(results))
+  _print_glue(results)
+
+
+def _print_glue(results) -> None:
+  from mtl_jax import metrics
+
+  glue = metrics.glue_average(results)
+  if glue:
+    print(f"GLUE score over {len(glue['tasks'])} of 9 tasks: {glue['score']:.4f}")
 
 
 def _predict(args) -> None:
@@ -73,11 +97,10 @@ def _predict(args) -> None:
 
   stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
   with stream:
-    lines = [line.rstrip("\n") for line in stream if line.strip()]
+    lines = [line.rstrip("\r\n") for line in stream if line.strip()]
   predictor = Predictor.from_workdir(args.workdir, args.step)
   for line, prediction in zip(lines, predictor.predict(args.task, lines)):
-    shown = " ".join(prediction) if isinstance(prediction, list) else prediction
-    print(f"{shown}\t{line}")
+    print(f"{predictor.show(args.task, prediction)}\t{line}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
   datasets.disable_progress_bars()
   datasets.logging.set_verbosity_error()
   commands = {"train": _train, "eval": _eval, "predict": _predict}
+  from mtl_jax.training.preemption import Interrupted
   try:
     commands[args.command](args)
+  except Interrupted as stopped:
+    print(f"mtl-jax: {stopped}", file=sys.stderr)
+    return 128 + stopped.signal_number if stopped.signal_number else 1
   except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as error:
     if args.debug:
       raise

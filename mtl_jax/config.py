@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from mtl_jax.sharding.rules import DEFAULT_RULES
+
 
 def default_config() -> ml_collections.ConfigDict:
   """Every key a run reads, with its default. `tasks` is free-form (name -> spec)."""
@@ -25,6 +27,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Task name -> spec: a registered task's options ({} or {'data_dir': ...}), or
   # a custom task {'kind': ..., 'source': {...}, 'labels': ..., 'max_length': ...}.
   config.tasks = ml_collections.ConfigDict()
+  # A registered mixture (tasks + sampling rates) whose tasks join config.tasks:
+  # 'glue_small' or "glue_small(data_dir='/data/glue')"; '' for none.
+  config.mixture = ""
 
   config.encoder = dict(
       # A Hugging Face checkpoint directory (config.json + model.safetensors);
@@ -47,8 +52,32 @@ def default_config() -> ml_collections.ConfigDict:
       vocab_size=8000,
       lowercase=True,
   )
-  # A balancing method and its arguments, e.g. 'equal', 'static(weights=[1, 0.5])'.
+  # How the tasks share the encoder (mtl_jax.sharing): `kind` picks the
+  # architecture; the sub-dict named after it holds its options.
+  config.sharing = dict(
+      kind="hard",  # hard | layerwise | adapters | mtl_attention | cross_stitch | task_embedding
+      # Lower layers shared, a copy of the rest per task (negative: from the top).
+      layerwise=dict(shared_layers=-1),
+      # Bottleneck adapters per task in every layer; houlsby | pfeiffer placement.
+      adapters=dict(size=64, placement="houlsby", freeze_encoder=True),
+      # Per-task upper layers; each task attends over all tasks' outputs.
+      mtl_attention=dict(shared_layers=-1, attention_size=128),
+      # Per-task upper layers mixed by cross-stitch units (0: only embeddings shared).
+      cross_stitch=dict(shared_layers=0, self_weight=0.9),
+  )
+  # A balancing method and its arguments, e.g. 'equal', 'static(weights=[1, 0.5])',
+  # 'gradnorm(alpha=1.5)', 'cagrad(c=0.4)' (mtl_jax.weighting.names() lists them).
   config.weighting = "equal"
+  config.balancing = dict(
+      # Where per-task gradients are taken: auto (the method's paper) |
+      # representation | last_layer | full (see mtl_jax/training/gradients.py).
+      gradient_mode="auto",
+      # Log per-task gradient norms and their pairwise cosines (conflicts).
+      diagnostics=False,
+      # The last shared layer for gradient_mode=last_layer, a '/' path in the
+      # encoder params ('' = the last layer_<i>).
+      last_layer="",
+  )
   # Which tasks each step trains (mtl_jax.training.schedules), e.g. 'joint',
   # 'alternating', 'temperature(temperature=2)',
   # "progressive(main_task='ner', start_steps={'news': 500})".
@@ -71,6 +100,10 @@ def default_config() -> ml_collections.ConfigDict:
       b1=0.9,
       b2=0.999,
       eps=1e-8,
+      # Gradient accumulation: the optimizer steps once every n train steps, on
+      # the mean of their gradients (optax.MultiSteps); train.steps counts
+      # micro-batches and must be a multiple of n.
+      accumulate_steps=1,
   )
   config.train = dict(
       steps=1000,
@@ -80,6 +113,31 @@ def default_config() -> ml_collections.ConfigDict:
       eval_every=0,  # 0: evaluate at the end only
       checkpoint_every=0,  # 0: checkpoint at the end only
       eval_batch_size=64,
+      # A non-finite loss or gradient skips the step's update; this many in a
+      # row stop the run (the last checkpoint holds the last good state).
+      max_nonfinite_in_a_row=10,
+  )
+  config.checkpoint = dict(
+      keep=2,  # the latest checkpoints kept
+      # Also keep the best checkpoint by this eval metric, 'task/metric' (e.g.
+      # 'demo_ag_news/accuracy'); '' = latest only. Needs train.eval_every: a
+      # checkpoint is saved at every evaluation.
+      best_metric="",
+      best_mode="max",  # max | min
+  )
+  # The device mesh (axes data, fsdp, model; -1 = the rest of the devices) and
+  # the logical-axis rules that map parameter and batch dimensions onto it
+  # (see mtl_jax/sharding/rules.py). The default is data parallel.
+  config.mesh = dict(
+      shape=dict(data=-1, fsdp=1, model=1),
+      rules=DEFAULT_RULES,
+  )
+  # Several hosts (jax.distributed.initialize); see mtl_jax/sharding/distributed.py.
+  config.distributed = dict(
+      enabled=False,  # True on a TPU pod slice / SLURM / Open MPI (auto-detected)
+      coordinator_address="",  # 'host:port' of process 0 (or $JAX_COORDINATOR_ADDRESS)
+      num_processes=0,  # or $JAX_NUM_PROCESSES
+      process_id=-1,  # or $JAX_PROCESS_ID
   )
   config.lock()
   return config
@@ -154,7 +212,11 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]
     *parents, leaf = key.strip().split(".")
     node = config
     for i, part in enumerate(parents):
-      if part not in node:
+      if part not in node and i > 0 and parents[0] == "tasks":
+        # Options for a task of config.mixture not (yet) in config.tasks.
+        with node.unlocked():
+          node[part] = ml_collections.ConfigDict()
+      elif part not in node:
         raise ValueError(f"unknown config key {'.'.join(parents[:i + 1])!r}")
       node = node[part]
     if leaf not in node and ".".join(parents[:1]) != "tasks":

@@ -2,6 +2,7 @@
 
     predictor = Predictor.from_workdir("runs/demo")
     predictor.predict("demo_ag_news", ["Stocks rally as the Fed holds rates."])
+    predictor.predict("glue_rte", [("A man is sleeping.", "Nobody sleeps.")])
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any, Sequence
 import datasets
 import jax
 
-from mtl_jax.tasks.sources import LINE, RawSplit
+from mtl_jax.tasks.sources import LINE, DataError, RawSplit
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.evaluate import predict_split
 from mtl_jax.training.step import make_predict_step
@@ -26,8 +27,8 @@ class Predictor:
     self._predict_step = jax.jit(make_predict_step(run.model, run.kinds))
 
   @classmethod
-  def from_workdir(cls, workdir: str, step: int | None = None) -> "Predictor":
-    """Loads the latest (or `step`'s) checkpoint of a training workdir."""
+  def from_workdir(cls, workdir: str, step: int | str | None = None) -> "Predictor":
+    """Loads a checkpoint of a training workdir: `step` = a number, 'best' or latest (None)."""
     run = run_lib.load(workdir)
     return cls(run, run_lib.restore_params(run, workdir, step))
 
@@ -36,20 +37,34 @@ class Predictor:
 
     Args:
       task: the task name.
-      inputs: what the task's kind reads: texts (classification, seq2seq),
-        texts split on whitespace or lists of words (tagging).
+      inputs: what the task's kind reads: texts (classification, regression,
+        multi-label, seq2seq); for sentence-pair kinds (text, text_pair) pairs or
+        'text<TAB>text_pair' strings; texts split on whitespace or lists of
+        words (tagging).
 
     Returns:
-      One prediction per input: a label, a list of tags (one per word), or
-      a text (seq2seq).
+      One prediction per input: a label, a score (regression), a list of
+      labels (multi-label), a list of tags (tagging, one per word), or a
+      generated text (seq2seq, greedy decoding).
+
+    Raises:
+      KeyError: no such task in the run.
+      DataError: an input the task cannot read (task and input named).
     """
     spec = self.run.task(task)
     kind, labels = spec.spec, self.run.labels[task]
-    fields = kind.raw_inputs(list(inputs), labels)
-    fields[LINE] = list(range(1, len(inputs) + 1))
-    split = spec.load("input", self.run.tokenizer, labels,
-                      raw=RawSplit(datasets.Dataset.from_dict(fields), "<input>"))
+    try:
+      fields = kind.raw_inputs(list(inputs), labels)
+      fields[LINE] = list(range(1, len(inputs) + 1))
+      raw = RawSplit(datasets.Dataset.from_dict(fields), "<input>", unit="input")
+      split = kind.encode(raw, self.run.tokenizer, labels, spec.max_length)
+    except DataError as error:
+      raise DataError(f"task {task}: {error}") from error
     config = self.run.config.train
     predictions = predict_split(self._predict_step, self.params, task, split,
                                 config.eval_batch_size, config.buckets)
     return kind.decode(predictions, split, labels)
+
+  def show(self, task: str, prediction: Any) -> str:
+    """One prediction of `task` as text: a label, a score, labels or tags."""
+    return self.run.task(task).spec.show(prediction)

@@ -13,11 +13,14 @@ h heads, k head dim, f feed-forward.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
 from mtl_jax.encoders.config import EncoderConfig
+from mtl_jax.encoders.dropout import HashDropout
 
 
 def _init(config: EncoderConfig, names: tuple[str | None, ...]):
@@ -36,6 +39,13 @@ def _ones(names):
 
 def _dtype(config: EncoderConfig):
   return jnp.dtype(config.dtype)
+
+
+def make_dropout(config: EncoderConfig, rate: float) -> nn.Module:
+  """The encoder's dropout: `HashDropout` (fast masks) or flax's (threefry)."""
+  if config.dropout_rng == "hash":
+    return HashDropout(rate)
+  return nn.Dropout(rate)
 
 
 def layer_norm(config: EncoderConfig, name: str) -> nn.LayerNorm:
@@ -67,11 +77,16 @@ class Embeddings(nn.Module):
     x_bld = (word(input_ids_bl) + position(jnp.arange(length) + cfg.position_offset)[None]
              + token_type(token_type_ids_bl))
     x_bld = layer_norm(cfg, "layer_norm")(x_bld.astype(_dtype(cfg)))
-    return nn.Dropout(cfg.hidden_dropout)(x_bld, deterministic=deterministic)
+    return make_dropout(cfg, cfg.hidden_dropout)(x_bld, deterministic=deterministic)
 
 
 class SelfAttention(nn.Module):
-  """Multi-head self-attention with a padding mask."""
+  """Multi-head self-attention with a padding mask.
+
+  Queries, keys and values come from one fused projection (kernel
+  [d, 3, h, k]): one large matrix product instead of three smaller ones,
+  forward and backward, which XLA's CPU GEMMs run markedly faster.
+  """
 
   config: EncoderConfig
 
@@ -79,25 +94,21 @@ class SelfAttention(nn.Module):
   def __call__(self, x_bld, mask_bl, *, deterministic: bool):
     cfg = self.config
     dtype = _dtype(cfg)
-
-    def projection(name):
-      return nn.DenseGeneral(
-          (cfg.num_heads, cfg.head_dim), dtype=dtype, name=name,
-          kernel_init=_init(cfg, ("embed", "heads", "kv")),
-          bias_init=_zeros(("heads", "kv")))
-
-    q_blhk = projection("query")(x_bld)
-    k_blhk = projection("key")(x_bld)
-    v_blhk = projection("value")(x_bld)
+    qkv_bl3hk = nn.DenseGeneral(
+        (3, cfg.num_heads, cfg.head_dim), dtype=dtype, name="qkv",
+        kernel_init=_init(cfg, ("embed", "qkv", "heads", "kv")),
+        bias_init=_zeros(("qkv", "heads", "kv")))(x_bld)
+    # Scaling the queries (not the l x l scores) is a 4x smaller pass at l=128.
+    q_blhk = qkv_bl3hk[:, :, 0] * jnp.asarray(cfg.head_dim ** -0.5, dtype)
+    k_blhk, v_blhk = qkv_bl3hk[:, :, 1], qkv_bl3hk[:, :, 2]
     scores_bhqk = jnp.einsum("bqhk,bshk->bhqs", q_blhk, k_blhk)
-    scores_bhqk = scores_bhqk / jnp.sqrt(jnp.asarray(cfg.head_dim, dtype))
     # Padding keys get a large negative score; float32 softmax for stability.
     big_negative = jnp.finfo(jnp.float32).min
     scores_bhqk = jnp.where(mask_bl[:, None, None, :], scores_bhqk.astype(jnp.float32),
                             big_negative)
     probs_bhqk = jax.nn.softmax(scores_bhqk, axis=-1).astype(dtype)
-    probs_bhqk = nn.Dropout(cfg.attention_dropout)(probs_bhqk,
-                                                   deterministic=deterministic)
+    probs_bhqk = make_dropout(cfg, cfg.attention_dropout)(probs_bhqk,
+                                                          deterministic=deterministic)
     context_blhk = jnp.einsum("bhqs,bshk->bqhk", probs_bhqk, v_blhk)
     return nn.DenseGeneral(
         cfg.hidden_size, axis=(-2, -1), dtype=dtype, name="output",
@@ -105,20 +116,31 @@ class SelfAttention(nn.Module):
         bias_init=_zeros(("embed",)))(context_blhk)
 
 
+# `adapter(layer_name, site, x_bld) -> x_bld`: maps the output of a layer's
+# attention block (site "attention") or feed-forward block (site "output"),
+# after dropout and before the residual sum, e.g. to add bottleneck adapters
+# (`mtl_jax.sharing.adapters`), whose params live outside the encoder's.
+AdapterHook = Callable[[str, str, jax.Array], jax.Array]
+
+
 class Layer(nn.Module):
   """One post-LN Transformer layer: attention and feed-forward blocks."""
 
   config: EncoderConfig
+  adapter: AdapterHook | None = None
+
+  def _adapt(self, site: str, x_bld):
+    return x_bld if self.adapter is None else self.adapter(self.name, site, x_bld)
 
   @nn.compact
   def __call__(self, x_bld, mask_bl, *, deterministic: bool):
     cfg = self.config
     dtype = _dtype(cfg)
-    dropout = nn.Dropout(cfg.hidden_dropout)
+    dropout = make_dropout(cfg, cfg.hidden_dropout)
     attended = SelfAttention(cfg, name="attention")(x_bld, mask_bl,
                                                     deterministic=deterministic)
-    x_bld = layer_norm(cfg, "attention_norm")(
-        x_bld + dropout(attended, deterministic=deterministic))
+    attended = self._adapt("attention", dropout(attended, deterministic=deterministic))
+    x_bld = layer_norm(cfg, "attention_norm")(x_bld + attended)
     h_blf = nn.Dense(cfg.intermediate_size, dtype=dtype, name="intermediate",
                      kernel_init=_init(cfg, ("embed", "mlp")),
                      bias_init=_zeros(("mlp",)))(x_bld)
@@ -126,8 +148,8 @@ class Layer(nn.Module):
     out_bld = nn.Dense(cfg.hidden_size, dtype=dtype, name="output",
                        kernel_init=_init(cfg, ("mlp", "embed")),
                        bias_init=_zeros(("embed",)))(h_blf)
-    return layer_norm(cfg, "output_norm")(
-        x_bld + dropout(out_bld, deterministic=deterministic))
+    out_bld = self._adapt("output", dropout(out_bld, deterministic=deterministic))
+    return layer_norm(cfg, "output_norm")(x_bld + out_bld)
 
 
 class Encoder(nn.Module):
@@ -137,11 +159,13 @@ class Encoder(nn.Module):
   split (e.g. lower layers shared, upper layers per task) while keeping the
   parameter names `layer_{i}` of the full encoder; `embeddings=False` leaves
   the embeddings out (the input is then hidden states, not ids).
+  `adapter` is passed to every layer (see `AdapterHook`).
   """
 
   config: EncoderConfig
   layers: tuple[int, ...] | None = None
   embeddings: bool = True
+  adapter: AdapterHook | None = None
 
   @nn.compact
   def __call__(self, inputs, attention_mask_bl, token_type_ids_bl=None, *,
@@ -168,8 +192,8 @@ class Encoder(nn.Module):
     mask_bl = attention_mask_bl.astype(bool)
     layers = range(cfg.num_layers) if self.layers is None else self.layers
     for i in layers:
-      x_bld = Layer(cfg, name=f"layer_{i}")(x_bld, mask_bl,
-                                             deterministic=deterministic)
+      x_bld = Layer(cfg, adapter=self.adapter, name=f"layer_{i}")(
+          x_bld, mask_bl, deterministic=deterministic)
     return x_bld
 
 

@@ -32,6 +32,9 @@ class EncoderConfig:
   position_offset: int = 0
   # Compute dtype of activations ("float32" or "bfloat16"); params stay float32.
   dtype: str = "float32"
+  # Dropout masks: "hash" (a keyed integer hash per element, one cheap pass;
+  # see `dropout.py`) or "threefry" (flax's nn.Dropout, ~50x costlier on CPU).
+  dropout_rng: str = "hash"
 
   def __post_init__(self):
     if self.hidden_size % self.num_heads:
@@ -40,6 +43,8 @@ class EncoderConfig:
           f"{self.num_heads}")
     if self.dtype not in ("float32", "bfloat16"):
       raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+    if self.dropout_rng not in ("hash", "threefry"):
+      raise ValueError(f"dropout_rng must be 'hash' or 'threefry', got {self.dropout_rng!r}")
 
   @property
   def head_dim(self) -> int:

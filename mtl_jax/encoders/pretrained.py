@@ -1,8 +1,9 @@
 """Hugging Face checkpoints (config.json + model.safetensors + tokenizer) in and out.
 
 `load_pretrained` maps a BERT-family checkpoint's tensor names onto the
-encoder's params pytree, transposing PyTorch's (out, in) linear weights and
-splitting attention projections into (heads, head_dim). `export_pretrained`
+encoder's params pytree, transposing PyTorch's (out, in) linear weights,
+splitting attention projections into (heads, head_dim) and stacking query,
+key and value into the fused `qkv` projection. `export_pretrained`
 writes the inverse, so a trained encoder opens in `transformers`,
 sentence-transformers or any tool that reads the HF layout.
 """
@@ -29,45 +30,53 @@ class CheckpointError(ValueError):
   """A checkpoint does not fit the encoder: missing or mis-shaped tensors."""
 
 
-def _mapping(config: EncoderConfig) -> Iterator[tuple[str, tuple[str, ...],
+# Where a tensor sits inside ours: None for all of it, else a numpy index
+# (query, key and value are slices of the fused `qkv` kernel and bias).
+Part = tuple | None
+
+
+def _mapping(config: EncoderConfig) -> Iterator[tuple[str, tuple[str, ...], Part,
                                                       Callable, Callable]]:
-  """Yields (hf_name, our_path, hf_to_ours, ours_to_hf) for every tensor."""
+  """Yields (hf_name, our_path, part, hf_to_ours, ours_to_hf) for every tensor."""
   d, h, k = config.hidden_size, config.num_heads, config.head_dim
   same = lambda x: x
 
   def norm(hf, ours):
     # Old TF-converted checkpoints name LayerNorm params gamma/beta; the
     # reader accepts either (see `_read`).
-    yield f"{hf}.weight", ours + ("scale",), same, same
-    yield f"{hf}.bias", ours + ("bias",), same, same
+    yield f"{hf}.weight", ours + ("scale",), None, same, same
+    yield f"{hf}.bias", ours + ("bias",), None, same, same
 
   emb = ("embeddings",)
-  yield "embeddings.word_embeddings.weight", emb + ("word", "embedding"), same, same
-  yield ("embeddings.position_embeddings.weight", emb + ("position", "embedding"),
+  yield "embeddings.word_embeddings.weight", emb + ("word", "embedding"), None, same, same
+  yield ("embeddings.position_embeddings.weight", emb + ("position", "embedding"), None,
          same, same)
   yield ("embeddings.token_type_embeddings.weight",
-         emb + ("token_type", "embedding"), same, same)
+         emb + ("token_type", "embedding"), None, same, same)
   yield from norm("embeddings.LayerNorm", emb + ("layer_norm",))
   for i in range(config.num_layers):
     hf = f"encoder.layer.{i}"
     ours = (f"layer_{i}",)
-    for proj in ("query", "key", "value"):
+    for slot, proj in enumerate(("query", "key", "value")):
+      # Fused kernel [d, 3, h, k] and bias [3, h, k]: `slot` is `proj`'s slice.
       yield (f"{hf}.attention.self.{proj}.weight",
-             ours + ("attention", proj, "kernel"),
+             ours + ("attention", "qkv", "kernel"), (slice(None), slot),
              lambda w: w.T.reshape(d, h, k), lambda w: w.reshape(d, d).T)
-      yield (f"{hf}.attention.self.{proj}.bias", ours + ("attention", proj, "bias"),
+      yield (f"{hf}.attention.self.{proj}.bias", ours + ("attention", "qkv", "bias"),
+             (slot,),
              lambda b: b.reshape(h, k), lambda b: b.reshape(d))
     yield (f"{hf}.attention.output.dense.weight",
-           ours + ("attention", "output", "kernel"),
+           ours + ("attention", "output", "kernel"), None,
            lambda w: w.T.reshape(h, k, d), lambda w: w.reshape(d, d).T)
     yield (f"{hf}.attention.output.dense.bias", ours + ("attention", "output", "bias"),
-           same, same)
+           None, same, same)
     yield from norm(f"{hf}.attention.output.LayerNorm", ours + ("attention_norm",))
-    yield (f"{hf}.intermediate.dense.weight", ours + ("intermediate", "kernel"),
+    yield (f"{hf}.intermediate.dense.weight", ours + ("intermediate", "kernel"), None,
            lambda w: w.T, lambda w: w.T)
-    yield f"{hf}.intermediate.dense.bias", ours + ("intermediate", "bias"), same, same
-    yield f"{hf}.output.dense.weight", ours + ("output", "kernel"), lambda w: w.T, lambda w: w.T
-    yield f"{hf}.output.dense.bias", ours + ("output", "bias"), same, same
+    yield f"{hf}.intermediate.dense.bias", ours + ("intermediate", "bias"), None, same, same
+    yield (f"{hf}.output.dense.weight", ours + ("output", "kernel"), None,
+           lambda w: w.T, lambda w: w.T)
+    yield f"{hf}.output.dense.bias", ours + ("output", "bias"), None, same, same
     yield from norm(f"{hf}.output.LayerNorm", ours + ("output_norm",))
 
 
@@ -140,7 +149,7 @@ def load_pretrained(path: str | os.PathLike, **config_overrides
   expected = _expected_shapes(config)
   params: dict = {}
   used = set()
-  for hf_name, our_path, to_ours, _ in _mapping(config):
+  for hf_name, our_path, part, to_ours, _ in _mapping(config):
     name = hf_name
     if name not in tensors and name.endswith((".weight", ".bias")) and "LayerNorm" in name:
       legacy = name.replace(".weight", ".gamma").replace(".bias", ".beta")
@@ -150,11 +159,21 @@ def load_pretrained(path: str | os.PathLike, **config_overrides
                             f"{'/'.join(our_path)})")
     value = to_ours(np.asarray(tensors[name], dtype=np.float32))
     want = expected[our_path]
+    if part is not None:
+      want = np.empty(want, np.bool_)[part].shape
     if value.shape != want:
       raise CheckpointError(
           f"{file}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
           f"which maps to {value.shape} but {'/'.join(our_path)} needs {want}")
-    _set(params, our_path, value)
+    if part is None:
+      _set(params, our_path, value)
+    else:
+      try:
+        whole = _get(params, our_path)
+      except KeyError:
+        whole = np.zeros(expected[our_path], np.float32)
+        _set(params, our_path, whole)
+      whole[part] = value
     used.add(name)
   unused = [n for n in tensors if n not in used and not n.startswith(_IGNORED)]
   if len(unused) > 0:
@@ -177,9 +196,9 @@ def export_pretrained(path: str | os.PathLike, config: EncoderConfig, params: di
   """
   os.makedirs(path, exist_ok=True)
   tensors = {}
-  for hf_name, our_path, _, to_hf in _mapping(config):
-    tensors[hf_name] = np.ascontiguousarray(
-        to_hf(np.asarray(_get(params, our_path), dtype=np.float32)))
+  for hf_name, our_path, part, _, to_hf in _mapping(config):
+    value = np.asarray(_get(params, our_path), dtype=np.float32)
+    tensors[hf_name] = np.ascontiguousarray(to_hf(value if part is None else value[part]))
   # Written to a temporary name first so an interrupted export never leaves a
   # truncated model.safetensors that looks complete.
   tmp = os.path.join(path, "model.safetensors.tmp")

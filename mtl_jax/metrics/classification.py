@@ -13,3 +13,34 @@ def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
 def macro_f1(predictions: np.ndarray, labels: np.ndarray) -> float:
   """F1 averaged over the classes present in gold or predictions."""
   return float(sk.f1_score(labels, predictions, average="macro", zero_division=0))
+
+
+def binary_f1(predictions: np.ndarray, labels: np.ndarray, positive: int) -> float:
+  """F1 of the positive class (GLUE's MRPC and QQP F1)."""
+  return float(sk.f1_score(labels, predictions, pos_label=positive, average="binary",
+                           zero_division=0))
+
+
+def matthews_corr(predictions: np.ndarray, labels: np.ndarray) -> float:
+  """Matthews correlation coefficient (GLUE's CoLA metric); 0 when undefined."""
+  return float(sk.matthews_corrcoef(labels, predictions))
+
+
+def multilabel_scores(predictions_nc: np.ndarray, labels_nc: np.ndarray
+                      ) -> dict[str, float]:
+  """Micro- and macro-averaged F1 and exact-match accuracy of multi-hot rows.
+
+  Args:
+    predictions_nc: [n, classes] 0/1 predicted label sets.
+    labels_nc: [n, classes] 0/1 gold label sets.
+
+  Returns:
+    {'micro_f1', 'macro_f1', 'subset_accuracy'}.
+  """
+  return {
+      "micro_f1": float(sk.f1_score(labels_nc, predictions_nc, average="micro",
+                                    zero_division=0)),
+      "macro_f1": float(sk.f1_score(labels_nc, predictions_nc, average="macro",
+                                    zero_division=0)),
+      "subset_accuracy": float(sk.accuracy_score(labels_nc, predictions_nc)),
+  }

@@ -38,12 +38,16 @@ class RelatednessMonitor:
     workdir: where `relatedness.json` and `relatedness.png` go.
     first_step: the step the run starts (or resumes) at.
     positions: saved probe-stream positions (a resumed run), or None.
+    put: puts a host batch where the params are (e.g. `Layout.put_batch` to
+      split it over the run's mesh); default `jax.device_put`.
+    write: whether this process writes the files (the primary host).
   """
 
   def __init__(self, model, losses_fn: Callable, splits: Mapping[str, Any],
                batch_size: int, buckets, seed: int, config: Mapping[str, Any],
                regularizer: RelatednessRegularizer | None, workdir: str,
-               first_step: int = 0, positions: Mapping[str, dict] | None = None):
+               first_step: int = 0, positions: Mapping[str, dict] | None = None, *,
+               put: Callable[[Any], Any] = jax.device_put, write: bool = True):
     self.every = int(config["measure_every"])
     if self.every < 0:
       raise ValueError(f"relatedness.measure_every must be >= 0, got {self.every}")
@@ -51,6 +55,8 @@ class RelatednessMonitor:
     if self.every and not self.lookahead_lr > 0:
       raise ValueError(f"relatedness.lookahead_lr must be > 0, got {self.lookahead_lr}")
     self.workdir = workdir
+    self._put = put
+    self._write = write
     names = tuple(model.task_names)
     positions = positions or {}
     self.streams = {
@@ -73,21 +79,22 @@ class RelatednessMonitor:
 
   def positions(self) -> dict[str, dict[str, int]]:
     """The probe streams' positions, for the checkpoint metadata."""
-    return {name: vars(stream.position) for name, stream in self.streams.items()}
+    return {name: dict(vars(stream.position)) for name, stream in self.streams.items()}
 
   def maybe_measure(self, step: int, params) -> None:
     """Measures at `params` (the state after `step` steps) when `step` is due."""
     if not self.every or step % self.every:
       return
-    batch = next(self._batches)
+    batch = self._put(next(self._batches))
     values = jax.device_get(self._measure(params, batch, self.lookahead_lr))
     self.log.add(step, values)
     if self._relatedness is not None:
       self.log.regularizer_relatedness = np.asarray(
           jax.device_get(self._relatedness(params, batch)))
-    self.log.write(self.workdir, plot=False)
+    if self._write:
+      self.log.write(self.workdir, plot=False)
 
   def write(self) -> None:
     """The JSON and the heat map (at the end of the run)."""
-    if self.every and self.log.measurements:
+    if self._write and self.every and self.log.measurements:
       self.log.write(self.workdir, plot=True)

@@ -16,12 +16,37 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
+import numpy as np
 
 from mtl_jax.encoders.bert import Encoder
 from mtl_jax.encoders.config import EncoderConfig
 
 Params = dict[str, Any]
 TaskBatch = Mapping[str, jax.Array]
+_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+
+
+def stack_tasks(batch: Mapping[str, TaskBatch], names: Sequence[str]
+                ) -> tuple[dict[str, jax.Array], list[int]]:
+  """The encoder inputs of the tasks `names`, stacked along the batch axis.
+
+  Returns:
+    ({input: [sum of b_t, l]}, [b_t per task]).
+  """
+  stacked = {key: jnp.concatenate([batch[n][key] for n in names]) for key in _INPUTS}
+  return stacked, [batch[n]["input_ids"].shape[0] for n in names]
+
+
+def split_tasks(x_b: jax.Array, names: Sequence[str], sizes: Sequence[int]
+                ) -> dict[str, jax.Array]:
+  """The inverse of `stack_tasks` for an array with leading batch axis."""
+  offsets = np.cumsum([0, *sizes])
+  return {n: x_b[start:stop] for n, start, stop in zip(names, offsets, offsets[1:])}
+
+
+def dropout_rngs(rng: jax.Array | None, index: int, train: bool) -> dict[str, jax.Array]:
+  """The `rngs` of one module's apply: its own dropout key when training."""
+  return {"dropout": jax.random.fold_in(rng, index)} if train else {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +60,21 @@ class TaskHead:
 
 
 class HardSharingModel:
-  """A shared `Encoder` and a head per task; see the module docstring."""
+  """A shared `Encoder` and a head per task; see the module docstring.
+
+  The other architectures (`mtl_jax.sharing`) extend this class: they keep
+  its heads and change what the encoder part computes.
+  """
+
+  # Top-level params entries that are `{task: ...}` sub-trees (one copy per
+  # task); every other entry is shared by all tasks.
+  task_keys: tuple[str, ...] = ("heads",)
+  # Top-level params entries the optimizer leaves unchanged.
+  frozen_keys: tuple[str, ...] = ()
+
+  # Task t's loss reads the shared params only through task t's own examples,
+  # so per-task gradients cost one backward pass (`training/gradients.py`).
+  separable_tasks = True
 
   def __init__(self, encoder_config: EncoderConfig, tasks: Sequence[TaskHead]):
     self.encoder_config = encoder_config
@@ -47,14 +86,21 @@ class HardSharingModel:
   def init_boxed(self, rng: jax.Array) -> Params:
     """Params with their logical axis names (flax `LogicallyPartitioned` leaves)."""
     ids = jnp.zeros((1, 8), jnp.int32)
-    hidden = jnp.zeros((1, 8, self.encoder_config.hidden_size), jnp.float32)
     encoder_rng, head_rng = jax.random.split(rng)
-    params = {"encoder": self.encoder.init(encoder_rng, ids, ids, ids)["params"],
-              "heads": {}}
-    for i, (name, head) in enumerate(self.heads.items()):
-      params["heads"][name] = head.init(jax.random.fold_in(head_rng, i), hidden, ids,
-                                        deterministic=True)["params"]
-    return params
+    return {"encoder": self.encoder.init(encoder_rng, ids, ids, ids)["params"],
+            "heads": self.init_heads_boxed(head_rng)}
+
+  def init_heads_boxed(self, rng: jax.Array) -> Params:
+    """The heads' boxed params: {task: ...}."""
+    ids = jnp.zeros((1, 8), jnp.int32)
+    hidden = jnp.zeros((1, 8, self.encoder_config.hidden_size), jnp.float32)
+    return {name: head.init(jax.random.fold_in(rng, i), hidden, ids,
+                            deterministic=True)["params"]
+            for i, (name, head) in enumerate(self.heads.items())}
+
+  def with_encoder(self, params: Params, encoder_params: Params) -> Params:
+    """`params` with a whole encoder's params (e.g. pretrained) put in place."""
+    return {**params, "encoder": encoder_params}
 
   def init(self, rng: jax.Array) -> Params:
     """A plain params pytree (arrays only)."""
@@ -71,16 +117,26 @@ class HardSharingModel:
     All task batches must share their length (the batcher pads them so).
     """
     names = [n for n in self.task_names if n in batch]
-    sizes = [batch[n]["input_ids"].shape[0] for n in names]
-    stacked = {key: jnp.concatenate([batch[n][key] for n in names])
-               for key in ("input_ids", "token_type_ids", "attention_mask")}
-    rngs = {"dropout": jax.random.fold_in(rng, 0)} if train else {}
-    hidden = self.encoder.apply(
-        {"params": params["encoder"]}, stacked["input_ids"],
-        stacked["attention_mask"], stacked["token_type_ids"],
-        deterministic=not train, rngs=rngs)
-    offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
-    return {n: hidden[start:stop] for n, start, stop in zip(names, offsets, offsets[1:])}
+    inputs, sizes = stack_tasks(batch, names)
+    task_ids_b = np.repeat([self.task_names.index(n) for n in names], sizes)
+    hidden_bld = self.encode_stacked(params, inputs, task_ids_b, train=train, rng=rng)
+    return split_tasks(hidden_bld, names, sizes)
+
+  def encode_stacked(self, params: Params, inputs: TaskBatch, task_ids_b: np.ndarray,
+                     *, train: bool, rng: jax.Array | None) -> jax.Array:
+    """The encoder over the rows of all tasks stacked: [b, l, d].
+
+    Args:
+      params: the model's params.
+      inputs: `input_ids`, `attention_mask`, `token_type_ids` [b, l].
+      task_ids_b: the task (index in `task_names`) of each row; static.
+      train: dropout on (needs `rng`).
+      rng: the step's key.
+    """
+    del task_ids_b  # every task sees the same encoder
+    return self.encoder.apply(
+        {"params": params["encoder"]}, inputs["input_ids"], inputs["attention_mask"],
+        inputs["token_type_ids"], deterministic=not train, rngs=dropout_rngs(rng, 0, train))
 
   def apply_heads(self, params: Params, hidden: Mapping[str, jax.Array],
                   batch: Mapping[str, TaskBatch], *, train: bool,
@@ -90,14 +146,13 @@ class HardSharingModel:
     for i, name in enumerate(self.task_names):
       if name not in hidden:
         continue
-      rngs = {"dropout": jax.random.fold_in(rng, i + 1)} if train else {}
       # Batch arrays a kind's head reads besides the encoder output (e.g. a
       # seq2seq decoder's teacher-forcing inputs).
-      inputs = {key: batch[name][key]
-                for key in getattr(self.tasks[i].kind, "head_inputs", ())}
+      inputs = {key: batch[name][key] for key in self.tasks[i].kind.head_inputs}
       outputs[name] = self.heads[name].apply(
           {"params": params["heads"][name]}, hidden[name],
-          batch[name]["attention_mask"], deterministic=not train, rngs=rngs, **inputs)
+          batch[name]["attention_mask"], deterministic=not train,
+          rngs=dropout_rngs(rng, i + 1, train), **inputs)
     return outputs
 
   def apply(self, params: Params, batch: Mapping[str, TaskBatch], *, train: bool,

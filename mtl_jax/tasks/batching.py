@@ -18,6 +18,8 @@ from mtl_jax.tasks.kinds import EncodedSplit
 from mtl_jax.tasks.tokenization import IGNORE_LABEL
 
 Batch = dict[str, np.ndarray]
+# The arrays with a token axis in every batch.
+TOKEN_KEYS = ("input_ids", "token_type_ids", "attention_mask")
 
 
 def bucket_length(length: int, buckets: Sequence[int]) -> int:
@@ -27,6 +29,14 @@ def bucket_length(length: int, buckets: Sequence[int]) -> int:
       return bucket
   raise ValueError(f"an example of {length} tokens is longer than the largest "
                    f"bucket {buckets[-1]}; raise the buckets or lower max_length")
+
+
+def bucket_lengths(lengths: np.ndarray, buckets: Sequence[int]) -> np.ndarray:
+  """`bucket_length` of many lengths at once (sorted buckets)."""
+  lengths = np.asarray(lengths)
+  if len(lengths) and lengths.max() > buckets[-1]:
+    bucket_length(int(lengths.max()), buckets)  # raises, naming the length
+  return np.asarray(buckets)[np.searchsorted(buckets, lengths)]
 
 
 def pad_batch(split: EncodedSplit, indices: Sequence[int], length: int,
@@ -41,50 +51,58 @@ def pad_batch(split: EncodedSplit, indices: Sequence[int], length: int,
 
   Returns:
     `input_ids`, `token_type_ids`, `attention_mask` ([b, l] int32) and
-    `labels` ([b] or [b, l] int32; IGNORE_LABEL on padded tokens). Splits
-    with a decoder side (seq2seq) add their fixed-length `decoder_*` arrays
-    (`split.decoder_arrays`) instead of `labels`.
+    `labels`: [b, l] int32 for tagging (IGNORE_LABEL on padded and
+    unlabelled tokens), else one label per row: [b] int32 class ids, [b]
+    float32 regression targets, or [b, labels] int32 multi-hot rows. Splits
+    with a decoder side (seq2seq) have their fixed-length `decoder_*` arrays
+    (`split.decoder_arrays`) instead of `labels`. With no `indices`, every
+    row is padding (loss 0).
   """
+  rows = split.rows(indices)
   input_ids = np.zeros((batch_size, length), np.int32)
   token_type_ids = np.zeros((batch_size, length), np.int32)
   attention_mask = np.zeros((batch_size, length), np.int32)
-  decoder_arrays = getattr(split, "decoder_arrays", None)
-  token_labels = split.word_ids is not None
-  labels = (np.full((batch_size, length), IGNORE_LABEL, np.int32) if token_labels
-            else np.zeros((batch_size,), np.int32))
-  for row, index in enumerate(indices):
-    ids = split.input_ids[index]
-    n = len(ids)
-    input_ids[row, :n] = ids
-    token_type_ids[row, :n] = split.token_type_ids[index]
-    attention_mask[row, :n] = 1
-    if decoder_arrays is not None:
-      continue
-    if token_labels:
-      labels[row, :n] = split.labels[index]
-    else:
-      labels[row] = split.labels[index]
+  for row, (ids, types) in enumerate(zip(rows["input_ids"], rows["token_type_ids"])):
+    input_ids[row, :len(ids)] = ids
+    token_type_ids[row, :len(ids)] = types
+    attention_mask[row, :len(ids)] = 1
   batch = {"input_ids": input_ids, "token_type_ids": token_type_ids,
            "attention_mask": attention_mask}
-  if decoder_arrays is not None:
-    return {**batch, **decoder_arrays(indices, batch_size)}
+  decoder_arrays = getattr(split, "decoder_arrays", None)
+  if decoder_arrays is not None:  # the targets feed the decoder
+    return {**batch, **decoder_arrays(rows["labels"], batch_size)}
+  if split.token_labels:
+    labels = np.full((batch_size, length), IGNORE_LABEL, np.int32)
+    for row, tags in enumerate(rows["labels"]):
+      labels[row, :len(tags)] = tags
+  else:
+    values = rows["labels"]
+    if not isinstance(values, np.ndarray) or values.dtype == object:  # multi-hot rows
+      # An all-padding batch takes its label shape from one example.
+      values = np.stack([np.asarray(v) for v in (
+          values if len(values) else split.rows([0])["labels"])])[:len(values)]
+    dtype = np.float32 if np.issubdtype(values.dtype, np.floating) else np.int32
+    labels = np.zeros((batch_size,) + values.shape[1:], dtype)
+    labels[:len(values)] = values
   return {**batch, "labels": labels}
 
 
-def pad_to_length(batch: Batch, length: int) -> Batch:
-  """Pads a batch's token axis to `length` (labels with IGNORE_LABEL).
+def pad_to_length(batch: Batch, length: int, token_labels: bool = True) -> Batch:
+  """Pads a batch's token axis to `length`.
 
-  `decoder_*` arrays keep their own fixed length (the task's target length).
+  Args:
+    batch: a task's batch.
+    length: the new length (at least the current one).
+    token_labels: whether `labels` has a token axis (tagging) to pad, with
+      IGNORE_LABEL; other labels ([b], [b, labels]) are left as they are.
   """
   current = batch["input_ids"].shape[1]
   if current == length:
     return batch
-  out = {}
-  for key, value in batch.items():
-    if value.ndim == 2 and not key.startswith("decoder_"):
-      fill = IGNORE_LABEL if key == "labels" else 0
-      value = np.pad(value, ((0, 0), (0, length - current)), constant_values=fill)
-    out[key] = value
+  out = dict(batch)
+  for key in TOKEN_KEYS + (("labels",) if token_labels else ()):
+    fill = IGNORE_LABEL if key == "labels" else 0
+    out[key] = np.pad(batch[key], ((0, 0), (0, length - current)), constant_values=fill)
   return out
 
 
@@ -113,7 +131,7 @@ class TaskStream:
     self.buckets = tuple(sorted(buckets))
     self.seed = seed
     self.position = position or StreamPosition()
-    self._bucket_of = np.asarray([bucket_length(n, self.buckets) for n in split.lengths])
+    self._bucket_of = bucket_lengths(split.lengths, self.buckets)
     self._plan_epoch = -1
     self._plan: list[np.ndarray] = []
 
@@ -156,7 +174,8 @@ def joint_batches(streams: Mapping[str, TaskStream]) -> Iterator[dict[str, Batch
   while True:
     batches = {name: next(stream) for name, stream in streams.items()}
     length = max(b["input_ids"].shape[1] for b in batches.values())
-    yield {name: pad_to_length(b, length) for name, b in batches.items()}
+    yield {name: pad_to_length(b, length, streams[name].split.token_labels)
+           for name, b in batches.items()}
 
 
 def eval_batches(split: EncodedSplit, batch_size: int, buckets: Sequence[int]

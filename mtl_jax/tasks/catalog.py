@@ -20,7 +20,8 @@ AG_NEWS_LABELS = ("0", "1", "2", "3")  # world, sports, business, tech
 CONLL_COLUMNS = {"ner": 3, "pos": 1, "chunk": 2}
 
 
-def _with(task: Task, **overrides) -> Task:
+def with_overrides(task: Task, **overrides) -> Task:
+  """`task` with fields replaced; a `source` dict replaces only the fields it names."""
   if "source" in overrides and isinstance(overrides["source"], dict):
     overrides["source"] = dataclasses.replace(task.source, **overrides["source"])
   return dataclasses.replace(task, **overrides)
@@ -31,7 +32,7 @@ def ag_news(data_dir: str, name: str = "ag_news", eval_split: str = "dev.csv",
   """AG News topic classification from `train.csv` and `dev.csv` (header `text,label`)."""
   source = Source("csv", {"train": os.path.join(data_dir, "train.csv"),
                           "eval": os.path.join(data_dir, eval_split)})
-  return _with(Task(name, "classification", source, labels=AG_NEWS_LABELS), **overrides)
+  return with_overrides(Task(name, "classification", source, labels=AG_NEWS_LABELS), **overrides)
 
 
 def conll2003(data_dir: str, column: str = "ner", name: str | None = None,
@@ -42,7 +43,7 @@ def conll2003(data_dir: str, column: str = "ner", name: str | None = None,
   source = Source("conll", {"train": os.path.join(data_dir, "train.txt"),
                             "eval": os.path.join(data_dir, eval_split)},
                   columns={"tokens": 0, "tags": CONLL_COLUMNS[column]})
-  return _with(Task(name or f"conll2003_{column}", "tagging", source), **overrides)
+  return with_overrides(Task(name or f"conll2003_{column}", "tagging", source), **overrides)
 
 
 def _register():

@@ -8,11 +8,14 @@ or defines a custom task inline in a few lines.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
-from typing import Any, Callable, Mapping
+import functools
+from typing import Any, Iterator, Mapping
 
 from mtl_jax.tasks import sources
+from mtl_jax.tasks.registry import Registry
 from mtl_jax.tasks.kinds import EncodedSplit, get_kind
 
 
@@ -26,15 +29,18 @@ class Task:
 
   Attributes:
     name: unique name; the key of its head, batch and metrics.
-    kind: 'classification' or 'tagging' (see `kinds.KINDS`).
+    kind: 'classification', 'pair_classification', 'regression',
+      'pair_regression', 'multilabel', 'pair_multilabel', 'tagging' or
+      'seq2seq' (see `kinds.KINDS`).
     source: where the splits are and how to read them.
     labels: the label vocabulary; None reads it from the train split.
     max_length: sub-word tokens per example, special tokens included; longer
       examples are truncated and counted. None: the run's largest bucket.
     head: head options (e.g. `pooling='mean'`, `dropout=0.1`).
-    max_target_length: seq2seq only: decoder positions per target (its
-      static length); longer targets are truncated and counted. None: the
-      kind's default (32).
+    metrics: the metrics to report (None: the kind's defaults), e.g.
+      `('matthews_corr',)`.
+    kind_options: the kind's options, e.g. `{'range': (0, 5)}` for
+      regression, `{'positive_label': '1'}` for the `f1` metric.
   """
 
   name: str
@@ -43,23 +49,40 @@ class Task:
   labels: tuple[str, ...] | None = None
   max_length: int | None = None
   head: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  max_target_length: int | None = None
+  metrics: tuple[str, ...] | None = None
+  kind_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
-    get_kind(self.kind)  # fails early on an unknown kind
-    if self.max_target_length is not None and "target" not in self.spec.fields:
-      raise ValueError(f"task {self.name}: max_target_length is for tasks with targets "
-                       f"(seq2seq), not {self.kind!r}")
     if self.labels is not None:
       object.__setattr__(self, "labels", tuple(str(l) for l in self.labels))
+    if self.metrics is not None:
+      object.__setattr__(self, "metrics", tuple(self.metrics))
+    self.spec  # pylint: disable=pointless-statement  # fails early on a bad kind
 
-  @property
+  @functools.cached_property
   def spec(self):
-    """The kind object: encoding, head, loss, prediction and metrics."""
-    return get_kind(self.kind)
+    """The kind object (with this task's options): encoding, head, loss, metrics."""
+    options = dict(self.kind_options)
+    if self.metrics is not None:
+      options["metrics"] = self.metrics
+    try:
+      return get_kind(self.kind, **options)
+    except ValueError as error:
+      raise ValueError(f"task {self.name}: {error}") from None
+
+  @contextlib.contextmanager
+  def _named(self) -> Iterator[None]:
+    """Adds the task's name to data errors (which name the file and line)."""
+    try:
+      yield
+    except sources.DataError as error:
+      raise sources.DataError(f"task {self.name}: {error}") from error
+    except FileNotFoundError as error:
+      raise FileNotFoundError(f"task {self.name}: {error}") from error
 
   def read(self, split: str) -> sources.RawSplit:
-    return sources.read_split(self.source, split, self.spec.fields)
+    with self._named():
+      return sources.read_split(self.source, split, self.spec.fields)
 
   def label_vocab(self, train: sources.RawSplit | None = None) -> tuple[str, ...]:
     """The labels, as configured or read from the train split."""
@@ -73,10 +96,8 @@ class Task:
            raw: sources.RawSplit | None = None) -> EncodedSplit:
     """Reads and tokenizes a split; an unknown label is an error naming its line."""
     raw = raw if raw is not None else self.read(split)
-    options = ({"max_target_length": self.max_target_length}
-               if self.max_target_length is not None else {})
-    return self.spec.encode(raw, tokenizer, labels, self.max_length or UNSET_MAX_LENGTH,
-                            **options)
+    with self._named():
+      return self.spec.encode(raw, tokenizer, labels, self.max_length or UNSET_MAX_LENGTH)
 
   @classmethod
   def from_config(cls, name: str, spec: Mapping[str, Any]) -> "Task":
@@ -85,7 +106,7 @@ class Task:
     Args:
       name: the task name.
       spec: `kind`, `source` (a dict of `Source` fields) and optional `labels`,
-        `max_length`, `head`.
+        `max_length`, `head`, `metrics`, `kind_options`.
 
     Raises:
       ValueError: an unknown key (named, with the closest known one).
@@ -101,6 +122,7 @@ class Task:
     if spec.get("labels") is not None:
       spec["labels"] = tuple(spec["labels"])
     spec["head"] = dict(spec.get("head", {}))
+    spec["kind_options"] = dict(spec.get("kind_options", {}))
     return cls(name=name, **spec)
 
 
@@ -113,29 +135,10 @@ def _check_keys(where: str, given: Mapping[str, Any], known: set[str]) -> None:
                        f"{', '.join(sorted(known))}")
 
 
-class TaskRegistry:
+class TaskRegistry(Registry):
   """Named task factories: `TaskRegistry.get('ag_news', data_dir=...)`."""
 
-  _factories: dict[str, Callable[..., Task]] = {}
-
-  @classmethod
-  def add(cls, name: str, factory: Callable[..., Task]) -> None:
-    """Registers `factory(**options) -> Task` under `name`."""
-    if name in cls._factories:
-      raise ValueError(f"task {name!r} is already registered")
-    cls._factories[name] = factory
-
-  @classmethod
-  def get(cls, name: str, **options) -> Task:
-    if name not in cls._factories:
-      close = difflib.get_close_matches(name, cls._factories, n=1)
-      hint = f" (did you mean {close[0]!r}?)" if close else ""
-      raise KeyError(f"no registered task {name!r}{hint}")
-    return cls._factories[name](**options)
-
-  @classmethod
-  def names(cls) -> list[str]:
-    return sorted(cls._factories)
+  what = "task"
 
 
 def task_from_config(name: str, spec: Mapping[str, Any]) -> Task:

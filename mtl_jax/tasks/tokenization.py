@@ -112,18 +112,32 @@ class Encoded:
   # Word index of each sub-word (-1 for special tokens); tagging only.
   word_ids: list[np.ndarray] | None
   num_truncated: int
+  # Per example: whether it was cut to max_length.
+  truncated: list[bool] = dataclasses.field(default_factory=list)
 
 
-def _truncating(tokenizer: tokenizers.Tokenizer, max_length: int) -> tokenizers.Tokenizer:
-  # A copy, so the caller's tokenizer keeps its settings.
+def truncating(tokenizer: tokenizers.Tokenizer, max_length: int) -> tokenizers.Tokenizer:
+  """A copy of `tokenizer` that truncates to `max_length` (the caller's is unchanged).
+
+  Making the copy costs a serialisation round trip, so code that encodes
+  many batches makes it once and passes `max_length=None` to `encode_*`.
+  """
   copy = tokenizers.Tokenizer.from_str(tokenizer.to_str())
   copy.no_padding()
   copy.enable_truncation(max_length, strategy="longest_first")
   return copy
 
 
+def _encoded(encodings, word_ids=None) -> Encoded:
+  truncated = [bool(e.overflowing) for e in encodings]
+  return Encoded(
+      input_ids=[np.asarray(e.ids, np.int32) for e in encodings],
+      token_type_ids=[np.asarray(e.type_ids, np.int32) for e in encodings],
+      word_ids=word_ids, num_truncated=sum(truncated), truncated=truncated)
+
+
 def encode_texts(tokenizer: tokenizers.Tokenizer, texts: Sequence[str],
-                 text_pairs: Sequence[str] | None = None, *, max_length: int
+                 text_pairs: Sequence[str] | None = None, *, max_length: int | None
                  ) -> Encoded:
   """Encodes single texts or text pairs ([CLS] a [SEP] b [SEP], token types 0/1).
 
@@ -132,34 +146,28 @@ def encode_texts(tokenizer: tokenizers.Tokenizer, texts: Sequence[str],
     texts: the first (or only) segments.
     text_pairs: the second segments of pair tasks, or None.
     max_length: longer encodings are truncated (longest segment first) and
-      counted in `num_truncated`.
+      counted in `num_truncated`; None: `tokenizer` already truncates (see
+      `truncating`).
 
   Returns:
     The encoded examples.
   """
-  tok = _truncating(tokenizer, max_length)
+  tok = tokenizer if max_length is None else truncating(tokenizer, max_length)
   inputs = list(texts) if text_pairs is None else list(zip(texts, text_pairs))
-  encodings = tok.encode_batch(inputs)
-  return Encoded(
-      input_ids=[np.asarray(e.ids, np.int32) for e in encodings],
-      token_type_ids=[np.asarray(e.type_ids, np.int32) for e in encodings],
-      word_ids=None,
-      num_truncated=sum(1 for e in encodings if e.overflowing))
+  return _encoded(tok.encode_batch(inputs))
 
 
 def encode_words(tokenizer: tokenizers.Tokenizer, words: Sequence[Sequence[str]],
-                 *, max_length: int) -> Encoded:
-  """Encodes pre-split words (tagging), keeping each sub-word's word index."""
-  tok = _truncating(tokenizer, max_length)
+                 *, max_length: int | None) -> Encoded:
+  """Encodes pre-split words (tagging), keeping each sub-word's word index.
+
+  `max_length` as in `encode_texts`.
+  """
+  tok = tokenizer if max_length is None else truncating(tokenizer, max_length)
   encodings = tok.encode_batch([list(w) for w in words], is_pretokenized=True)
-  word_ids = []
-  for e in encodings:
-    word_ids.append(np.asarray([-1 if w is None else w for w in e.word_ids], np.int32))
-  return Encoded(
-      input_ids=[np.asarray(e.ids, np.int32) for e in encodings],
-      token_type_ids=[np.asarray(e.type_ids, np.int32) for e in encodings],
-      word_ids=word_ids,
-      num_truncated=sum(1 for e in encodings if e.overflowing))
+  word_ids = [np.asarray([-1 if w is None else w for w in e.word_ids], np.int32)
+              for e in encodings]
+  return _encoded(encodings, word_ids)
 
 
 def align_word_labels(word_ids: np.ndarray, word_labels: Sequence[int]) -> np.ndarray:

@@ -1,19 +1,28 @@
-"""Checkpoints of a run with orbax: the train state plus JSON metadata.
+"""Checkpoints of a run with orbax: the train state, its data position and config.
 
-A checkpoint is `{"state": TrainState, "meta": {...}}` under
+A checkpoint is `{"state": TrainState, "meta": {...}, "config": {...}}` under
 `WORKDIR/checkpoints/<step>`; `meta` holds what is not an array (the
-position of every task's data stream). Orbax writes into a temporary
-directory and renames it when complete, so an interrupted save never
-replaces the previous good checkpoint.
+position of every task's data stream, the non-finite step counts), `config`
+the run's config. Saves are asynchronous: `save` returns once the arrays
+are copied off the devices and the files are written in the background.
+Orbax writes into a temporary directory and renames it when complete, so a
+save that dies half-way never replaces the previous good checkpoint (its
+temporary directory is ignored, and removed by the next run).
+
+Kept: the `keep` latest checkpoints, plus the best one by an evaluation
+metric when `best_metric` is set (saves then carry that step's metrics).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+Step = int | str | None  # a step number, 'latest', 'best' or None (= latest)
 
 
 class Checkpointer:
@@ -21,50 +30,124 @@ class Checkpointer:
 
   Args:
     directory: the checkpoint folder (created on first save).
-    max_to_keep: how many recent checkpoints to keep.
+    max_to_keep: how many of the latest checkpoints to keep.
+    best_metric: an eval metric name ('task/metric'); when set, the best
+      checkpoint by it is kept as well.
+    best_mode: 'max' or 'min': which end of `best_metric` is best.
   """
 
-  def __init__(self, directory: str, max_to_keep: int = 2):
+  def __init__(self, directory: str, max_to_keep: int = 2, best_metric: str = "",
+               best_mode: str = "max"):
+    if best_mode not in ("max", "min"):
+      raise ValueError(f"checkpoint.best_mode must be 'max' or 'min', got {best_mode!r}")
+    if max_to_keep < 1:
+      raise ValueError(f"checkpoint.keep must be at least 1, got {max_to_keep}")
     self.directory = os.path.abspath(directory)
+    self.best_metric = best_metric
+    policy = policies.LatestN(max_to_keep)
+    best_fn = None
+    if best_metric:
+      best_fn = lambda metrics: float(metrics[best_metric])
+      policy = policies.AnyPreservationPolicy([policy, policies.BestN(
+          get_metric_fn=best_fn, reverse=best_mode == "min", n=1,
+          keep_checkpoints_without_metrics=False)])
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        options=ocp.CheckpointManagerOptions(
+            preservation_policy=policy, best_fn=best_fn, best_mode=best_mode,
+            create=True, cleanup_tmp_directories=True))
+
+  @classmethod
+  def from_config(cls, directory: str, config: Mapping[str, Any]) -> "Checkpointer":
+    """From a run's `config.checkpoint` section."""
+    return cls(directory, config["keep"], config["best_metric"], config["best_mode"])
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-    """Starts saving (asynchronously); `wait()` blocks until it is on disk."""
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+  def steps(self) -> list[int]:
+    return list(self._manager.all_steps())
 
-  def restore(self, abstract_state: Any, step: int | None = None
+  def best_step(self) -> int | None:
+    """The step with the best `best_metric` among the kept checkpoints."""
+    if not self.best_metric:
+      raise ValueError(f"{self.directory}: no best checkpoint: this run's "
+                       "checkpoint.best_metric is not set")
+    return self._manager.best_step()
+
+  def resolve(self, step: Step) -> int:
+    """A step number for a step argument ('latest'/None, 'best' or a number).
+
+    Raises:
+      FileNotFoundError: no such checkpoint.
+    """
+    if step in (None, "latest"):
+      found = self.latest_step()
+    elif step == "best":
+      found = self.best_step()
+    else:
+      found = int(step)
+      if found not in self.steps():
+        raise FileNotFoundError(f"{self.directory}: no checkpoint of step {found}; "
+                                f"there are: {self.steps() or 'none'}")
+    if found is None:
+      raise FileNotFoundError(f"{self.directory}: no checkpoint to restore")
+    return found
+
+  def save(self, step: int, state: Any, meta: dict[str, Any],
+           config: dict[str, Any] | None = None,
+           metrics: dict[str, float] | None = None) -> None:
+    """Starts saving (asynchronously); `wait()` blocks until it is on disk.
+
+    Args:
+      step: the checkpoint's step.
+      state: the train state (arrays, possibly sharded across hosts).
+      meta: JSON data (data positions, counters).
+      config: the run's config as a dict.
+      metrics: flat eval metrics {'task/metric': value}, for keep-best.
+    """
+    items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
+    if config is not None:
+      items["config"] = ocp.args.JsonSave(config)
+    self._manager.save(step, args=ocp.args.Composite(**items),
+                       metrics=metrics if self.best_metric else None, force=True)
+
+  def restore(self, abstract_state: Any, step: Step = None
               ) -> tuple[Any, dict[str, Any]]:
     """Restores a checkpoint into the structure (and shardings) of `abstract_state`.
 
     Args:
-      abstract_state: a pytree of `jax.ShapeDtypeStruct` (e.g. from
-        `jax.eval_shape`) or arrays, the shape of the saved state.
-      step: which checkpoint; the latest when None.
+      abstract_state: a pytree of `jax.ShapeDtypeStruct` (with the target
+        shardings, e.g. from `jax.eval_shape`) or arrays, the saved state's
+        structure.
+      step: which checkpoint: a number, 'best', or the latest when None.
 
     Returns:
       (state, meta).
 
     Raises:
       FileNotFoundError: there is no checkpoint.
-      ValueError: the checkpoint does not fit `abstract_state`.
+      ValueError: the checkpoint is unreadable or does not fit
+        `abstract_state` (the message names it).
     """
-    step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{self.directory}: no checkpoint to restore")
+    step = self.resolve(step)
     abstract_state = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-    except (ValueError, KeyError, TypeError) as error:
-      raise ValueError(f"{self.directory}/{step}: checkpoint does not match this "
-                       f"run's model or optimizer: {error}") from error
+    except Exception as error:  # orbax and tensorstore raise many kinds
+      others = [s for s in self.steps() if s != step]
+      earlier = (f"if it is corrupt, move it out of {self.directory} to resume from "
+                 f"step {max(others)}; " if others else "")
+      raise ValueError(
+          f"{self.directory}/{step}: cannot restore this checkpoint: it is corrupt or "
+          f"does not match this run's model and optimizer ({type(error).__name__}: "
+          f"{error}); {earlier}to start afresh, use a new workdir") from error
     return restored["state"], restored["meta"]
+
+  def reached_preemption(self, step: int) -> bool:
+    """True at the step all hosts agreed to stop at (JAX's preemption service)."""
+    return self._manager.reached_preemption(step)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -15,16 +15,16 @@ def predict_split(predict_step: Callable, params: Any, task: str, split: Encoded
                   batch_size: int, buckets: Sequence[int]) -> list[Any]:
   """Predictions for every example of a split, in the split's order.
 
-  Per example: a label id (sequence tasks), the sub-word predictions of its
-  real tokens (tagging) or the decoded token ids (seq2seq).
+  Per example: what the kind's `predict` gives for one row (a label id, a
+  score, a multi-hot row, the greedily decoded token ids of seq2seq), or the
+  sub-word predictions of its real tokens (tagging).
   """
   predictions: list[Any] = [None] * len(split)
-  per_token = split.word_ids is not None
+  lengths = split.lengths
   for indices, batch in eval_batches(split, batch_size, buckets):
     out = np.asarray(jax.device_get(predict_step(params, {task: batch})[task]))
     for row, index in enumerate(indices):
-      value = out[row]
-      predictions[index] = value[:len(split.input_ids[index])] if per_token else value
+      predictions[index] = out[row, :lengths[index]] if split.token_labels else out[row]
   return predictions
 
 

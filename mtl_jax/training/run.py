@@ -16,15 +16,18 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from mtl_jax import config as config_lib
+from mtl_jax import sharding
 from mtl_jax import weighting as weighting_lib
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.pretrained import load_pretrained
-from mtl_jax.sharing import HardSharingModel, TaskHead
+from mtl_jax.sharing import HardSharingModel, TaskHead, build_model
 from mtl_jax.tasks import RawSplit, Task, task_from_config
+from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.tasks import tokenization
 from mtl_jax.training.checkpoint import Checkpointer
 from mtl_jax.training.optimizer import make_optimizer
@@ -35,6 +38,8 @@ TASKS_FILE = "tasks.json"
 ENCODER_FILE = "encoder.json"
 TOKENIZER_DIR = "tokenizer"
 CHECKPOINT_DIR = "checkpoints"
+# The trained params alone when part of the model is frozen (adapters + heads).
+TRAINABLE_FILE = "trainable.safetensors"
 
 
 @dataclasses.dataclass
@@ -51,6 +56,8 @@ class Run:
   pretrained_encoder: dict | None = None
   # Train splits read while preparing (reused, not read twice).
   train_raw: dict[str, RawSplit] = dataclasses.field(default_factory=dict)
+  # The mixture's sampling rates per task (summing to 1); None without one.
+  rates: dict[str, float] | None = None
 
   @property
   def task_names(self) -> tuple[str, ...]:
@@ -67,13 +74,34 @@ class Run:
     raise KeyError(f"no task {name!r} in this run; its tasks: "
                    f"{', '.join(self.task_names)}")
 
-  def init_params(self, rng: jax.Array):
-    """Initial params: random, with the pretrained encoder where there is one."""
-    params = self.model.init(rng)
-    if self.pretrained_encoder is not None:
-      params["encoder"] = jax.tree.map(lambda x: np.asarray(x, np.float32),
-                                       self.pretrained_encoder)
-    return params
+
+def make_state_init(run: Run):
+  """The run's optimizer, weighting, LR schedule and a pure state initialiser.
+
+  `init(pretrained_encoder)` builds the step-0 train state (random params,
+  with `pretrained_encoder`'s params where given); being pure, it can run
+  under `jax.eval_shape` (shapes only) and `jax.jit` with output shardings
+  (each device creates only its part of the state).
+
+  Returns:
+    (init, optimizer, weighting, schedule).
+  """
+  config = run.config
+  optimizer, schedule = make_optimizer(config.optimizer, config.train.steps,
+                                       frozen=run.model.frozen_keys)
+  weighting = weighting_lib.from_spec(config.weighting, num_tasks=len(run.tasks),
+                                      task_names=run.task_names)
+
+  def init(pretrained_encoder=None) -> TrainState:
+    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    params = run.model.init(init_rng)
+    if pretrained_encoder is not None:
+      params = run.model.with_encoder(
+          params, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), pretrained_encoder))
+    return TrainState.create(params, optimizer, weighting.init(len(run.tasks)),
+                             dropout_rng)
+
+  return init, optimizer, weighting, schedule
 
 
 def initial_state(run: Run):
@@ -82,35 +110,52 @@ def initial_state(run: Run):
   Returns:
     (state, optimizer, weighting, schedule).
   """
-  config = run.config
-  optimizer, schedule = make_optimizer(config.optimizer, config.train.steps)
-  weighting = weighting_lib.from_spec(config.weighting, num_tasks=len(run.tasks),
-                                      task_names=run.task_names)
-  init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  state = TrainState.create(run.init_params(init_rng), optimizer,
-                            weighting.init(len(run.tasks)), dropout_rng)
-  return state, optimizer, weighting, schedule
+  init, optimizer, weighting, schedule = make_state_init(run)
+  return init(run.pretrained_encoder), optimizer, weighting, schedule
 
 
-def restore_params(run: Run, workdir: str, step: int | None = None):
-  """The params of a workdir's checkpoint (latest unless `step`)."""
-  checkpointer = Checkpointer(os.path.join(workdir, CHECKPOINT_DIR))
+def abstract_state(run: Run, layout: sharding.Layout):
+  """The step-0 state's shapes, dtypes and shardings on `layout`, without creating it.
+
+  Returns:
+    (init, abstract_state, optimizer, weighting, schedule): `init` as in
+    `make_state_init`, `abstract_state` a `TrainState` of
+    `jax.ShapeDtypeStruct`s carrying their `NamedSharding`s (a target for
+    `jax.jit(init, out_shardings=...)` and for checkpoint restores).
+  """
+  init, optimizer, weighting, schedule = make_state_init(run)
+  shapes = jax.eval_shape(init, run.pretrained_encoder)
+  shardings = layout.state_shardings(shapes, run.model.logical_axes())
+  abstract = jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
+  return init, abstract, optimizer, weighting, schedule
+
+
+def restore_params(run: Run, workdir: str, step: int | str | None = None):
+  """The params of a workdir's checkpoint: `step` = a number, 'best' or latest (None).
+
+  The params are replicated over a data-parallel mesh of this machine's
+  devices, whatever mesh trained them.
+  """
+  checkpointer = Checkpointer.from_config(os.path.join(workdir, CHECKPOINT_DIR),
+                                          run.config.checkpoint)
   try:
-    abstract = jax.eval_shape(lambda: initial_state(run)[0])
-    state, _ = checkpointer.restore(abstract, step)
+    layout = sharding.Layout(sharding.make_mesh({"data": -1}))
+    state, _ = checkpointer.restore(abstract_state(run, layout)[1], step)
   finally:
     checkpointer.close()
   return state.params
 
 
 def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
-  if not config.tasks:
-    raise ValueError("the config has no tasks (config.tasks is empty)")
+  specs = mixture_lib.task_specs(config.mixture, {
+      name: spec.to_dict() if hasattr(spec, "to_dict") else spec
+      for name, spec in config.tasks.items()})
+  if not specs:
+    raise ValueError("the config has no tasks (config.tasks and config.mixture are empty)")
   # Tasks are ordered by name (ConfigDict's order): losses_k, weights_k and
   # list-valued per-task options follow it.
-  tasks = tuple(task_from_config(name, dict(spec.to_dict() if hasattr(spec, "to_dict")
-                                                 else spec))
-                for name, spec in sorted(config.tasks.items()))
+  tasks = tuple(task_from_config(name, spec) for name, spec in sorted(specs.items()))
   buckets = config.train.buckets
   if list(buckets) != sorted(buckets) or not buckets:
     raise ValueError(f"train.buckets must be increasing lengths, got {buckets}")
@@ -123,11 +168,13 @@ def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
   return tasks
 
 
-def _model(encoder_config: EncoderConfig, tasks, labels) -> HardSharingModel:
-  # Seq2seq heads predict tokens of the shared vocabulary, not labels.
-  heads = [TaskHead(t.name, t.spec, encoder_config.vocab_size if t.kind == "seq2seq"
-                    else len(labels[t.name]), dict(t.head)) for t in tasks]
-  return HardSharingModel(encoder_config, heads)
+def _model(config: ml_collections.ConfigDict, encoder_config: EncoderConfig, tasks,
+           labels) -> HardSharingModel:
+  # Text-generating kinds (seq2seq) output tokens of the shared vocabulary.
+  heads = [TaskHead(t.name, t.spec, t.spec.num_outputs(labels[t.name],
+                                                       encoder_config.vocab_size),
+                    dict(t.head)) for t in tasks]
+  return build_model(config.sharing, encoder_config, heads)
 
 
 def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
@@ -146,7 +193,7 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
   train_raw = {t.name: t.read("train") for t in tasks}
   labels = {t.name: t.label_vocab(train_raw[t.name]) for t in tasks}
   for task in tasks:
-    if task.kind in ("classification", "tagging") and len(labels[task.name]) < 2:
+    if len(labels[task.name]) < task.spec.min_labels:
       raise ValueError(f"task {task.name}: only {len(labels[task.name])} label(s) in "
                        "the train split")
   enc = config.encoder
@@ -177,8 +224,10 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
   if longest + encoder_config.position_offset > encoder_config.max_position_embeddings:
     raise ValueError(f"the largest bucket {longest} exceeds the encoder's "
                      f"max_position_embeddings {encoder_config.max_position_embeddings}")
+  rates = mixture_lib.task_rates(config.mixture, [t.name for t in tasks],
+                                 {n: len(raw.dataset) for n, raw in train_raw.items()})
   return Run(config, tasks, labels, tokenizer, encoder_config,
-             _model(encoder_config, tasks, labels), pretrained, train_raw)
+             _model(config, encoder_config, tasks, labels), pretrained, train_raw, rates)
 
 
 def save(run: Run, workdir: str) -> None:
@@ -186,7 +235,8 @@ def save(run: Run, workdir: str) -> None:
   os.makedirs(workdir, exist_ok=True)
   _write_json(os.path.join(workdir, CONFIG_FILE), run.config.to_dict())
   _write_json(os.path.join(workdir, TASKS_FILE),
-              {t.name: {"kind": t.kind, "labels": list(run.labels[t.name])}
+              {t.name: {"kind": t.kind, "labels": list(run.labels[t.name]),
+                        "rate": run.rates and run.rates[t.name]}
                for t in run.tasks})
   _write_json(os.path.join(workdir, ENCODER_FILE),
               dataclasses.asdict(run.encoder_config))
@@ -207,8 +257,10 @@ def load(workdir: str) -> Run:
   tasks = build_tasks(config)
   labels = {t.name: tuple(saved[t.name]["labels"]) for t in tasks}
   tokenizer = tokenization.load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
+  rates = ({t.name: saved[t.name]["rate"] for t in tasks}
+           if config.mixture and all(saved[t.name].get("rate") for t in tasks) else None)
   return Run(config, tasks, labels, tokenizer, encoder_config,
-             _model(encoder_config, tasks, labels))
+             _model(config, encoder_config, tasks, labels), rates=rates)
 
 
 def _write_json(path: str, value: Any) -> None:

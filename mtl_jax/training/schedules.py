@@ -8,10 +8,11 @@ string like the balancing methods':
 * `joint`: every task in every step (the default).
 * `alternating`: one task per step, round robin in the run's task order.
 * `proportional(rates=None)`: one task per step, drawn with probability
-  proportional to its train split's size (or to `rates={task: r}`).
+  proportional to its rate: `rates={task: r}`, else the run's mixture rates
+  (`config.mixture`, `Run.rates`), else its train split's size.
 * `temperature(temperature=2.0, rates=None)`: one task per step, drawn with
-  probability proportional to `n_i ** (1 / T)` (T = 1 is proportional, large
-  T tends to uniform).
+  probability proportional to `rate_i ** (1 / T)` (T = 1 is proportional,
+  large T tends to uniform); rates as `proportional`'s.
 * `progressive(main_task=..., start_steps={task: step} or one step)`: the
   main task alone first, each auxiliary task joining (for good) at its start
   step.
@@ -106,7 +107,7 @@ class TaskSchedule:
 
 
 def make_schedule(spec: str, task_names: Sequence[str], sizes: Mapping[str, int],
-                  seed: int = 0) -> TaskSchedule:
+                  seed: int = 0, rates: Mapping[str, float] | None = None) -> TaskSchedule:
   """Builds the schedule a config names.
 
   Args:
@@ -114,8 +115,10 @@ def make_schedule(spec: str, task_names: Sequence[str], sizes: Mapping[str, int]
       "progressive(main_task='ner', start_steps={'news': 500})" (see the
       module docstring).
     task_names: the run's tasks, in order.
-    sizes: task -> number of train examples (for the sampled kinds).
+    sizes: task -> number of train examples (the sampled kinds' default rates).
     seed: the run's seed.
+    rates: task -> rate, the sampled kinds' default rates instead of `sizes`
+      (a mixture's), or None.
 
   Raises:
     ValueError: an unknown kind, argument or task name, or a bad value.
@@ -135,7 +138,7 @@ def make_schedule(spec: str, task_names: Sequence[str], sizes: Mapping[str, int]
                           weight_points=_weight_points(kwargs.get("weights"), names))
   if kind in ("proportional", "temperature"):
     temperature = float(kwargs.get("temperature", 2.0 if kind == "temperature" else 1.0))
-    rates = kwargs.get("rates") or {n: sizes[n] for n in names}
+    rates = kwargs.get("rates") or rates or {n: sizes[n] for n in names}
     schedule = dataclasses.replace(
         schedule, probabilities_k=sampling_probabilities(rates, names, temperature))
   elif kind == "progressive":
@@ -226,8 +229,8 @@ def scheduled_batches(streams: Mapping[str, TaskStream], schedule: TaskSchedule,
     length = max(b["input_ids"].shape[1] for b in drawn.values())
     batch = {}
     for name, present, weight in zip(schedule.task_names, plan.present_k, plan.weights_k):
-      task_batch = (pad_to_length(drawn[name], length) if present
-                    else streams[name].empty_batch(length))
+      task_batch = (pad_to_length(drawn[name], length, streams[name].split.token_labels)
+                    if present else streams[name].empty_batch(length))
       # float32 scalars every step: one pytree structure and dtype, one program.
       task_batch["task_present"] = np.float32(present)
       task_batch["task_weight"] = np.float32(weight)

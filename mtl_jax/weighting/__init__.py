@@ -1,5 +1,17 @@
-"""Balancing the tasks: loss weighting and gradient aggregation as pure transforms."""
+"""Balancing the tasks: loss weighting and gradient aggregation as pure transforms.
 
-from mtl_jax.weighting import static  # registers equal, static
-from mtl_jax.weighting.base import (EmptyState, GradientAggregation, LossWeighting,
-                                    from_spec, names, parse_spec, register)
+Importing the package registers every method; `from_spec` builds one from
+its config string. Loss weighting: equal, static, norm_ratio, loss_sigmoid,
+gradnorm, dwa, uncertainty, rlw, famo, gls. Gradient aggregation: pcgrad,
+mgda, mgda_ub, cagrad, imtl_g, aligned_mtl, nash_mtl, gradvac, graddrop,
+upgrad.
+"""
+
+# Each import registers its method(s).
+from mtl_jax.weighting import (aligned_mtl, cagrad, dwa, famo, gls, graddrop, gradnorm,
+                               gradvac, imtl, loss_sigmoid, mgda, nash_mtl, norm_ratio,
+                               pcgrad, rlw, static, uncertainty, upgrad)
+from mtl_jax.weighting.base import (GRADIENT_MODES, EmptyState, GradientAggregation,
+                                    LossWeighting, from_gram, from_spec, init_empty, names,
+                                    parse_spec, present_mask, register)
+from mtl_jax.weighting.diagnostics import gradient_cosines, gradient_norms

@@ -1,27 +1,36 @@
-"""Diagnostics of per-task gradients (how tasks agree), for reports, not for updates."""
+"""Per-step balancing diagnostics: task gradient norms and conflicts.
+
+`gradient_cosines(grads_k)` is the [k, k] matrix of pairwise cosine
+similarities of per-task gradients (negative entries are conflicts); it is
+also the measured task relatedness of `mtl_jax` (gradient similarity over
+training). The train step reports `grad_norms` and `grad_cosines` from the
+Gram matrix it already has for the balancing method, so they cost [k, k]
+arithmetic.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+
+from mtl_jax.weighting import linalg
 
 
 def gradient_cosines(grads_k: Any) -> jax.Array:
-  """Pairwise cosine similarity of the task gradients.
+  """[k, k] cosine similarity of per-task gradients (leading axis k on every leaf).
 
-  Args:
-    grads_k: a pytree whose every leaf has a leading task axis k (task i's
-      gradient is the pytree of the leaves' i-th slices).
-
-  Returns:
-    [k, k] float32: `cos(g_i, g_j)` over all leaves together; 0 where a
-    gradient is zero.
+  Rows and columns of tasks with a zero gradient are 0.
   """
-  leaves = [g.reshape(g.shape[0], -1).astype(jnp.float32) for g in jax.tree.leaves(grads_k)]
-  dots_kk = sum(jnp.einsum("ip,jp->ij", g, g, precision=jax.lax.Precision.HIGHEST)
-                for g in leaves)
-  norms_k = jnp.sqrt(jnp.diagonal(dots_kk))
-  scale_kk = norms_k[:, None] * norms_k[None, :]
-  return jnp.where(scale_kk > 0, dots_kk / jnp.where(scale_kk > 0, scale_kk, 1.0), 0.0)
+  return linalg.cosines_from_gram(linalg.gram(grads_k))
+
+
+def gradient_norms(grads_k: Any) -> jax.Array:
+  """[k] L2 norm of each task's gradient."""
+  return linalg.norms(grads_k)
+
+
+def from_gram(gram_kk: jax.Array) -> dict[str, jax.Array]:
+  """The step's diagnostics from the Gram matrix of its per-task gradients."""
+  return {"grad_norms": linalg.norms_from_gram(gram_kk),
+          "grad_cosines": linalg.cosines_from_gram(gram_kk)}

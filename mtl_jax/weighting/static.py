@@ -6,22 +6,18 @@ from typing import Mapping, Sequence
 
 import jax.numpy as jnp
 
-from mtl_jax.weighting.base import EmptyState, LossWeighting, register
+from mtl_jax.weighting.base import LossWeighting, init_empty, register
 
 
 @register("equal")
 def equal() -> LossWeighting:
   """Every task weighs 1: the step minimises the sum of the task losses."""
 
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
-
   def update(losses_k, state, **extras):
     del extras
     return jnp.ones_like(losses_k), state
 
-  return LossWeighting(init, update)
+  return LossWeighting(init_empty, update)
 
 
 @register("static")
@@ -48,12 +44,8 @@ def static(weights: Mapping[str, float] | Sequence[float], num_tasks: int,
                      f"{num_tasks} tasks")
   weights_k = jnp.asarray(weights, jnp.float32)
 
-  def init(num_tasks):
-    del num_tasks
-    return EmptyState()
-
   def update(losses_k, state, **extras):
     del extras
     return weights_k.astype(losses_k.dtype), state
 
-  return LossWeighting(init, update)
+  return LossWeighting(init_empty, update)

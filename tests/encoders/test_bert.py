@@ -23,7 +23,8 @@ def test_every_param_has_logical_axis_names():
     assert len(leaf.names) == leaf.value.ndim
   specs = nn.get_partition_spec(boxed)
   assert tuple(specs["embeddings"]["word"]["embedding"]) == ("vocab", "embed")
-  assert tuple(specs["layer_0"]["attention"]["query"]["kernel"]) == ("embed", "heads", "kv")
+  assert tuple(specs["layer_0"]["attention"]["qkv"]["kernel"]) == ("embed", "qkv", "heads",
+                                                                  "kv")
   assert tuple(specs["layer_1"]["intermediate"]["kernel"]) == ("embed", "mlp")
 
 

@@ -39,3 +39,17 @@ def test_sequence_head_pooling(pooling):
 def test_unknown_pooling():
   with pytest.raises(ValueError, match="unknown pooling"):
     heads.pool(jnp.zeros((1, 2, 3)), jnp.ones((1, 2)), "max")
+
+
+def test_regression_loss_is_mse_over_real_rows():
+  loss = heads.regression_loss(jnp.array([1.0, 3.0, 100.0]), jnp.array([2.0, 1.0, 0.0]),
+                               jnp.array([1, 1, 0]))
+  assert float(loss) == pytest.approx((1.0 + 4.0) / 2)
+
+
+def test_multilabel_loss_known_answer():
+  logits = jnp.array([[0.0, 2.0], [5.0, 5.0]])
+  labels = jnp.array([[1, 0], [1, 1]])
+  loss = heads.multilabel_loss(logits, labels, jnp.array([1, 0]))
+  expected = (np.log(2.0) + np.log1p(np.exp(2.0))) / 2  # row 0 only, mean over labels
+  assert float(loss) == pytest.approx(expected, rel=1e-6)

@@ -47,3 +47,54 @@ def test_report_table_and_json(tmp_path):
   metrics.write_json(results, str(tmp_path / "m.json"))
   import json
   assert json.loads((tmp_path / "m.json").read_text()) == results
+
+
+def _random_binary(seed, n=60):
+  rng = np.random.default_rng(seed)
+  gold = rng.integers(0, 2, n)
+  return np.where(rng.random(n) < 0.7, gold, 1 - gold), gold
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mcc_and_binary_f1_match_sklearn(seed):
+  predicted, gold = _random_binary(seed)
+  assert metrics.matthews_corr(predicted, gold) == pytest.approx(
+      sk.matthews_corrcoef(gold, predicted))
+  assert metrics.binary_f1(predicted, gold, positive=1) == pytest.approx(
+      sk.f1_score(gold, predicted))
+  assert metrics.binary_f1(predicted, gold, positive=0) == pytest.approx(
+      sk.f1_score(gold, predicted, pos_label=0))
+
+
+def test_mcc_known_answer():
+  # TP=2 TN=1 FP=1 FN=0: (2*1 - 1*0) / sqrt(3 * 2 * 2 * 1)
+  assert metrics.matthews_corr(np.array([1, 1, 1, 0]), np.array([1, 1, 0, 0])) == (
+      pytest.approx(2 / np.sqrt(12)))
+  assert metrics.matthews_corr(np.zeros(4), np.array([1, 0, 1, 0])) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_correlations_match_scipy(seed):
+  from scipy import stats
+  rng = np.random.default_rng(seed)
+  gold = rng.uniform(0, 5, 50)
+  predicted = gold + rng.normal(0, 1.5, 50)
+  assert metrics.pearson(predicted, gold) == pytest.approx(stats.pearsonr(predicted, gold)[0])
+  assert metrics.spearman(predicted, gold) == pytest.approx(
+      stats.spearmanr(predicted, gold)[0])
+  assert metrics.mse(predicted, gold) == pytest.approx(np.mean((predicted - gold) ** 2))
+
+
+def test_correlation_of_a_constant_prediction_is_zero():
+  assert metrics.pearson(np.ones(5), np.arange(5.0)) == 0.0
+  assert metrics.spearman(np.ones(5), np.arange(5.0)) == 0.0
+
+
+def test_multilabel_scores_match_sklearn():
+  rng = np.random.default_rng(0)
+  gold = rng.integers(0, 2, (40, 5))
+  predicted = np.where(rng.random((40, 5)) < 0.8, gold, 1 - gold)
+  scores = metrics.multilabel_scores(predicted, gold)
+  assert scores["micro_f1"] == pytest.approx(sk.f1_score(gold, predicted, average="micro"))
+  assert scores["macro_f1"] == pytest.approx(sk.f1_score(gold, predicted, average="macro"))
+  assert scores["subset_accuracy"] == pytest.approx(np.mean((predicted == gold).all(1)))

@@ -81,3 +81,43 @@ def test_regularizer_from_config_prior_learned_and_off():
 def test_bad_prior_is_a_clear_error(prior, message):
   with pytest.raises(ValueError, match=message):
     relatedness.make_regularizer({"weight": 1.0, "prior": prior, "temperature": 1.0}, NAMES)
+
+
+def test_probed_balancing_step_adds_the_regularizer_gradient(two_task_batch):
+  """A step that probes per-task gradients (diagnostics on) equals the plain one."""
+  import optax
+
+  from mtl_jax import weighting
+  from mtl_jax.encoders import EncoderConfig
+  from mtl_jax.sharing import HardSharingModel, TaskHead
+  from mtl_jax.tasks.kinds import Classification, Tagging
+  from mtl_jax.training import TrainState, make_train_step
+
+  config = EncoderConfig(vocab_size=30, hidden_size=16, num_layers=1, num_heads=2,
+                         intermediate_size=32, max_position_embeddings=16,
+                         hidden_dropout=0.0, attention_dropout=0.0)
+  kinds = {"news": Classification(), "ner": Tagging()}
+  model = HardSharingModel(config, [TaskHead("news", kinds["news"], 3, {"dropout": 0.0}),
+                                    TaskHead("ner", kinds["ner"], 4, {"dropout": 0.0})])
+  optimizer, balance = optax.sgd(0.1), weighting.from_spec("equal")
+  state = TrainState.create(model.init(jax.random.PRNGKey(0)), optimizer, balance.init(2),
+                            jax.random.PRNGKey(1))
+  regularizer = relatedness.make_regularizer(
+      {"weight": 1.0, "prior": [[0, 1], [1, 0]], "temperature": 1.0}, model.task_names)
+  batch, rng = two_task_batch(), jax.random.PRNGKey(2)
+  results = [jax.jit(make_train_step(model, kinds, balance, optimizer, regularizer=regularizer,
+                                     gradient_mode="full", diagnostics=diagnostics))(
+                                         state, batch, rng)
+             for diagnostics in (False, True)]
+  (plain, plain_metrics), (probed, probed_metrics) = results
+  assert float(plain_metrics["regularizer"]) > 0
+  np.testing.assert_allclose(probed_metrics["regularizer"], plain_metrics["regularizer"],
+                             rtol=1e-5)
+  np.testing.assert_allclose(probed_metrics["loss"], plain_metrics["loss"], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               probed.params, plain.params)
+  # The regulariser moves the encoder (and only the encoder).
+  without, _ = jax.jit(make_train_step(model, kinds, balance, optimizer))(state, batch, rng)
+  word = lambda s: s.params["encoder"]["embeddings"]["word"]["embedding"]
+  assert not np.allclose(word(without), word(plain), atol=1e-6)
+  jax.tree.map(np.testing.assert_array_equal, without.params["heads"], plain.params["heads"])

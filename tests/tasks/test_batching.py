@@ -75,3 +75,17 @@ def test_eval_batches_cover_every_example_once():
 def test_too_long_example_is_an_error():
   with pytest.raises(ValueError, match="longer than the largest bucket"):
     batching.bucket_length(40, (8, 16))
+
+
+@pytest.mark.parametrize("token_labels", [False, True])
+def test_memory_mapped_and_in_memory_rows_agree(monkeypatch, token_labels):
+  """Large splits gather rows from the Arrow table, small ones from flat arrays."""
+  from mtl_jax.tasks.kinds import base
+  split = _split([3, 9, 5, 12, 7], token_labels=token_labels)
+  in_memory = batching.pad_batch(split, [4, 0, 3], length=16, batch_size=4)
+  monkeypatch.setattr(base, "IN_MEMORY_BYTES", 0)
+  mapped = _split([3, 9, 5, 12, 7], token_labels=token_labels)
+  assert mapped._flat is None
+  from_table = batching.pad_batch(mapped, [4, 0, 3], length=16, batch_size=4)
+  for key in in_memory:
+    np.testing.assert_array_equal(in_memory[key], from_table[key])

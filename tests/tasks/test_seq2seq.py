@@ -3,7 +3,7 @@ import pytest
 
 from mtl_jax import metrics
 from mtl_jax.tasks import Source, Task, batching, tokenization
-from mtl_jax.tasks.seq2seq import Seq2Seq, special_tokens
+from mtl_jax.tasks.kinds.seq2seq import Seq2Seq, special_tokens
 from mtl_jax.tasks.tokenization import IGNORE_LABEL
 
 
@@ -11,7 +11,7 @@ from mtl_jax.tasks.tokenization import IGNORE_LABEL
 def copy_task(data_dir):
   return Task("copy", "seq2seq", Source("csv", {"train": str(data_dir / "copy_train.csv")},
                                         columns={"text": "source"}),
-              max_target_length=4)
+              kind_options={"max_target_length": 4})
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_targets_become_shifted_decoder_arrays_of_one_static_length(copy_task, t
     assert (batch["decoder_labels"][row, n:] == IGNORE_LABEL).all()
   assert (batch["decoder_labels"][2] == IGNORE_LABEL).all()
   # Padding the source side to a longer bucket leaves the decoder side alone.
-  longer = batching.pad_to_length(batch, 32)
+  longer = batching.pad_to_length(batch, 32, split.token_labels)
   assert longer["input_ids"].shape == (3, 32)
   np.testing.assert_array_equal(longer["decoder_input_ids"], batch["decoder_input_ids"])
   empty = batching.TaskStream(split, 2, (16,), seed=0).empty_batch(16)
@@ -81,9 +81,13 @@ def test_text_metrics_known_answers():
     metrics.bleu(["a", "b"], ["a"])
 
 
-def test_max_target_length_is_only_for_seq2seq(data_dir):
-  with pytest.raises(ValueError, match="max_target_length is for tasks with targets"):
-    Task.from_config("news", {"kind": "classification", "max_target_length": 8,
+def test_max_target_length_is_only_for_seq2seq():
+  with pytest.raises(ValueError, match=r"unknown option\(s\) \['max_target_length'\]"):
+    Task.from_config("news", {"kind": "classification",
+                              "kind_options": {"max_target_length": 8},
+                              "source": {"format": "csv", "splits": {}}})
+  with pytest.raises(ValueError, match="max_target_length must be a positive integer"):
+    Task.from_config("copy", {"kind": "seq2seq", "kind_options": {"max_target_length": 0},
                               "source": {"format": "csv", "splits": {}}})
 
 

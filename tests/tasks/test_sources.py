@@ -105,3 +105,32 @@ def test_conll_skip_bad_sentences(tmp_path):
                    ("tokens", "tags"))
   assert raw.dataset["tokens"] == [["C"]]
   assert raw.num_skipped == 1
+
+
+def test_parquet_keeps_types_and_columns_by_index(tmp_path):
+  import pyarrow as pa
+  import pyarrow.parquet as pq
+  path = tmp_path / "a.parquet"
+  pq.write_table(pa.table({"sentence": ["a cat", "a dog"], "y": [1, 0],
+                           "tags": [["pets"], ["pets", "home"]]}), str(path))
+  source = Source("parquet", {"train": str(path)}, columns={"text": 0, "label": "y"})
+  raw = read_split(source, "train", ("text", "label"))
+  assert raw.column("text") == ["a cat", "a dog"] and raw.column("label") == [1, 0]
+  assert raw.dataset[0]["_line"] == 1
+  raw = read_split(Source("parquet", {"train": str(path)},
+                          columns={"text": "sentence", "label": "tags"}),
+                   "train", ("text", "label"))
+  assert raw.column("label") == [["pets"], ["pets", "home"]]
+
+
+def test_split_with_parts_names_each_part_file(tmp_path):
+  a = _csv(tmp_path, "text,label\nfine,1\n", "a.csv")
+  b = _csv(tmp_path, "text,label\ngood,0\nok,1\n", "b.csv")
+  source = Source("csv", {"eval": {"in": a, "out": b}})
+  raw = read_split(source, "eval", ("text", "label"))
+  assert raw.column("text") == ["fine", "good", "ok"]
+  assert raw.parts.tolist() == ["in", "out", "out"]
+  assert raw.where(3, "out") == f"{b}: line 3"
+  bad = _csv(tmp_path, "text,label\n,1\n", "c.csv")
+  with pytest.raises(DataError, match=r"c.csv: line 2: empty 'text'"):
+    read_split(Source("csv", {"eval": {"in": a, "bad": bad}}), "eval", ("text", "label"))

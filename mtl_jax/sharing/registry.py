@@ -1,0 +1,69 @@
+"""The sharing architectures by name, built from a run's `config.sharing`.
+
+    config.sharing.kind = "adapters"                # which architecture
+    config.sharing.adapters.placement = "pfeiffer"  # its options (one sub-dict per kind)
+
+Every architecture has the model contract of `HardSharingModel` (`init`,
+`init_boxed`, `logical_axes`, `encode`, `apply_heads`, `apply`,
+`with_encoder`, `task_names`, `task_keys`, `frozen_keys`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Mapping, Sequence
+
+from mtl_jax.encoders.config import EncoderConfig
+from mtl_jax.sharing.adapters import AdapterModel
+from mtl_jax.sharing.cross_stitch import CrossStitchModel
+from mtl_jax.sharing.hard import HardSharingModel, TaskHead
+from mtl_jax.sharing.layerwise import LayerwiseModel
+from mtl_jax.sharing.mtl_attention import MultiTaskAttentionModel
+from mtl_jax.sharing.task_embedding import TaskEmbeddingModel
+
+ARCHITECTURES: dict[str, type[HardSharingModel]] = {
+    "hard": HardSharingModel,
+    "layerwise": LayerwiseModel,
+    "adapters": AdapterModel,
+    "mtl_attention": MultiTaskAttentionModel,
+    "cross_stitch": CrossStitchModel,
+    "task_embedding": TaskEmbeddingModel,
+}
+
+
+def options_of(kind: str) -> dict[str, Any]:
+  """An architecture's options and their defaults (its constructor's keywords)."""
+  parameters = inspect.signature(ARCHITECTURES[kind]).parameters
+  return {name: p.default for name, p in parameters.items()
+          if p.default is not inspect.Parameter.empty}
+
+
+def build_model(sharing: Mapping[str, Any], encoder_config: EncoderConfig,
+                tasks: Sequence[TaskHead]) -> HardSharingModel:
+  """The model of a run.
+
+  Args:
+    sharing: `config.sharing`: `kind` and, under the kind's name, its options.
+    encoder_config: the encoder's architecture.
+    tasks: the tasks' heads, in the run's task order.
+
+  Returns:
+    The model.
+
+  Raises:
+    ValueError: an unknown kind or option, or a bad option value (named).
+  """
+  kind = sharing["kind"]
+  if kind not in ARCHITECTURES:
+    close = difflib.get_close_matches(kind, ARCHITECTURES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"unknown sharing.kind {kind!r}{hint}; known: "
+                     f"{', '.join(ARCHITECTURES)}")
+  options = dict(sharing.get(kind) or {})
+  known = options_of(kind)
+  for key in options:
+    if key not in known:
+      raise ValueError(f"sharing.{kind} has no option {key!r}; its options: "
+                       f"{', '.join(known) or 'none'}")
+  return ARCHITECTURES[kind](encoder_config, tasks, **options)

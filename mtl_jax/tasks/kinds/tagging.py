@@ -1,0 +1,103 @@
+"""Tagging: words -> one tag per word (CoNLL NER, POS, chunking)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+import pyarrow.compute as pc
+
+from mtl_jax import heads
+from mtl_jax import metrics as metrics_lib
+from mtl_jax.tasks import tokenization
+from mtl_jax.tasks.kinds.base import (EncodedSplit, Kind, encode_split, label_ids,
+                                      locations, token_columns)
+from mtl_jax.tasks.sources import RawSplit
+
+
+@dataclasses.dataclass(frozen=True)
+class Tagging(Kind):
+  """Words -> one tag per word; per-token softmax cross-entropy.
+
+  The first sub-word of each word carries its tag; the metric is entity-level
+  span F1 (seqeval, conlleval rules) over words, with words cut off by
+  truncation predicted as 'O' so they still count.
+  """
+
+  base_name = "tagging"
+  available_metrics = ("span_f1", "span_precision", "span_recall", "token_accuracy")
+  default_metrics = available_metrics
+  min_labels = 2
+  fields = ("tokens", "tags")
+
+  def label_vocab(self, train: RawSplit) -> tuple[str, ...]:
+    column = train.dataset.with_format("arrow")[:]["tags"]
+    tags = pc.unique(pc.list_flatten(column)).to_pylist()
+    # "O" first, then entity types grouped (B-X, I-X adjacent).
+    return tuple(sorted(tags, key=lambda t: (t != "O", t[2:], t)))
+
+  def texts(self, raw: RawSplit) -> list[str]:
+    return [" ".join(words) for words in raw.column("tokens")]
+
+  def encode(self, raw: RawSplit, tokenizer, labels: Sequence[str],
+             max_length: int) -> EncodedSplit:
+    tok = tokenization.truncating(tokenizer, max_length)
+    index = {label: i for i, label in enumerate(labels)}
+    where = raw.locator()
+
+    def encode_batch(batch: Mapping[str, list]) -> dict[str, list]:
+      encoded = tokenization.encode_words(tok, batch["tokens"], max_length=None)
+      columns = token_columns(encoded)
+      columns["labels"] = [
+          tokenization.align_word_labels(
+              word_ids, label_ids(tags, index, [at] * len(tags), what="tag"))
+          for word_ids, tags, at in zip(encoded.word_ids, batch["tags"],
+                                        locations(where, batch))]
+      return columns
+
+    return encode_split(raw, encode_batch,
+                        (repr(self), tuple(labels), max_length, tok.to_str()))
+
+  def head(self, num_labels: int, options: Mapping[str, Any]) -> nn.Module:
+    return heads.TokenClassificationHead(num_labels=num_labels,
+                                         dropout=options.get("dropout", 0.1))
+
+  def loss(self, outputs, batch):
+    return heads.tagging_loss(outputs, batch["labels"])
+
+  def predict(self, outputs):
+    return jnp.argmax(outputs, axis=-1)
+
+  def word_tags(self, predicted_subwords: np.ndarray, word_ids: np.ndarray,
+                num_words: int, labels: Sequence[str]) -> list[str]:
+    """Word-level tags from sub-word predictions (truncated words -> 'O')."""
+    positions = tokenization.first_subword_positions(word_ids)
+    tags = [labels[int(predicted_subwords[p])] for p in positions]
+    return tags + ["O"] * (num_words - len(tags))
+
+  def score(self, predictions: list[Any], split: EncodedSplit, labels: Sequence[str],
+            indices: np.ndarray) -> dict[str, float]:
+    gold_all = split.raw.column("tags")
+    predicted_all = self.decode(predictions, split, labels)
+    gold = [gold_all[i] for i in indices]
+    predicted = [predicted_all[i] for i in indices]
+    scores = metrics_lib.span_scores(predicted, gold)
+    scores["token_accuracy"] = metrics_lib.token_accuracy(predicted, gold)
+    return {name: scores[name] for name in self.metric_names}
+
+  def raw_inputs(self, inputs: list[Any], labels: Sequence[str]) -> dict[str, list]:
+    """Raw fields for unlabelled inputs (texts split on whitespace, or word lists)."""
+    words = [x.split() if isinstance(x, str) else [str(w) for w in x] for x in inputs]
+    return {"tokens": words, "tags": [[labels[0]] * len(w) for w in words]}
+
+  def decode(self, predictions: list[Any], split: EncodedSplit,
+             labels: Sequence[str]) -> list[list[str]]:
+    """Predicted tags, one per word."""
+    return [self.word_tags(p, w, len(t), labels)
+            for p, w, t in zip(predictions, split.word_ids, split.raw.column("tags"))]
+
+  def show(self, prediction: list[str]) -> str:
+    return " ".join(prediction)

@@ -1,0 +1,262 @@
+"""Per-task gradients for the balancing methods, in one backward pass.
+
+The shared parameters are `params["encoder"]`; everything else (the heads)
+is task-specific. A balancing method sees the task gradients through
+*probes* (a pytree with a leading task axis k), chosen per run by the
+gradient mode:
+
+* `full`: the per-task gradients of every shared parameter (exact for
+  every method). Memory: k copies of the shared gradient.
+* `last_layer`: the same per-task gradients, probed at the last shared
+  layer only (GradNorm's choice; the Gram matrix costs k^2 |layer| instead
+  of k^2 |shared|). Coefficients found there are applied to the whole
+  per-task gradients.
+* `representation`: the gradient of each task's loss with respect to the
+  shared representation (the encoder output), summed over the task's
+  tokens: the gradient with respect to one shift of the representation
+  shared by all tasks, which for our post-LN encoder is the gradient of the
+  last LayerNorm's bias. (Each task has its own examples, so per-token
+  representation gradients of two tasks never share a coordinate and their
+  Gram matrix would be diagonal.) One encoder forward, a vjp through the
+  heads, one encoder backward with the combined cotangent; nothing is
+  materialised per task but [k, d] vectors.
+
+How the per-task gradients are taken depends on the model. When task t's
+loss depends on the shared parameters only through task t's own examples
+(`model.separable_tasks`, true for hard sharing and any architecture that
+encodes each task's batch on its own), the encoder runs once per task's
+batch with its own copy of the shared parameters: the backward pass then
+yields every task's gradient at the cost of one ordinary backward pass
+(the rows are simply not summed across tasks). Otherwise (architectures
+that mix tasks' representations) the encoder's vjp is applied to the k
+per-task cotangents (k backward passes, batched by `vmap`).
+
+`task_gradients` returns the losses, the probes, and closures mapping
+coefficients to gradients, so a method's coefficients (or loss weights)
+are applied without another forward pass.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mtl_jax.weighting import GRADIENT_MODES, linalg
+
+SHARED = "encoder"
+_LAYER = re.compile(r"layer_(\d+)$")
+
+
+class TaskGradients(NamedTuple):
+  """What the train step needs of the per-task gradients of one batch.
+
+  Attributes:
+    losses_k: [k] float32 task losses.
+    probes_k: pytree with a leading k axis: the task gradients the balancing
+      method and the diagnostics see (see module docstring).
+    shared_grads_k: per-task gradients of every shared parameter (leading
+      k), in the `full` and `last_layer` modes; None in `representation`.
+    shared: `shared(coeffs_k) -> grads of params["encoder"]`, the gradient of
+      `sum_k coeffs_k L_k` with respect to the shared parameters.
+    task_specific: `task_specific(weights_k) -> grads of the other params`,
+      the gradient of `sum_k weights_k L_k` with respect to them.
+  """
+
+  losses_k: jax.Array
+  probes_k: Any
+  shared_grads_k: Any | None
+  shared: Callable[[jax.Array], Any]
+  task_specific: Callable[[jax.Array], Any]
+
+
+def split_params(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+  """(shared params, the other params) of a model's params dict."""
+  if SHARED not in params:
+    raise ValueError(f"the model's params have no {SHARED!r} entry (the shared part); "
+                     f"keys: {sorted(params)}")
+  return params[SHARED], {key: value for key, value in params.items() if key != SHARED}
+
+
+def merge(task_specific: Mapping[str, Any], shared: Any) -> dict[str, Any]:
+  """The inverse of `split_params`."""
+  return {**task_specific, SHARED: shared}
+
+
+def last_layer_mask(shared: Any, path: str = "") -> Any:
+  """A pytree of bools over the shared params marking the last shared layer.
+
+  Args:
+    shared: the shared params (`params["encoder"]`).
+    path: '/'-separated keys of the layer's subtree (e.g. 'layer_5' or
+      'layer_5/output_norm'); '' picks the `layer_<i>` with the largest i.
+
+  Raises:
+    ValueError: the path is not in the params, or there is no `layer_<i>`.
+  """
+  if path:
+    prefix = tuple(path.strip("/").split("/"))
+  else:
+    numbered = [(int(match.group(1)), key) for key in shared
+                if (match := _LAYER.match(str(key)))]
+    if not numbered:
+      raise ValueError("cannot find the last shared layer: the shared params have no "
+                       f"'layer_<i>' entries (keys: {sorted(shared)}); set "
+                       "config.balancing.last_layer")
+    prefix = (max(numbered)[1],)
+
+  def in_layer(key_path, _):
+    keys = tuple(str(getattr(entry, "key", entry)) for entry in key_path)
+    return keys[:len(prefix)] == prefix
+
+  mask = jax.tree_util.tree_map_with_path(in_layer, shared)
+  if not any(jax.tree.leaves(mask)):
+    raise ValueError(f"last shared layer {'/'.join(prefix)!r} is not in the shared "
+                     f"params (top-level keys: {sorted(shared)})")
+  return mask
+
+
+def _pool(cotangent: jax.Array) -> jax.Array:
+  """Sum over every axis but the feature axis: the gradient of a shared shift."""
+  return jnp.sum(cotangent.astype(jnp.float32), axis=tuple(range(cotangent.ndim - 1)))
+
+
+def _task_rng(rng, index):
+  return None if rng is None else jax.random.fold_in(rng, index)
+
+
+def task_gradients(model, kinds: Mapping[str, Any], params, batch, rng, *, mode: str,
+                   last_layer: str = "", train: bool = True) -> TaskGradients:
+  """Losses and per-task gradients of one batch (see module docstring).
+
+  Args:
+    model: the multi-task model (`encode`, `apply_heads`, `task_names`, and
+      optionally `separable_tasks`).
+    kinds: task name -> kind (its `loss`).
+    params: the model's params.
+    batch: {task: batch}, every task of the model.
+    rng: the step's dropout key (None without dropout).
+    mode: 'full', 'last_layer' or 'representation'.
+    last_layer: the last shared layer's path ('' = the last `layer_<i>`).
+    train: dropout on.
+
+  Returns:
+    The `TaskGradients`.
+  """
+  if mode not in GRADIENT_MODES:
+    raise ValueError(f"unknown gradient mode {mode!r}; use one of {', '.join(GRADIENT_MODES)}")
+  separable = bool(getattr(model, "separable_tasks", False))
+  if mode == "representation":
+    return _shared_encoder(model, kinds, params, batch, rng, train, separable)
+  if separable:
+    return _per_task_encoders(model, kinds, params, batch, rng, mode, last_layer, train)
+  return _per_task_backward(model, kinds, params, batch, rng, mode, last_layer, train)
+
+
+def _probe_last_layer(shared_grads_k, mask):
+  leaves = jax.tree.leaves(shared_grads_k)
+  return [leaf for leaf, keep in zip(leaves, jax.tree.leaves(mask)) if keep]
+
+
+def _per_task_encoders(model, kinds, params, batch, rng, mode, last_layer, train):
+  """Separable models: each task's batch through the encoder with its own copy of
+  the shared params, so one backward pass gives every task's gradient."""
+  names = model.task_names
+  shared, rest = split_params(params)
+
+  def losses_fn(shared_copies, rest):
+    losses = []
+    for index, name in enumerate(names):
+      task_params = merge(rest, shared_copies[index])
+      task_batch = {name: batch[name]}
+      hidden = model.encode(task_params, task_batch, train=train,
+                            rng=_task_rng(rng, index))
+      outputs = model.apply_heads(task_params, hidden, task_batch, train=train, rng=rng)
+      losses.append(kinds[name].loss(outputs[name], batch[name]))
+    return jnp.stack(losses)
+
+  losses_k, vjp = jax.vjp(losses_fn, tuple(shared for _ in names), rest)
+  ones_k = jnp.ones_like(losses_k)
+  copies_grads, _ = vjp(ones_k)
+  shared_grads_k = jax.tree.map(lambda *leaves: jnp.stack(leaves), *copies_grads)
+  probes_k = shared_grads_k
+  if mode == "last_layer":
+    probes_k = _probe_last_layer(shared_grads_k, last_layer_mask(shared, last_layer))
+  return TaskGradients(
+      losses_k, probes_k, shared_grads_k,
+      shared=lambda coeffs_k: linalg.combine(coeffs_k, shared_grads_k),
+      task_specific=lambda weights_k: vjp(weights_k.astype(losses_k.dtype))[1])
+
+
+class _Representation(NamedTuple):
+  losses_k: jax.Array
+  encode_vjp: Callable  # cotangent on the hidden states -> (shared grads,)
+  heads_vjp: Callable  # weights_k -> (task-specific grads, hidden cotangent)
+  probes_k: jax.Array  # [k, d] pooled representation gradients
+  combined_cotangent: Callable  # coeffs_k -> hidden cotangent of sum_k coeffs_k L_k
+  cotangents_k: Any | None  # per-task hidden cotangents (leading k) where built
+
+
+def _representation(model, kinds, params, batch, rng, train, separable) -> _Representation:
+  """One encoder pass over all tasks, and the per-task cotangents the heads send back."""
+  names = model.task_names
+  shared, rest = split_params(params)
+  hidden, encode_vjp = jax.vjp(
+      lambda shared: model.encode(merge(rest, shared), batch, train=train, rng=rng), shared)
+
+  def head_losses(rest, hidden):
+    outputs = model.apply_heads(merge(rest, shared), hidden, batch, train=train, rng=rng)
+    return jnp.stack([kinds[name].loss(outputs[name], batch[name]) for name in names])
+
+  losses_k, heads_vjp = jax.vjp(head_losses, rest, hidden)
+  if separable:
+    # Task t's loss reads only hidden[t]: one vjp gives every task's cotangent.
+    _, own_cotangents = heads_vjp(jnp.ones_like(losses_k))
+    probes_k = jnp.stack([_pool(own_cotangents[name]) for name in names])
+
+    def combined_cotangent(coeffs_k):
+      return {name: cotangent * coeffs_k[names.index(name)].astype(cotangent.dtype)
+              for name, cotangent in own_cotangents.items()}
+
+    return _Representation(losses_k, encode_vjp, heads_vjp, probes_k, combined_cotangent,
+                           None)
+  # Heads that mix tasks: k vjps; cotangents_k holds k copies of the hidden states.
+  _, cotangents_k = jax.vmap(heads_vjp)(jnp.eye(losses_k.shape[0], dtype=losses_k.dtype))
+  pooled = [jax.vmap(_pool)(cotangent_k) for cotangent_k in jax.tree.leaves(cotangents_k)]
+  if len({p.shape for p in pooled}) != 1:
+    raise ValueError("representation gradients need one feature size across the "
+                     f"shared representation, got {[p.shape[1:] for p in pooled]}")
+
+  def combined_cotangent(coeffs_k):
+    return jax.tree.map(lambda c_k: linalg.combine(coeffs_k, c_k), cotangents_k)
+
+  return _Representation(losses_k, encode_vjp, heads_vjp, sum(pooled), combined_cotangent,
+                         cotangents_k)
+
+
+def _task_specific(rep: _Representation):
+  return lambda weights_k: rep.heads_vjp(weights_k.astype(rep.losses_k.dtype))[0]
+
+
+def _shared_encoder(model, kinds, params, batch, rng, train, separable):
+  """The representation mode: one encoder backward with the combined cotangent."""
+  rep = _representation(model, kinds, params, batch, rng, train, separable)
+  return TaskGradients(
+      rep.losses_k, rep.probes_k, None,
+      shared=lambda coeffs_k: rep.encode_vjp(rep.combined_cotangent(coeffs_k))[0],
+      task_specific=_task_specific(rep))
+
+
+def _per_task_backward(model, kinds, params, batch, rng, mode, last_layer, train):
+  """Models that mix tasks: the encoder's vjp applied to each task's cotangent."""
+  rep = _representation(model, kinds, params, batch, rng, train, separable=False)
+  shared_grads_k = jax.vmap(lambda cotangent: rep.encode_vjp(cotangent)[0])(rep.cotangents_k)
+  probes_k = shared_grads_k
+  if mode == "last_layer":
+    probes_k = _probe_last_layer(shared_grads_k,
+                                 last_layer_mask(split_params(params)[0], last_layer))
+  return TaskGradients(rep.losses_k, probes_k, shared_grads_k,
+                       shared=lambda coeffs_k: linalg.combine(coeffs_k, shared_grads_k),
+                       task_specific=_task_specific(rep))

@@ -1,0 +1,47 @@
+"""The train state and step on a mesh: created sharded, stepped sharded and donated."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+
+from mtl_jax.sharding import Layout
+from mtl_jax.training.nonfinite import skip_nonfinite
+
+
+def create_state(init: Callable[..., Any], abstract_state: Any, layout: Layout,
+                 pretrained_encoder: Any = None) -> Any:
+  """Runs `init(pretrained_encoder)` jitted, each device creating only its shards.
+
+  Args:
+    init: the pure state initialiser (`training.run.make_state_init`).
+    abstract_state: its output's `ShapeDtypeStruct`s with shardings
+      (`training.run.abstract_state`).
+    layout: the mesh and rules.
+    pretrained_encoder: host arrays of pretrained encoder params, or None.
+
+  Returns:
+    The step-0 state, laid out as `abstract_state` says.
+  """
+  shardings = jax.tree.map(lambda x: x.sharding, abstract_state)
+  if pretrained_encoder is not None:
+    pretrained_encoder = layout.put(pretrained_encoder, shardings.params["encoder"])
+  return jax.jit(init, out_shardings=shardings)(pretrained_encoder)
+
+
+def jit_train_step(train_step: Callable, abstract_state: Any, layout: Layout
+                   ) -> Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]:
+  """`step(state, batch) -> (state, metrics)`: jitted once, state donated.
+
+  Step s gets the dropout key `fold_in(state.rng, s)` (computed on device),
+  non-finite updates are skipped (`nonfinite.skip_nonfinite`), the new state
+  keeps the old one's layout and the metrics are replicated.
+  """
+  guarded = skip_nonfinite(train_step)
+
+  def step(state, batch):
+    return guarded(state, batch, jax.random.fold_in(state.rng, state.step))
+
+  shardings = jax.tree.map(lambda x: x.sharding, abstract_state)
+  return jax.jit(step, out_shardings=(shardings, layout.replicated), donate_argnums=0)

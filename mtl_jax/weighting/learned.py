@@ -1,0 +1,31 @@
+"""The small optimizer of methods whose weights are learned (GradNorm, uncertainty, FAMO).
+
+These methods keep their learnable quantities (weights, log-variances,
+logits) and this optimizer's state in the method state, and take one step
+of their own inside `update`/`observe`: the whole step stays one jitted
+`train_step`, and the model's optimizer (and its learning rate, sized for
+a Transformer) never sees them.
+"""
+
+from __future__ import annotations
+
+import optax
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0
+                   ) -> optax.GradientTransformation:
+  """'adam' or 'sgd' with an L2 penalty added to the gradient (PyTorch's coupled
+  `weight_decay`, as the methods' reference code uses).
+
+  Raises:
+    ValueError: an unknown optimizer name.
+  """
+  if name not in OPTIMIZERS:
+    raise ValueError(f"unknown optimizer {name!r} for learned weights; use "
+                     f"{' or '.join(OPTIMIZERS)}")
+  base = optax.adam(learning_rate) if name == "adam" else optax.sgd(learning_rate)
+  if weight_decay:
+    return optax.chain(optax.add_decayed_weights(weight_decay), base)
+  return base

@@ -1,0 +1,214 @@
+"""Every sharing architecture: params as the config says, and the function it should compute."""
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+import numpy as np
+import pytest
+
+from mtl_jax import config as config_lib
+from mtl_jax import sharing
+from mtl_jax.encoders import Encoder, EncoderConfig
+from mtl_jax.tasks.kinds import Classification, Tagging
+
+V, P, T, D, F, L = 30, 16, 2, 16, 32, 3
+TINY = EncoderConfig(vocab_size=V, hidden_size=D, num_layers=L, num_heads=2,
+                     intermediate_size=F, max_position_embeddings=P)
+HEADS = [sharing.TaskHead("ner", Tagging(), 4), sharing.TaskHead("news", Classification(), 3)]
+K = len(HEADS)
+
+# Known answers, by hand: a post-LN BERT layer is Q, K, V, O (d x d + d each),
+# two LayerNorms (2d each) and the feed-forward block (d x f + f, f x d + d).
+LAYER = 4 * (D * D + D) + 2 * (2 * D) + (D * F + F) + (F * D + D)
+EMBEDDINGS = (V + P + T) * D + 2 * D
+HEADS_SIZE = {"ner": D * 4 + 4, "news": (D * D + D) + (D * 3 + 3)}
+
+# kind -> (options, {owner: expected param count}, extra shared entries).
+ADAPTER = 2 * (D * 4 + 4) - 4 + D  # down (d x 4 + 4) and up (4 x d + d)
+CASES = {
+    "hard": ({}, {"shared": EMBEDDINGS + L * LAYER}),
+    "layerwise": ({"shared_layers": 1},
+                  {"shared": EMBEDDINGS + LAYER, "ner": 2 * LAYER, "news": 2 * LAYER}),
+    "adapters": ({"size": 4, "placement": "houlsby"},
+                 {"shared": EMBEDDINGS + L * LAYER, "ner": 2 * L * ADAPTER,
+                  "news": 2 * L * ADAPTER}),
+    "mtl_attention": ({"shared_layers": -1, "attention_size": 8},
+                      {"shared": EMBEDDINGS + 2 * LAYER + 2 * D * 8 + 8,
+                       "ner": LAYER, "news": LAYER}),
+    "cross_stitch": ({"shared_layers": 0},
+                     {"shared": EMBEDDINGS + L * K * K, "ner": L * LAYER, "news": L * LAYER}),
+    "task_embedding": ({}, {"shared": EMBEDDINGS + L * LAYER, "ner": D, "news": D}),
+}
+
+
+def _model(kind, **options):
+  return sharing.build_model({"kind": kind, kind: options}, TINY, HEADS)
+
+
+def _counts(model):
+  abstract = jax.eval_shape(model.init, jax.random.key(0))
+  owners = sharing.param_owners(model, abstract)
+  counts = {}
+  for owner, leaf in zip(jax.tree.leaves(owners), jax.tree.leaves(abstract)):
+    counts[owner] = counts.get(owner, 0) + int(np.prod(leaf.shape))
+  return abstract, counts
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_param_counts_and_owners_are_what_the_config_says(kind):
+  options, expected = CASES[kind]
+  model = _model(kind, **options)
+  _, counts = _counts(model)
+  want = dict(expected)
+  for name, size in HEADS_SIZE.items():
+    want[name] = want.get(name, 0) + size
+  assert counts == want
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_no_two_leaves_share_a_buffer(kind, pretrained):
+  # The train step donates the params: a buffer in two leaves would be donated twice.
+  model = _model(kind, **CASES[kind][0])
+  params = model.init(jax.random.key(0))
+  for tree in (params, model.with_encoder(params, pretrained[0])):
+    leaves = jax.tree.leaves(tree)
+    assert len({id(x) for x in leaves}) == len(leaves)
+
+
+def test_layerwise_splits_the_layers_by_name():
+  model = _model("layerwise", shared_layers=-1)
+  abstract = jax.eval_shape(model.init, jax.random.key(0))
+  assert sorted(abstract["encoder"]) == ["embeddings", "layer_0", "layer_1"]
+  assert {n: sorted(p) for n, p in abstract["task_encoders"].items()} == {
+      "ner": ["layer_2"], "news": ["layer_2"]}
+  assert sorted(sharing.shared_params(model, abstract)) == ["encoder"]
+
+
+def test_adapter_placement_sets_the_sites():
+  for placement, sites in (("houlsby", ["attention", "output"]), ("pfeiffer", ["output"])):
+    model = _model("adapters", size=4, placement=placement)
+    abstract = jax.eval_shape(model.init, jax.random.key(0))
+    assert sorted(abstract["adapters"]["ner"]) == [f"layer_{i}" for i in range(L)]
+    assert sorted(abstract["adapters"]["ner"]["layer_1"]) == sites
+    assert model.frozen_keys == ("encoder",)
+  assert _model("adapters", freeze_encoder=False).frozen_keys == ()
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_logical_axes_name_every_dim_and_task_copies_match_the_encoder(kind):
+  model = _model(kind, **CASES[kind][0])
+  axes = model.logical_axes()
+  abstract = jax.eval_shape(model.init, jax.random.key(0))
+  is_spec = lambda x: isinstance(x, jax.sharding.PartitionSpec)
+  specs = jax.tree.leaves(axes, is_leaf=is_spec)
+  assert len(specs) == len(jax.tree.leaves(abstract))
+  assert all(len(s) == p.ndim for s, p in zip(specs, jax.tree.leaves(abstract)))
+  for copy in axes.get("task_encoders", {}).values():
+    assert tuple(copy[f"layer_{L - 1}"]["attention"]["query"]["kernel"]) == (
+        "embed", "heads", "kv")
+
+
+@pytest.fixture(scope="module")
+def pretrained(make_batch):
+  """A stand-in for a pretrained encoder, and hard sharing's outputs with it."""
+  ids = jnp.zeros((1, 8), jnp.int32)
+  encoder = nn.unbox(Encoder(TINY).init(jax.random.key(7), ids, ids, ids)["params"])
+  hard = _model("hard")
+  params = hard.with_encoder(hard.init(jax.random.key(0)), encoder)
+  return encoder, params["heads"], jax.jit(
+      lambda p, b: hard.apply(p, b, train=False))(params, make_batch(b=3))
+
+
+@pytest.mark.parametrize("kind", [k for k in CASES if k != "hard"])
+def test_a_pretrained_encoder_put_in_place_computes_hard_sharing_at_init(kind, pretrained,
+                                                                          make_batch):
+  # Task copies equal the encoder's layers, adapters start at zero (up = 0),
+  # cross-stitch rows sum to 1 over equal copies, attention averages equal
+  # copies: each architecture starts as the pretrained encoder.
+  encoder, heads, expected = pretrained
+  model = _model(kind, **CASES[kind][0])
+  params = model.with_encoder(model.init(jax.random.key(0)), encoder)
+  params["heads"] = heads
+  if kind == "task_embedding":
+    params["task_embedding"] = jax.tree.map(jnp.zeros_like, params["task_embedding"])
+  outputs = jax.jit(lambda p, b: model.apply(p, b, train=False))(params, make_batch(b=3))
+  for name in expected:
+    np.testing.assert_allclose(outputs[name], expected[name], atol=2e-5)
+
+
+def test_encode_is_the_last_shared_layer_for_layerwise(pretrained, make_batch):
+  encoder, _, _ = pretrained
+  model = _model("layerwise", shared_layers=1)
+  params = model.with_encoder(model.init(jax.random.key(0)), encoder)
+  batch = make_batch(b=3)
+  hidden = jax.jit(lambda p, b: model.encode(p, b, train=False))(params, batch)
+  lower = Encoder(TINY, layers=(0,)).apply(
+      {"params": {k: encoder[k] for k in ("embeddings", "layer_0")}},
+      batch["news"]["input_ids"], batch["news"]["attention_mask"])
+  np.testing.assert_allclose(hidden["news"], lower, atol=1e-5)
+  # The copies are separate buffers (donated apart), equal to the encoder's layers.
+  copies = params["task_encoders"]
+  assert copies["ner"]["layer_1"]["output"]["kernel"] is not copies["news"]["layer_1"][
+      "output"]["kernel"]
+  np.testing.assert_array_equal(copies["ner"]["layer_2"]["output"]["kernel"],
+                                encoder["layer_2"]["output"]["kernel"])
+
+
+def test_multi_task_attention_matches_the_formula_in_numpy():
+  rng = np.random.default_rng(0)
+  k, b, l, d, a = 3, 2, 4, 5, 6
+  x_bld, h_kbld = rng.normal(size=(b, l, d)), rng.normal(size=(k, b, l, d))
+  w1, w2, v = rng.normal(size=(d, a)), rng.normal(size=(d, a)), rng.normal(size=(a,))
+  expected = np.zeros((b, l, d))
+  for i in range(b):
+    for t in range(l):
+      e = np.array([v @ np.tanh(w1.T @ x_bld[i, t] + w2.T @ h_kbld[j, i, t])
+                    for j in range(k)])
+      alpha = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+      expected[i, t] = sum(alpha[j] * h_kbld[j, i, t] for j in range(k))
+  got = sharing.multi_task_attention(*(jnp.asarray(x, jnp.float32)
+                                       for x in (x_bld, h_kbld, w1, w2, v)))
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cross_stitch_units_start_near_identity():
+  model = _model("cross_stitch", self_weight=0.9)
+  params = model.init(jax.random.key(0))
+  assert sorted(params["cross_stitch"]) == [f"layer_{i}" for i in range(L)]
+  np.testing.assert_allclose(params["cross_stitch"]["layer_0"], [[0.9, 0.1], [0.1, 0.9]])
+
+
+@pytest.mark.parametrize("kind, options, message", [
+    ("layerwise", {"shared_layers": 3}, r"shared_layers=3.*\[-3, 2\]"),
+    ("cross_stitch", {"shared_layers": -4}, "shared_layers=-4"),
+    ("adapters", {"placement": "middle"}, "houlsby, pfeiffer"),
+    ("adapters", {"sise": 4}, "no option 'sise'"),
+    ("mtl_attention", {"attention_size": 0}, "attention_size"),
+    ("cross_stitch", {"self_weight": 0.0}, "self_weight"),
+    ("hardd", {}, "did you mean 'hard'"),
+])
+def test_bad_sharing_config_is_a_clear_error(kind, options, message):
+  with pytest.raises(ValueError, match=message):
+    _model(kind, **options)
+
+
+def test_config_defaults_are_the_architectures_defaults():
+  defaults = config_lib.default_config().sharing
+  assert defaults.kind == "hard"
+  for kind in sharing.ARCHITECTURES:
+    assert dict(defaults.get(kind, {})) == sharing.options_of(kind), kind
+
+
+@pytest.mark.parametrize("kind", ["layerwise", "cross_stitch", "adapters"])
+def test_a_pretrained_checkpoint_fills_the_shared_part_and_every_task_copy(kind, shared_dir):
+  from mtl_jax.encoders import load_pretrained
+  config, encoder = load_pretrained(shared_dir / "models" / "all-MiniLM-L6-v2")
+  model = sharing.build_model({"kind": kind, kind: {}}, config, HEADS)
+  abstract = jax.eval_shape(model.init, jax.random.key(0))
+  params = model.with_encoder(abstract, encoder)
+  assert (jax.tree.structure(params) == jax.tree.structure(abstract))
+  jax.tree.map(lambda p, a: np.testing.assert_equal(np.shape(p), a.shape), params, abstract)
+  top = encoder["layer_5"]["intermediate"]["kernel"]
+  for name in ("ner", "news"):
+    copy = params.get("task_encoders", {name: params["encoder"]})[name]
+    np.testing.assert_array_equal(copy["layer_5"]["intermediate"]["kernel"], top)

@@ -1,0 +1,93 @@
+"""Checkpointer: keep the latest and the best, step choice, clear errors, no half saves."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtl_jax.training.checkpoint import Checkpointer
+
+ABSTRACT = {"w": jax.ShapeDtypeStruct((3,), jnp.float32)}
+
+
+def _state(value):
+  return {"w": jnp.full((3,), value, jnp.float32)}
+
+
+@pytest.fixture
+def saved(tmp_path):
+  """Steps 1-5 saved with keep=2 and best by accuracy (step 4 has no metrics)."""
+  checkpointer = Checkpointer(str(tmp_path / "ckpt"), max_to_keep=2,
+                              best_metric="news/accuracy")
+  accuracy = {1: 0.5, 2: 0.9, 3: 0.6, 4: None, 5: 0.7}
+  for step, value in accuracy.items():
+    checkpointer.save(step, _state(step), {"streams": {"news": {"epoch": 0, "batch": step}}},
+                      config={"seed": 0},
+                      metrics=None if value is None else {"news/accuracy": value})
+  checkpointer.wait()
+  yield checkpointer
+  checkpointer.close()
+
+
+def test_keeps_the_latest_and_the_best(saved):
+  assert saved.steps() == [2, 4, 5]
+  assert saved.latest_step() == 5
+  assert saved.best_step() == 2
+
+
+def test_restores_the_best_latest_or_a_given_step_with_its_meta(saved):
+  for step, expected in ((None, 5), ("latest", 5), ("best", 2), (4, 4)):
+    state, meta = saved.restore(ABSTRACT, step)
+    np.testing.assert_array_equal(state["w"], np.full(3, expected, np.float32))
+    assert meta["streams"]["news"]["batch"] == expected
+
+
+def test_min_mode_keeps_the_lowest(tmp_path):
+  checkpointer = Checkpointer(str(tmp_path), max_to_keep=1, best_metric="sts/loss",
+                              best_mode="min")
+  for step, loss in ((1, 0.3), (2, 0.1), (3, 0.2), (4, 0.4)):
+    checkpointer.save(step, _state(step), {}, metrics={"sts/loss": loss})
+  checkpointer.wait()
+  assert checkpointer.steps() == [2, 4] and checkpointer.best_step() == 2
+  checkpointer.close()
+
+
+def test_missing_step_and_missing_best_metric_are_clear_errors(saved, tmp_path):
+  with pytest.raises(FileNotFoundError, match="no checkpoint of step 3; there are: "
+                     r"\[2, 4, 5\]"):
+    saved.restore(ABSTRACT, 3)
+  plain = Checkpointer(str(tmp_path / "plain"))
+  with pytest.raises(ValueError, match="best_metric is not set"):
+    plain.resolve("best")
+  with pytest.raises(FileNotFoundError, match="no checkpoint to restore"):
+    plain.resolve(None)
+  plain.close()
+
+
+def test_a_checkpoint_of_another_shape_is_a_clear_error(saved):
+  with pytest.raises(ValueError, match=r"/5: cannot restore this checkpoint: it is "
+                     r"corrupt or does not match.*stored shape: \(3,\)"):
+    saved.restore({"w": jax.ShapeDtypeStruct((4,), jnp.float32)})
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error_naming_an_earlier_one(saved):
+  state_dir = os.path.join(saved.directory, "5", "state")
+  for root, _, files in os.walk(state_dir):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(b"garbage")
+  with pytest.raises(ValueError, match="/5: cannot restore.*move it out of .* to resume "
+                     "from step 4"):
+    saved.restore(ABSTRACT)
+
+
+def test_an_unfinished_save_is_ignored_and_the_previous_checkpoint_restores(saved):
+  # What a save killed half-way leaves: a temporary directory, never renamed.
+  os.makedirs(os.path.join(saved.directory, "6.orbax-checkpoint-tmp", "state"))
+  reopened = Checkpointer(saved.directory, max_to_keep=2, best_metric="news/accuracy")
+  assert reopened.latest_step() == 5
+  state, _ = reopened.restore(ABSTRACT)
+  np.testing.assert_array_equal(state["w"], np.full(3, 5, np.float32))
+  reopened.close()

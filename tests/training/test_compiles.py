@@ -1,0 +1,58 @@
+"""The real loop compiles its train step once per bucket shape and never again."""
+
+import collections
+
+import jax
+from jax._src import monitoring
+
+from mtl_jax import config as config_lib
+from mtl_jax.training import loop
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+def test_one_compilation_per_bucket_shape_and_none_after_warm_up(tmp_path, data_dir,
+                                                                  monkeypatch):
+  config = config_lib.default_config()
+  config.tasks = {
+      "news": {"kind": "classification", "source": {"format": "csv", "splits": {
+          "train": str(data_dir / "news_train.csv"), "eval": str(data_dir / "news_dev.csv")}}},
+      "ner": {"kind": "tagging", "source": {"format": "conll", "splits": {
+          "train": str(data_dir / "ner_train.txt")}}},
+  }
+  config.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+  config.tokenizer.vocab_size = 200
+  steps = 16
+  config.train.update(steps=steps, batch_size=8, buckets=(8, 16, 32), log_every=4,
+                      eval_batch_size=8)
+
+  # A schedule that drops tasks from steps runs the same compiled step.
+  config.schedule = "alternating(weights={'ner': [(0, 0.5), (16, 1.0)]})"
+  config = config_lib.resolve(config)
+
+  lengths = []
+  scheduled_batches = loop.scheduled_batches
+
+  def recording(streams, schedule, first_step):
+    for batch in scheduled_batches(streams, schedule, first_step):
+      lengths.append(next(iter(batch.values()))["input_ids"].shape[1])
+      yield batch
+
+  monkeypatch.setattr(loop, "scheduled_batches", recording)
+  compiles = collections.Counter()
+
+  def count(event, duration, fun_name=None, **kwargs):
+    del duration, kwargs
+    if event == COMPILE_EVENT:  # fun_name is e.g. "jit(step)"
+      compiles[fun_name.removeprefix("jit(").removesuffix(")")] += 1
+
+  jax.monitoring.register_event_duration_secs_listener(count)
+  try:
+    loop.train(config, str(tmp_path / "work"), progress=False)
+  finally:
+    monitoring.unregister_event_duration_listener(count)
+
+  shapes = set(lengths[:steps])  # the prefetcher may have built a few more
+  assert len(shapes) >= 2, f"the run should meet several bucket shapes, met {shapes}"
+  assert compiles["step"] == len(shapes), compiles  # the sharded train step
+  assert 1 <= compiles["predict_step"] <= len(config.train.buckets)

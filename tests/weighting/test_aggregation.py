@@ -1,0 +1,202 @@
+"""Known answers and defining properties of the gradient-aggregation methods."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+
+from mtl_jax import weighting
+from mtl_jax.weighting import linalg, nash_mtl, pcgrad, upgrad
+
+
+def _update(name, grads, **extras):
+  method = weighting.from_spec(name, num_tasks=len(grads))
+  extras.setdefault("rng", jax.random.PRNGKey(0))
+  update, _ = method.update({"w": jnp.asarray(grads, jnp.float32)}, method.init(len(grads)),
+                            **extras)
+  return np.asarray(update["w"])
+
+
+def test_pcgrad_projects_two_conflicting_gradients():
+  g1, g2 = np.array([1.0, 0.0]), np.array([-1.0, 1.0])  # <g1, g2> = -1 < 0
+  # g1 onto the normal plane of g2: g1 - (g1.g2 / |g2|^2) g2 = (0.5, 0.5);
+  # g2 onto that of g1: g2 - (g2.g1 / |g1|^2) g1 = (0, 1). Sum: (0.5, 1.5).
+  np.testing.assert_allclose(_update("pcgrad", [g1, g2]), [0.5, 1.5], rtol=1e-6)
+  # Non-conflicting gradients are summed untouched.
+  np.testing.assert_allclose(_update("pcgrad", [[1.0, 0.0], [1.0, 1.0]]), [2.0, 1.0])
+
+
+def test_pcgrad_projections_follow_the_random_order():
+  g = np.array([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [-1.0, -1.0, 1.0]])
+  gram = jnp.asarray(g @ g.T, jnp.float32)
+
+  def reference(order):
+    total = np.zeros(3)
+    for i in range(3):
+      projected = g[i].copy()
+      for j in order[i]:
+        if j != i and projected @ g[j] < 0:
+          projected -= projected @ g[j] / (g[j] @ g[j]) * g[j]
+      total += projected
+    return total
+
+  for orders in ([[0, 1, 2]] * 3, [[2, 1, 0]] * 3, [[1, 2, 0], [0, 2, 1], [1, 0, 2]]):
+    coeffs = pcgrad.pcgrad_coefficients(gram, jnp.ones(3), jnp.asarray(orders))
+    np.testing.assert_allclose(np.asarray(coeffs) @ g, reference(orders), atol=1e-6)
+
+
+def test_mgda_is_the_min_norm_point():
+  g1, g2 = np.array([1.0, 0.0]), np.array([0.0, 2.0])
+  # min ||w g1 + (1-w) g2||^2 = w^2 + 4 (1-w)^2: w = 0.8 -> (0.8, 0.4).
+  np.testing.assert_allclose(_update("mgda", [g1, g2]), [0.8, 0.4], rtol=1e-6)
+  # The min-norm point is orthogonal-or-better to every gradient: <d, g_i> >= ||d||^2.
+  rng = np.random.default_rng(0)
+  g = rng.normal(size=(4, 6))
+  d = _update("mgda", g)
+  assert np.all(g @ d >= d @ d - 1e-4)
+  # 'l2' normalisation: weights from unit gradients, applied to the raw ones.
+  np.testing.assert_allclose(_update("mgda(normalization='l2')", [g1, g2]), [0.5, 1.0],
+                             rtol=1e-6)
+
+
+def test_cagrad_matches_scipy_on_the_dual():
+  rng = np.random.default_rng(0)
+  g = rng.normal(size=(3, 5))
+  c = 0.4
+  gram, g0 = g @ g.T, g.mean(0)
+  radius = c * np.linalg.norm(g0)
+
+  def objective(w):
+    gw = w @ g
+    return gw @ g0 + radius * np.linalg.norm(gw)
+
+  best = scipy.optimize.minimize(objective, np.ones(3) / 3, bounds=[(0, 1)] * 3,
+                                 constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
+                                 method="SLSQP", options={"ftol": 1e-12})
+  gw = best.x @ g
+  expected = (g0 + radius / np.linalg.norm(gw) * gw) / (1 + c ** 2)
+  np.testing.assert_allclose(_update("cagrad", g), expected, rtol=2e-3, atol=1e-4)
+  del gram
+
+
+def test_imtl_g_projects_equally_on_every_task():
+  g1, g2 = np.array([1.0, 0.0]), np.array([0.0, 2.0])
+  # alpha g1 + (1 - alpha) g2 with equal projections on u1, u2: alpha = 2/3.
+  np.testing.assert_allclose(_update("imtl_g", [g1, g2]), [2 / 3, 2 / 3], rtol=1e-5)
+  rng = np.random.default_rng(1)
+  g = rng.normal(size=(3, 6))
+  d = _update("imtl_g", g)
+  projections = g @ d / np.linalg.norm(g, axis=1)
+  np.testing.assert_allclose(projections, projections[0], rtol=1e-4)
+
+
+def test_aligned_mtl_makes_the_components_orthogonal_and_equal():
+  rng = np.random.default_rng(2)
+  g = rng.normal(size=(3, 8))
+  method = weighting.from_spec("aligned_mtl", num_tasks=3)
+  gram = jnp.asarray(g @ g.T, jnp.float32)
+  coeffs, _ = method.weigh(gram, method.init(3))
+  # The reference: eigendecomposition of the Gram matrix.
+  values, vectors = np.linalg.eigh(g @ g.T)
+  align = np.sqrt(values.min()) * vectors @ np.diag(values ** -0.5) @ vectors.T
+  np.testing.assert_allclose(coeffs, align @ np.ones(3), rtol=1e-4)
+  # The aligned task gradients (rows of align^T G) are orthogonal with equal norms.
+  aligned = align.T @ g
+  aligned_gram = aligned @ aligned.T
+  np.testing.assert_allclose(aligned_gram, values.min() * np.eye(3), atol=1e-6 * values.max())
+
+
+def test_nash_mtl_solves_the_bargaining_condition():
+  rng = np.random.default_rng(3)
+  g = rng.normal(size=(4, 10))
+  gram = jnp.asarray(g @ g.T, jnp.float32)
+  method = weighting.from_spec("nash_mtl", num_tasks=4)
+  alpha, state = method.weigh(gram, method.init(4))
+  # G alpha = 1 / alpha (up to the tiny ridge), alpha > 0.
+  assert np.all(alpha > 0)
+  np.testing.assert_allclose(np.asarray(gram) @ alpha, 1 / alpha, rtol=1e-3)
+  # Warm start: the next solve starts at the solution and stays there.
+  alpha2, _ = method.weigh(gram, state)
+  np.testing.assert_allclose(alpha2, alpha, rtol=1e-5)
+  # Orthogonal gradients: alpha_i = 1 / ||g_i||.
+  norms = jnp.array([1.0, 3.0])
+  alpha, _ = method.weigh(jnp.diag(norms ** 2), method.init(2))
+  np.testing.assert_allclose(alpha, 1 / norms, rtol=1e-4)
+
+
+def test_nash_solver_converges_from_far_away():
+  gram = jnp.array([[1.0, 0.2], [0.2, 1e-4]])
+  alpha = nash_mtl.nash_solve(gram, jnp.ones(2), 40)
+  np.testing.assert_allclose(gram @ alpha, 1 / alpha, rtol=1e-4)
+
+
+def test_gradvac_raises_similarity_towards_its_target():
+  g = np.array([[1.0, 0.0], [-0.6, 0.8]])  # cosine -0.6
+  method = weighting.from_spec("gradvac(beta=0.5)", num_tasks=2)
+  state = method.init(2)
+  extras = {"rng": jax.random.PRNGKey(0)}
+  # Targets start at 0: the first step lifts each gradient to cosine 0 with the
+  # other (here, exactly PCGrad), and the targets move half way to -0.6.
+  update, state = method.update({"w": jnp.asarray(g, jnp.float32)}, state, **extras)
+  np.testing.assert_allclose(update["w"], _update("pcgrad", g), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(state.targets_kk, [[0.0, -0.3], [-0.3, 0.0]], atol=1e-6)
+  # A target of 0.5 (unit gradients, so both adjustments use the same weight w):
+  # g_i' = g_i + w g_j, with w from the paper's formula, has cosine 0.5 with g_j.
+  state = state._replace(targets_kk=jnp.array([[0.0, 0.5], [0.5, 0.0]]))
+  coeffs, _ = method.weigh(jnp.asarray(g @ g.T, jnp.float32), state, **extras)
+  phi, target = -0.6, 0.5
+  w = (target * np.sqrt(1 - phi ** 2) - phi * np.sqrt(1 - target ** 2)) / np.sqrt(
+      1 - target ** 2)
+  np.testing.assert_allclose(coeffs, [1 + w, 1 + w], rtol=1e-5)
+  adjusted = g[0] + w * g[1]
+  np.testing.assert_allclose(adjusted @ g[1] / np.linalg.norm(adjusted), 0.5, rtol=1e-6)
+
+
+def test_graddrop_keeps_one_sign_per_coordinate():
+  g = np.array([[1.0, -2.0, 3.0, 0.5], [-1.0, -1.0, 1.0, -0.5], [2.0, 1.0, -4.0, 0.0]])
+  for seed in range(5):
+    update = _update("graddrop", g, rng=jax.random.PRNGKey(seed))
+    # Each coordinate is the sum of the positive parts or of the negative parts.
+    positive, negative = np.where(g > 0, g, 0).sum(0), np.where(g < 0, g, 0).sum(0)
+    assert np.all(np.isclose(update, positive) | np.isclose(update, negative))
+  # A coordinate where every task agrees is always kept.
+  update = _update("graddrop", [[1.0, 2.0], [3.0, -1.0]])
+  assert update[0] == 4.0
+  # leak = 1: the plain sum.
+  np.testing.assert_allclose(_update("graddrop(leak=1.0)", g), g.sum(0))
+
+
+def test_upgrad_matches_scipy_and_conflicts_with_no_task():
+  rng = np.random.default_rng(4)
+  g = rng.normal(size=(3, 5))
+  gram = g @ g.T
+  normalized = gram / np.trace(gram) + 1e-4 * np.eye(3)
+  expected = np.zeros(3)
+  for i in range(3):
+    lower = np.eye(3)[i] / 3
+    best = scipy.optimize.minimize(lambda v: v @ normalized @ v, lower + 0.1,
+                                   bounds=[(l, None) for l in lower], method="L-BFGS-B",
+                                   options={"ftol": 1e-15, "gtol": 1e-12})
+    expected += best.x
+  method = weighting.from_spec("upgrad", num_tasks=3)
+  coeffs, _ = method.weigh(jnp.asarray(gram, jnp.float32), method.init(3))
+  np.testing.assert_allclose(coeffs, expected, rtol=1e-3, atol=1e-5)
+  # The update increases no loss (up to the regularisation).
+  assert np.all(g @ (np.asarray(coeffs) @ g) >= -1e-3 * np.linalg.norm(g) ** 2)
+
+
+def test_upgrad_dual_cone_solver():
+  gram = jnp.array([[2.0, -1.0], [-1.0, 2.0]])
+  # min v^T G v, v >= (1, 0): v = (1, 0.5) (dv2: -2 + 4 v2 = 0).
+  np.testing.assert_allclose(upgrad.dual_cone_weights(gram, jnp.array([1.0, 0.0]), 50),
+                             [1.0, 0.5], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "mgda", "cagrad", "imtl_g", "aligned_mtl",
+                                  "nash_mtl", "gradvac", "upgrad"])
+def test_one_task_is_its_own_gradient_direction(name):
+  g = np.array([[3.0, -4.0]])
+  update = _update(name, g)
+  cosine = update @ g[0] / (np.linalg.norm(update) * 5.0)
+  np.testing.assert_allclose(cosine, 1.0, rtol=1e-5)

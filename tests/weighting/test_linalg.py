@@ -1,0 +1,87 @@
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtl_jax.weighting import diagnostics, linalg
+
+
+def test_gram_combine_norms_and_cosines_over_a_pytree():
+  grads_k = {"a": jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]),
+             "b": {"c": jnp.array([[[0.0]], [[0.0]], [[-1.0]]])}}
+  flat_kp = np.array([[1, 0, 0], [0, 2, 0], [1, 1, -1]], np.float64)
+  np.testing.assert_allclose(linalg.gram(grads_k), flat_kp @ flat_kp.T)
+  np.testing.assert_allclose(linalg.norms(grads_k), np.linalg.norm(flat_kp, axis=1), rtol=1e-6)
+  np.testing.assert_allclose(diagnostics.gradient_norms(grads_k), np.sqrt([1, 4, 3]), rtol=1e-6)
+  cosines = diagnostics.gradient_cosines(grads_k)
+  normed = flat_kp / np.linalg.norm(flat_kp, axis=1, keepdims=True)
+  np.testing.assert_allclose(cosines, normed @ normed.T, rtol=1e-6)
+  combined = linalg.combine(jnp.array([1.0, 0.5, -1.0]), grads_k)
+  np.testing.assert_allclose(combined["a"], [0.0, 0.0])
+  np.testing.assert_allclose(combined["b"]["c"], [[1.0]])
+
+
+def test_cosines_of_a_zero_gradient_are_zero():
+  cosines = diagnostics.gradient_cosines({"w": jnp.array([[1.0, 0.0], [0.0, 0.0]])})
+  np.testing.assert_array_equal(cosines, [[1.0, 0.0], [0.0, 0.0]])
+
+
+def test_simplex_projection_matches_brute_force():
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    x = rng.normal(size=4) * 2
+    mask = np.array([1, 1, 0, 1], np.float32)
+    projected = np.asarray(linalg.project_simplex(jnp.asarray(x, jnp.float32), mask))
+    assert projected[2] == 0 and projected.min() >= 0
+    np.testing.assert_allclose(projected.sum(), 1.0, rtol=1e-6)
+    # The projection is closer to x than 2000 random points of the masked simplex.
+    points = rng.dirichlet(np.ones(3), 2000)
+    distances = np.linalg.norm(points - x[[0, 1, 3]], axis=1)
+    assert np.linalg.norm(projected[[0, 1, 3]] - x[[0, 1, 3]]) <= distances.min() + 1e-5
+
+
+def test_min_norm_point_of_two_gradients_is_the_closed_form():
+  g1, g2 = np.array([1.0, 0.0]), np.array([-0.5, 2.0])
+  gram = np.stack([g1, g2]) @ np.stack([g1, g2]).T
+  # min_w ||w g1 + (1 - w) g2||: w = (g2 - g1) . g2 / ||g1 - g2||^2.
+  w = np.clip((g2 - g1) @ g2 / np.sum((g1 - g2) ** 2), 0, 1)
+  weights = linalg.min_norm_simplex(jnp.asarray(gram, jnp.float32), jnp.ones(2))
+  np.testing.assert_allclose(weights, [w, 1 - w], rtol=1e-6)
+  # A gradient inside the others' hull: the min-norm point is the vertex.
+  gram = np.array([[1.0, 1.0], [1.0, 4.0]], np.float32)  # g2 = 2 g1 (same direction)
+  np.testing.assert_allclose(linalg.min_norm_simplex(gram, jnp.ones(2)), [1.0, 0.0])
+
+
+def test_min_norm_point_of_orthogonal_gradients():
+  # ||sum w_i g_i||^2 = sum w_i^2 n_i^2 on the simplex: w_i proportional to 1 / n_i^2.
+  norms = np.array([1.0, 2.0, 0.5])
+  weights = linalg.min_norm_simplex(jnp.diag(jnp.asarray(norms ** 2, jnp.float32)),
+                                    jnp.ones(3))
+  expected = (1 / norms ** 2) / np.sum(1 / norms ** 2)
+  np.testing.assert_allclose(weights, expected, rtol=1e-3)
+
+
+def test_min_norm_point_matches_a_fine_grid():
+  rng = np.random.default_rng(1)
+  g = rng.normal(size=(3, 5))
+  gram = g @ g.T
+  weights = np.asarray(linalg.min_norm_simplex(jnp.asarray(gram, jnp.float32), jnp.ones(3)))
+  grid = np.array([(a, b, 1 - a - b) for a, b in itertools.product(np.linspace(0, 1, 201),
+                                                                     repeat=2) if a + b <= 1])
+  best = np.min(np.einsum("ni,ij,nj->n", grid, gram, grid))
+  assert weights @ gram @ weights <= best + 1e-4
+
+
+def test_minimize_on_simplex_finds_a_quadratic_minimum():
+  target = jnp.array([0.2, 0.5, 0.3, 0.0])
+  mask = jnp.array([1.0, 1.0, 1.0, 0.0])
+  found = linalg.minimize_on_simplex(lambda w: jnp.sum((w - target) ** 2 * jnp.array([1.0, 3.0, 10.0, 1.0])),
+                                     linalg.uniform(mask), mask)
+  np.testing.assert_allclose(found, target, atol=1e-4)
+
+
+def test_helpers_are_jittable():
+  jax.jit(linalg.min_norm_simplex)(jnp.eye(3), jnp.ones(3))
+  jax.jit(linalg.project_simplex)(jnp.ones(3), jnp.ones(3))
