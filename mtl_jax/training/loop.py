@@ -120,8 +120,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     else:
       state, meta = checkpointer.restore(abstract, latest)
       log.info("resumed from step %d", latest)
-      if primary:
-        _truncate_log(os.path.join(workdir, TRAIN_LOG), latest)
+    if primary:  # drop what a crashed run logged after its last checkpoint (or before any)
+      _truncate_log(os.path.join(workdir, TRAIN_LOG), latest or 0)
     positions = {name: StreamPosition(**meta.get("streams", {}).get(name, {}))
                  for name in names}
     nonfinite = NonFiniteCounter(train_cfg.max_nonfinite_in_a_row,

@@ -40,8 +40,8 @@ def jit_train_step(train_step: Callable, abstract_state: Any, layout: Layout
   """
   guarded = skip_nonfinite(train_step)
 
-  def step(state, batch):
+  def train_step(state, batch):  # the name compile logs show: jit(train_step)
     return guarded(state, batch, jax.random.fold_in(state.rng, state.step))
 
   shardings = jax.tree.map(lambda x: x.sharding, abstract_state)
-  return jax.jit(step, out_shardings=(shardings, layout.replicated), donate_argnums=0)
+  return jax.jit(train_step, out_shardings=(shardings, layout.replicated), donate_argnums=0)

@@ -23,6 +23,7 @@ def test_one_compilation_per_bucket_shape_and_none_after_warm_up(tmp_path, data_
   config.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
   config.tokenizer.vocab_size = 200
   steps = 16
+  config.mesh.shape.data = 1  # one device: tiny batches
   config.train.update(steps=steps, batch_size=4, buckets=(8, 16, 32), log_every=4,
                       eval_batch_size=8)
   config = config_lib.resolve(config)
