@@ -14,9 +14,13 @@ NOTEBOOK = ROOT / "experiments" / "notebooks" / "quickstart.ipynb"
 def test_quickstart_notebook_runs(tmp_path, monkeypatch):
   shutil.copy(NOTEBOOK, tmp_path)
   # The kernel imports this checkout's mtl_jax (not another installed copy) and
-  # inherits conftest's JAX settings (CPU devices, compilation cache).
+  # inherits conftest's JAX settings (compilation cache, fast CPU compiles).
   monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
       [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+  # One CPU device, as a notebook user has (conftest emulates 8 for the sharding tests).
+  monkeypatch.setenv("XLA_FLAGS", " ".join(
+      flag for flag in os.environ.get("XLA_FLAGS", "").split()
+      if not flag.startswith("--xla_force_host_platform_device_count")))
   notebook = nbformat.read(tmp_path / NOTEBOOK.name, as_version=4)
   NotebookClient(notebook, timeout=240, kernel_name="python3",
                  resources={"metadata": {"path": str(tmp_path)}}).execute()
