@@ -1,9 +1,11 @@
-"""The `mtl-jax` command: train, eval, predict.
+"""The `mtl-jax` command: train, eval, predict, compare, report.
 
     mtl-jax train --config experiments/configs/demo.py --workdir runs/demo
     mtl-jax eval --workdir runs/demo
     echo "Stocks rally" | mtl-jax predict --workdir runs/demo --task demo_ag_news
     printf 'A man sleeps.\tNobody sleeps.\n' | mtl-jax predict --workdir runs/glue --task glue_rte
+    mtl-jax compare --config experiments/configs/demo.py --workdir runs/compare --seeds 0,1,2
+    mtl-jax report --workdir runs/demo
 """
 
 from __future__ import annotations
@@ -55,7 +57,44 @@ def _parser() -> argparse.ArgumentParser:
                        help="a text file with one input per line, or - for stdin")
   predict.add_argument("--step", type=_step, default=None,
                        help="checkpoint: a step, 'latest' (default) or 'best'")
+  compare = commands.add_parser(
+      "compare", help="train the config and each of its tasks alone, over seeds; "
+      "write DIR/report.md (per-task gains, Δm, times, figures)")
+  compare.add_argument("--config", required=True, help="a multi-task config: path.py[:arg]")
+  compare.add_argument("--workdir", required=True,
+                       help="the comparison's folder; running again resumes it")
+  compare.add_argument("--seeds", type=_seeds, default=(0, 1, 2),
+                       help="comma-separated seeds (default 0,1,2)")
+  compare.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a config value (repeatable)")
+  compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+  report = commands.add_parser(
+      "report", help="figures and report.md of a trained workdir, in WORKDIR/report")
+  report.add_argument("--workdir", required=True)
   return parser
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+  try:
+    return tuple(int(seed) for seed in text.split(","))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated seeds") from None
+
+
+def _compare(args) -> None:
+  from mtl_jax import config as config_lib
+  from mtl_jax.reports import compare
+
+  config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
+  compare.run(config, args.workdir, args.seeds, progress=not args.no_progress)
+  print(f"report: {os.path.join(args.workdir, compare.REPORT_MD)}")
+
+
+def _report(args) -> None:
+  from mtl_jax.reports import figures
+
+  print(f"report: {figures.run_report(args.workdir)}")
 
 
 def _train(args) -> None:
@@ -110,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
   import datasets
   datasets.disable_progress_bars()
   datasets.logging.set_verbosity_error()
-  commands = {"train": _train, "eval": _eval, "predict": _predict}
+  commands = {"train": _train, "eval": _eval, "predict": _predict, "compare": _compare,
+              "report": _report}
   from mtl_jax.training.preemption import Interrupted
   try:
     commands[args.command](args)

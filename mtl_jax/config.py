@@ -116,6 +116,8 @@ def default_config() -> ml_collections.ConfigDict:
       # A non-finite loss or gradient skips the step's update; this many in a
       # row stop the run (the last checkpoint holds the last good state).
       max_nonfinite_in_a_row=10,
+      # Also write TensorBoard event files to WORKDIR/tensorboard (host 0).
+      tensorboard=True,
   )
   config.checkpoint = dict(
       keep=2,  # the latest checkpoints kept

@@ -52,6 +52,7 @@ from mtl_jax.training.preemption import Interrupted, stop_on_signals
 from mtl_jax.training.prefetch import Prefetcher
 from mtl_jax.training.schedules import make_schedule, scheduled_batches
 from mtl_jax.training.step import make_predict_step, make_train_step, task_losses
+from mtl_jax.training.tensorboard import open_writer
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     else:
       state, meta = checkpointer.restore(abstract, latest)
       log.info("resumed from step %d", latest)
-      if primary:
-        _truncate_log(os.path.join(workdir, TRAIN_LOG), latest)
+    if primary:  # drop what a crashed run logged after its last checkpoint (or before any)
+      _truncate_log(os.path.join(workdir, TRAIN_LOG), latest or 0)
     positions = {name: StreamPosition(**meta.get("streams", {}).get(name, {}))
                  for name in names}
     nonfinite = NonFiniteCounter(train_cfg.max_nonfinite_in_a_row,
@@ -191,6 +192,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                disable=not (progress and primary), desc="train", unit="step")
     train_log = (stack.enter_context(open(os.path.join(workdir, TRAIN_LOG), "a"))
                  if primary else None)
+    board = stack.enter_context(open_writer(workdir, train_cfg.tensorboard, primary, first_step))
     should_stop = stack.enter_context(stop_on_signals(checkpointer.reached_preemption))
     # (step, its `skipped` flag) of the last step not yet counted.
     pending = None
@@ -229,13 +231,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         record = _record(step_metrics, names, done, float(schedule(step)), nonfinite,
                          loss_sums_k, present_counts_k)
         loss_sums_k, present_counts_k = 0.0, np.zeros(len(names))
-        _write(train_log, record)
+        _write(train_log, record, board)
         bar.set_postfix({n: f"{v:.3f}" if v is not None else "nan"
                          for n, v in record["losses"].items()})
       results = None
       if evaluating:
         results = evaluate_now()
-        _write(train_log, {"step": done, "eval": results})
+        _write(train_log, {"step": done, "eval": results}, board)
         log.info("step %d eval: %s", done, results)
       if checkpointing:
         checkpoint(done, results)
@@ -244,6 +246,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     if should_stop(total):
       stop(total)
     results = evaluate_now() if eval_splits else {}
+    board.write({"step": total, "eval": results})
     if first_step < total:
       checkpoint(total, results)
     if run.model.frozen_keys and primary:
@@ -339,7 +342,9 @@ def _record(step_metrics: dict[str, Any], names, step: int, learning_rate: float
   return record
 
 
-def _write(train_log, record: dict[str, Any]) -> None:
+def _write(train_log, record: dict[str, Any], board=None) -> None:
+  if board is not None:  # TensorBoard (train.tensorboard)
+    board.write(record)
   if train_log is not None:
     train_log.write(json.dumps(record) + "\n")
     train_log.flush()

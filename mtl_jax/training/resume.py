@@ -82,7 +82,9 @@ def check_compatible(workdir: str, run) -> None:
   found = [d for d in differences(saved_config, run.config.to_dict())
            if not _changeable(d.split(":")[0])]
   saved_tasks = read(run_lib.TASKS_FILE)
-  new_tasks = {t.name: {"kind": t.kind, "labels": list(run.labels[t.name])}
+  # As `run.save` writes them (the rate is None without a mixture).
+  new_tasks = {t.name: {"kind": t.kind, "labels": list(run.labels[t.name]),
+                        "rate": run.rates and run.rates[t.name]}
                for t in run.tasks}
   found += differences(saved_tasks, new_tasks, prefix="tasks.json: ")
   saved_encoder = read(run_lib.ENCODER_FILE)

@@ -30,18 +30,23 @@ def create_state(init: Callable[..., Any], abstract_state: Any, layout: Layout,
   return jax.jit(init, out_shardings=shardings)(pretrained_encoder)
 
 
-def jit_train_step(train_step: Callable, abstract_state: Any, layout: Layout
+def jit_train_step(pure_step: Callable, abstract_state: Any, layout: Layout
                    ) -> Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]:
   """`step(state, batch) -> (state, metrics)`: jitted once, state donated.
 
   Step s gets the dropout key `fold_in(state.rng, s)` (computed on device),
   non-finite updates are skipped (`nonfinite.skip_nonfinite`), the new state
   keeps the old one's layout and the metrics are replicated.
-  """
-  guarded = skip_nonfinite(train_step)
 
-  def step(state, batch):
+  Args:
+    pure_step: `train_step(state, batch, rng) -> (state, metrics)`.
+    abstract_state: the state's `ShapeDtypeStruct`s with their shardings.
+    layout: the mesh and its rules.
+  """
+  guarded = skip_nonfinite(pure_step)
+
+  def train_step(state, batch):  # the name compile logs show: jit(train_step)
     return guarded(state, batch, jax.random.fold_in(state.rng, state.step))
 
   shardings = jax.tree.map(lambda x: x.sharding, abstract_state)
-  return jax.jit(step, out_shardings=(shardings, layout.replicated), donate_argnums=0)
+  return jax.jit(train_step, out_shardings=(shardings, layout.replicated), donate_argnums=0)

@@ -104,8 +104,8 @@ def test_logical_axes_name_every_dim_and_task_copies_match_the_encoder(kind):
   assert len(specs) == len(jax.tree.leaves(abstract))
   assert all(len(s) == p.ndim for s, p in zip(specs, jax.tree.leaves(abstract)))
   for copy in axes.get("task_encoders", {}).values():
-    assert tuple(copy[f"layer_{L - 1}"]["attention"]["query"]["kernel"]) == (
-        "embed", "heads", "kv")
+    assert tuple(copy[f"layer_{L - 1}"]["attention"]["qkv"]["kernel"]) == (
+        "embed", "qkv", "heads", "kv")
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ def _config(data_dir, kind):
   config.encoder.update(hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32)
   config.tokenizer.vocab_size = 200
   config.optimizer.update(learning_rate=3e-3, warmup_steps=0, schedule="constant")
+  config.mesh.shape.data = 1  # one device: tiny batches (8 are emulated for tests/sharding)
   config.train.update(steps=4, batch_size=4, buckets=(64,), log_every=2,
                       eval_batch_size=32)
   return config_lib.resolve(config)

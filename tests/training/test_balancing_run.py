@@ -21,7 +21,8 @@ def test_run_logs_and_plots_balancing_diagnostics(tmp_path, data_dir):
   config_lib.apply_overrides(config, ["weighting=pcgrad", "balancing.diagnostics=True",
                                       "balancing.gradient_mode=representation",
                                       "train.steps=4", "train.log_every=2",
-                                      "train.batch_size=4", "train.buckets=(16,)"])
+                                      "train.batch_size=4", "train.buckets=(16,)",
+                                      "mesh.shape.data=1"])
   mtl_jax.train(config, str(tmp_path), progress=False)
   records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [2, 4]

@@ -23,6 +23,7 @@ def get_config(arg=None):
   c.encoder.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
   c.tokenizer.update(vocab_size=300)
   c.optimizer.update(learning_rate=3e-3, warmup_steps=2, schedule="constant")
+  c.mesh.shape.data = 1  # one device: tiny batches (8 are emulated for tests/sharding)
   c.train.update(steps=4, batch_size=4, buckets=(64,), log_every=2, eval_batch_size=8)
   return c
 """

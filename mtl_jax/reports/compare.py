@@ -1,0 +1,271 @@
+"""`mtl-jax compare`: a multi-task run against each task's single-task baseline.
+
+For every seed it trains the configuration as given (multi-task) and, for
+each of its tasks, the same configuration with that task alone: the same
+encoder, steps, batch size per task, optimizer and schedule, so each
+single-task run sees exactly the examples of its task that the multi-task
+run sees. A single task has nothing to balance, so the baselines use
+`weighting='equal'` and no balancing diagnostics. Then it writes
+`DIR/report.md` and `DIR/report.json`: per task, its main metric (the
+kind's first metric) as mean ± std over seeds in both settings, the
+relative gain and the average relative gain Δm (`mtl_jax.reports.gain`),
+each run's training time, and the figures of `mtl_jax.reports.figures`.
+
+Layout: `DIR/multi_task/seed_<s>/` and `DIR/single_task/<task>/seed_<s>/`,
+each an ordinary training workdir (`mtl-jax eval|predict|report` work on
+it; `tensorboard --logdir DIR` shows them all). Running `compare` again on
+DIR skips the runs that finished with this config (their `metrics.json`
+is there) and resumes an interrupted one from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Sequence
+
+import ml_collections
+import numpy as np
+
+from mtl_jax import config as config_lib
+from mtl_jax.reports import figures as figures_lib
+from mtl_jax.reports import gain
+from mtl_jax.tasks import mixture as mixture_lib
+from mtl_jax.training import loop
+from mtl_jax.training import run as run_lib
+
+MULTI_TASK = "multi_task"
+SINGLE_TASK = "single_task"
+TIME_FILE = "compare_time.json"
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SubRun:
+  """One training run of a comparison."""
+
+  task: str | None  # the single task; None for the multi-task run
+  seed: int
+  workdir: str
+  config: ml_collections.ConfigDict
+
+  @property
+  def label(self) -> str:
+    return f"{'multi-task' if self.task is None else 'single-task ' + self.task}, seed {self.seed}"
+
+
+def single_task_config(config: ml_collections.ConfigDict, task: str
+                       ) -> ml_collections.ConfigDict:
+  """`config` with `task` alone (its entry as the run would resolve it, mixture included).
+
+  Raises:
+    KeyError: `task` is not one of the config's tasks.
+  """
+  specs = mixture_lib.task_specs(config.mixture, {
+      name: spec.to_dict() if hasattr(spec, "to_dict") else spec
+      for name, spec in config.tasks.items()})
+  if task not in specs:
+    raise KeyError(f"no task {task!r} in the config; its tasks: {', '.join(sorted(specs))}")
+  single = config_lib.resolve(config)
+  single.mixture = ""
+  single.tasks = {task: specs[task]}
+  single.weighting = "equal"
+  single.balancing.diagnostics = False
+  if single.checkpoint.best_metric.partition("/")[0] != task:
+    single.checkpoint.best_metric = ""
+  return single
+
+
+def plan(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int]
+         ) -> list[SubRun]:
+  """The runs of a comparison: per seed, the multi-task run then each task alone."""
+  if not seeds:
+    raise ValueError("compare needs at least one seed")
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"seeds repeat: {list(seeds)}")
+  tasks = [t.name for t in run_lib.build_tasks(config)]
+  if len(tasks) < 2:
+    raise ValueError(f"compare needs a multi-task config; this one has {len(tasks)} task(s)")
+  runs = []
+  for seed in seeds:
+    multi = config_lib.resolve(config)
+    multi.seed = seed
+    runs.append(SubRun(None, seed, os.path.join(workdir, MULTI_TASK, f"seed_{seed}"), multi))
+    for task in tasks:
+      single = single_task_config(config, task)
+      single.seed = seed
+      runs.append(SubRun(task, seed, os.path.join(workdir, SINGLE_TASK, task, f"seed_{seed}"),
+                         single))
+  return runs
+
+
+def is_finished(run: SubRun) -> bool:
+  """Whether `run` trained to the end with this very config (so is not run again)."""
+  config_path = os.path.join(run.workdir, run_lib.CONFIG_FILE)
+  if not (os.path.exists(os.path.join(run.workdir, loop.METRICS_FILE))
+          and os.path.exists(config_path)):
+    return False
+  with open(config_path) as f:
+    saved = json.load(f)
+  return saved == json.loads(json.dumps(run.config.to_dict()))
+
+
+def train_all(runs: Sequence[SubRun], progress: bool = True) -> None:
+  """Trains the runs not finished yet; an interrupted one resumes from its checkpoint.
+
+  Each run's wall time (start-up, compiles, training and evaluation) adds up
+  in its `compare_time.json`, across resumptions.
+  """
+  for number, run in enumerate(runs, 1):
+    if is_finished(run):
+      print(f"[{number}/{len(runs)}] {run.label}: done already ({run.workdir})")
+      continue
+    print(f"[{number}/{len(runs)}] {run.label}: training in {run.workdir}")
+    start = time.time()
+    try:
+      loop.train(run.config, run.workdir, progress=progress)
+    finally:
+      os.makedirs(run.workdir, exist_ok=True)
+      seconds = _seconds(run.workdir) + time.time() - start
+      with open(os.path.join(run.workdir, TIME_FILE), "w") as f:
+        json.dump({"seconds": seconds}, f)
+
+
+def _seconds(workdir: str) -> float:
+  path = os.path.join(workdir, TIME_FILE)
+  if not os.path.exists(path):
+    return 0.0
+  with open(path) as f:
+    return float(json.load(f)["seconds"])
+
+
+def main_metric_key(results: dict[str, float], metric: str, task: str) -> str:
+  """The result key of `metric` (for a split with parts, its first part's: `accuracy_matched`).
+
+  Raises:
+    KeyError: the task reported no such metric.
+  """
+  if metric in results:
+    return metric
+  parts = [key for key in results if key.startswith(metric + "_")]
+  if not parts:
+    raise KeyError(f"task {task}: no {metric!r} in its metrics {sorted(results)}")
+  return parts[0]
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, Any]:
+  values_s = np.asarray(values, float)
+  std = float(values_s.std(ddof=1)) if len(values_s) > 1 else 0.0
+  return {"mean": float(values_s.mean()), "std": std, "values": values_s.tolist()}
+
+
+def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict[str, Any]:
+  """The comparison's numbers (what `report.json` holds) from the finished runs."""
+  tasks = run_lib.build_tasks(config)
+  seeds = sorted({run.seed for run in runs})
+  metrics = {}
+  for run in runs:
+    with open(os.path.join(run.workdir, loop.METRICS_FILE)) as f:
+      metrics[run.task, run.seed] = json.load(f)
+  summary: dict[str, Any] = {"seeds": seeds, "tasks": {}}
+  main_keys = {}
+  for task in tasks:
+    key = main_keys[task.name] = main_metric_key(
+        metrics[task.name, seeds[0]][task.name], task.spec.main_metric, task.name)
+    single = _mean_std([metrics[task.name, s][task.name][key] for s in seeds])
+    multi = _mean_std([metrics[None, s][task.name][key] for s in seeds])
+    lower = gain.lower_is_better(key)
+    summary["tasks"][task.name] = {
+        "metric": key, "lower_is_better": lower, "single_task": single, "multi_task": multi,
+        "relative_gain": _or_none(gain.relative_gain, multi["mean"], single["mean"], lower)}
+  summary["delta_m"] = _or_none(
+      gain.delta_m, {t: v["multi_task"]["mean"] for t, v in summary["tasks"].items()},
+      {t: v["single_task"]["mean"] for t, v in summary["tasks"].items()}, main_keys)
+  summary["delta_m_per_seed"] = [_or_none(
+      gain.delta_m, {t: metrics[None, s][t][k] for t, k in main_keys.items()},
+      {t: metrics[t, s][t][k] for t, k in main_keys.items()}, main_keys) for s in seeds]
+  summary["runs"] = [{"task": run.task, "seed": run.seed, "workdir": run.workdir,
+                      "seconds": round(_seconds(run.workdir), 2),
+                      "metrics": metrics[run.task, run.seed]} for run in runs]
+  summary["setup"] = {"weighting": config.weighting, "sharing": config.sharing.kind,
+                      "steps": config.train.steps, "batch_size": config.train.batch_size,
+                      "encoder": config.encoder.pretrained or "from scratch"}
+  return summary
+
+
+def _or_none(function, *args):
+  """`function(*args)`, or None where a single-task value is 0 (no relative gain)."""
+  try:
+    return function(*args)
+  except ValueError:
+    return None
+
+
+def _percent(value: float | None) -> str:
+  return "n/a (a single-task value is 0)" if value is None else f"{100 * value:+.2f}%"
+
+
+def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
+  """`report.md`: the gains table, Δm, training times and the figures."""
+  setup, seeds = summary["setup"], summary["seeds"]
+  lines = [
+      "# Multi-task vs single-task", "",
+      f"Weighting `{setup['weighting']}`, sharing `{setup['sharing']}`, encoder "
+      f"{setup['encoder']}; {setup['steps']} steps of {setup['batch_size']} examples per "
+      f"task; seeds {', '.join(map(str, seeds))}. Each cell is the mean ± std over seeds "
+      "(std with n − 1); gain = (−1)^l (MT − ST) / |ST|, l = 1 where lower is better (↓).",
+      "", "| task | metric | single-task | multi-task | gain |", "| --- | --- | --- | --- | --- |"]
+  for task, row in summary["tasks"].items():
+    cells = [f"{row[s]['mean']:.4f} ± {row[s]['std']:.4f}" for s in ("single_task", "multi_task")]
+    metric = row["metric"] + (" ↓" if row["lower_is_better"] else "")
+    lines.append(f"| {task} | {metric} | {cells[0]} | {cells[1]} | "
+                 f"{_percent(row['relative_gain'])} |")
+  per_seed = ", ".join(_percent(d) for d in summary["delta_m_per_seed"])
+  lines += ["", f"**Δm = {_percent(summary['delta_m'])}** (average relative gain over the "
+            f"tasks, from the means; per seed: {per_seed})", "", "## Training time", "",
+            "Wall-clock seconds of each run (start-up, compiles, training, evaluation).", "",
+            "| run | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+            "| --- |" + " --- |" * (len(seeds) + 1)]
+  by_setting: dict[str, dict[int, float]] = {}
+  for run in summary["runs"]:
+    label = "multi-task" if run["task"] is None else f"single-task {run['task']}"
+    by_setting.setdefault(label, {})[run["seed"]] = run["seconds"]
+  for label, seconds in by_setting.items():
+    lines.append(f"| {label} | " + " | ".join(f"{seconds[s]:.1f}" for s in seeds)
+                 + f" | {np.mean(list(seconds.values())):.1f} |")
+  if figures:
+    lines += ["", "## Figures", ""] + [f"![{name}]({png})" for name, png in figures.items()]
+  return "\n".join(lines) + "\n"
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = (0, 1, 2),
+        progress: bool = True) -> dict[str, Any]:
+  """Trains the multi-task run and every single-task baseline per seed, writes the report.
+
+  Args:
+    config: a resolved multi-task config (`mtl_jax.config.load_config`).
+    workdir: the comparison's folder (see the module docstring for its layout).
+    seeds: the seeds (`config.seed` of each run).
+    progress: show each run's progress bar.
+
+  Returns:
+    The summary written to `report.json`.
+  """
+  runs = plan(config, workdir, seeds)
+  train_all(runs, progress)
+  summary = summarize(config, runs)
+  multi = [run.workdir for run in runs if run.task is None]
+  # A task's single-task curve averages the runs that have it (its own).
+  logs = {"multi-task": figures_lib.read_logs(multi),
+          "single-task": figures_lib.read_logs([r.workdir for r in runs if r.task])}
+  figures = figures_lib.write_figures(workdir, list(summary["tasks"]), logs, "multi-task",
+                                      multi)
+  summary["figures"] = figures
+  with open(os.path.join(workdir, REPORT_JSON), "w") as f:
+    json.dump(summary, f, indent=2)
+  with open(os.path.join(workdir, REPORT_MD), "w") as f:
+    f.write(format_report(summary, figures))
+  return summary

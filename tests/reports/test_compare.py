@@ -1,0 +1,136 @@
+"""`mtl-jax compare` end to end on tiny shapes: two tasks, two seeds, a few steps."""
+
+import json
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mtl_jax import cli
+from mtl_jax import config as config_lib
+from mtl_jax.reports import compare, gain
+
+CONFIG = """
+from mtl_jax.config import default_config
+
+def get_config(arg=None):
+  c = default_config()
+  c.tasks = {{
+      "news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
+          "train": "{data}/news_train.csv", "eval": "{data}/news_dev.csv"}}}}}},
+      "ner": {{"kind": "tagging", "source": {{"format": "conll", "splits": {{
+          "train": "{data}/ner_train.txt", "eval": "{data}/ner_valid.txt"}}}},
+          "max_length": 32, "metrics": ["token_accuracy", "span_f1"]}},
+  }}
+  c.encoder.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+  c.tokenizer.vocab_size = 200
+  c.weighting = "uncertainty"
+  c.balancing.diagnostics = True
+  c.optimizer.update(learning_rate=3e-3, schedule="constant")
+  c.train.update(steps=8, batch_size=8, buckets=(32,), log_every=4, eval_batch_size=32)
+  c.mesh.shape.data = 1  # one device: compiles faster than a partitioned program
+  return c
+"""
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, data_dir):
+  root = tmp_path_factory.mktemp("compare")
+  config = root / "tiny.py"
+  config.write_text(CONFIG.format(data=data_dir))
+  workdir = root / "work"
+  assert cli.main(["compare", "--config", str(config), "--workdir", str(workdir),
+                   "--seeds", "0,1", "--no-progress", "--set", "train.steps=6"]) == 0
+  return config, workdir
+
+
+def test_single_task_config_keeps_the_budget_and_drops_balancing(data_dir, tmp_path):
+  path = tmp_path / "tiny.py"
+  path.write_text(CONFIG.format(data=data_dir))
+  config = config_lib.load_config(str(path))
+  single = compare.single_task_config(config, "ner")
+  assert list(single.tasks) == ["ner"]
+  assert single.tasks.ner.max_length == 32
+  assert single.weighting == "equal" and not single.balancing.diagnostics
+  assert single.train == config.train and single.encoder == config.encoder
+  with pytest.raises(KeyError, match="no task 'pos'"):
+    compare.single_task_config(config, "pos")
+
+
+def test_report_has_every_task_and_delta_m(compared):
+  _, workdir = compared
+  report = json.loads((workdir / "report.json").read_text())
+  assert set(report["tasks"]) == {"news", "ner"}
+  assert report["seeds"] == [0, 1]
+  assert len(report["runs"]) == 6 and all(r["seconds"] > 0 for r in report["runs"])
+
+  def main_metric(setting, seed, task, metric):
+    path = workdir / setting / f"seed_{seed}" / "metrics.json"
+    return json.loads(path.read_text())[task][metric]
+
+  gains = []
+  # ner's main metric is its first selected one: token_accuracy.
+  for task, metric in (("news", "accuracy"), ("ner", "token_accuracy")):
+    row = report["tasks"][task]
+    assert row["metric"] == metric and not row["lower_is_better"]
+    single = [main_metric(f"single_task/{task}", s, task, metric) for s in (0, 1)]
+    multi = [main_metric("multi_task", s, task, metric) for s in (0, 1)]
+    assert row["single_task"]["mean"] == pytest.approx(np.mean(single))
+    assert row["single_task"]["std"] == pytest.approx(np.std(single, ddof=1))
+    assert row["multi_task"]["mean"] == pytest.approx(np.mean(multi))
+    gains.append((np.mean(multi) - np.mean(single)) / np.mean(single))
+  assert report["delta_m"] == pytest.approx(np.mean(gains))
+  assert report["tasks"]["news"]["relative_gain"] == pytest.approx(gains[0])
+  markdown = (workdir / "report.md").read_text()
+  assert "| news | accuracy |" in markdown and "| ner | token_accuracy |" in markdown
+  assert f"Δm = {100 * report['delta_m']:+.2f}%" in markdown
+  for png in ("losses.png", "weights.png", "cosines.png"):
+    assert (workdir / png).read_bytes()[:4] == b"\x89PNG"
+    assert f"({png})" in markdown
+
+
+def test_compare_again_reruns_only_unfinished_runs(compared, monkeypatch):
+  config_path, workdir = compared
+  unfinished = workdir / "single_task" / "ner" / "seed_1"
+  (unfinished / "metrics.json").unlink()  # as if stopped after its last checkpoint
+  log_before = (unfinished / "train_log.jsonl").read_text()
+  trained = []
+  real_train = compare.loop.train
+  monkeypatch.setattr(compare.loop, "train",
+                      lambda config, workdir, **kw: trained.append(workdir)
+                      or real_train(config, workdir, **kw))
+  config = config_lib.apply_overrides(config_lib.load_config(str(config_path)),
+                                      ["train.steps=6"])
+  summary = compare.run(config, str(workdir), seeds=(0, 1), progress=False)
+  assert trained == [str(unfinished)]
+  # It resumed from its final checkpoint: evaluated again, trained no step again.
+  assert (unfinished / "train_log.jsonl").read_text() == log_before
+  assert (unfinished / "metrics.json").exists()
+  assert set(summary["tasks"]) == {"news", "ner"}
+
+
+def test_runs_write_tensorboard_scalars(compared):
+  _, workdir = compared
+  events = EventAccumulator(str(workdir / "multi_task" / "seed_0" / "tensorboard"))
+  events.Reload()
+  tags = set(events.Tags()["scalars"])
+  assert {"loss", "grad_norm", "learning_rate", "losses/news", "losses/ner", "weights/news",
+          "weights/ner", "grad_norms/ner", "grad_cosines/ner__news", "eval/news/accuracy",
+          "eval/ner/span_f1"} <= tags
+  assert [e.step for e in events.Scalars("losses/news")] == [4, 6]
+  log = [json.loads(line) for line in
+         (workdir / "multi_task" / "seed_0" / "train_log.jsonl").read_text().splitlines()]
+  assert events.Scalars("losses/news")[-1].value == pytest.approx(log[-1]["losses"]["news"])
+  metrics = json.loads((workdir / "multi_task" / "seed_0" / "metrics.json").read_text())
+  assert events.Scalars("eval/news/accuracy")[-1].value == pytest.approx(
+      metrics["news"]["accuracy"])
+
+
+def test_report_command_draws_one_run(compared, capsys):
+  _, workdir = compared
+  run = workdir / "multi_task" / "seed_1"
+  assert cli.main(["report", "--workdir", str(run)]) == 0
+  assert "report.md" in capsys.readouterr().out
+  markdown = (run / "report" / "report.md").read_text()
+  assert "accuracy" in markdown and "(cosines.png)" in markdown
+  assert (run / "report" / "losses.png").exists()
