@@ -14,4 +14,4 @@ from mtl_jax.relatedness.regularizer import (RelatednessRegularizer, learned_rel
                                              make_regularizer, prior_matrix,
                                              relatedness_penalty, squared_distances,
                                              task_features)
-from mtl_jax.relatedness.report import RelatednessLog, plot_matrices
+from mtl_jax.relatedness.report import RelatednessLog

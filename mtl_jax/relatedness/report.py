@@ -82,34 +82,9 @@ class RelatednessLog:
       matrices = {key: self.mean(key) for key in MATRICES}
       if self.regularizer_relatedness is not None:
         matrices["regularizer_relatedness"] = np.asarray(self.regularizer_relatedness)
-      plot_matrices(matrices, self.task_names, os.path.join(workdir, PNG_FILE),
-                    suptitle=f"task relatedness, mean of {len(self.measurements)} "
-                             "measurements")
+      from mtl_jax.metrics import plots  # matplotlib only where it is used
+      plots.plot_matrices({TITLES.get(key, key): matrix for key, matrix in matrices.items()},
+                          self.task_names, os.path.join(workdir, PNG_FILE),
+                          suptitle=f"task relatedness, mean of {len(self.measurements)} "
+                                   "measurements")
 
-
-def plot_matrices(matrices: dict[str, np.ndarray], task_names: Sequence[str], path: str,
-                  suptitle: str = "") -> None:
-  """Annotated heat maps side by side, a diverging colour scale centred on 0."""
-  import matplotlib
-  matplotlib.use("Agg")  # files only; no display needed
-  import matplotlib.pyplot as plt
-
-  k = len(task_names)
-  size = 1.2 + 0.7 * k
-  fig, axes = plt.subplots(1, len(matrices), figsize=(size * len(matrices) + 1, size + 0.8),
-                           squeeze=False)
-  for ax, (key, matrix) in zip(axes[0], matrices.items()):
-    limit = max(float(np.abs(matrix).max()), 1e-12)
-    image = ax.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit)
-    ax.set_xticks(range(k), task_names, rotation=45, ha="right")
-    ax.set_yticks(range(k), task_names)
-    ax.set_title(TITLES.get(key, key), fontsize=9)
-    for i in range(k):
-      for j in range(k):
-        ax.text(j, i, f"{matrix[i, j]:.2g}", ha="center", va="center", fontsize=8)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-  if suptitle:
-    fig.suptitle(suptitle, fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
