@@ -161,6 +161,10 @@ def run(num_tasks, args):
                                    args.steps)
       result.setdefault("ratios", []).append(method_time / equal_time)
       result.setdefault("equal_seconds", []).append(equal_time)
+      # Printed as measured, so a run cut short still leaves its numbers.
+      print(f"  T={num_tasks} round {round_index + 1} {result['method']} "
+            f"({result['mode'] or '-'}): ratio {method_time / equal_time:.3f} "
+            f"(equal {equal_time:.3f}s)", file=sys.stderr, flush=True)
     print(f"  T={num_tasks} round {round_index + 1}/{args.rounds} done", file=sys.stderr,
           flush=True)
 
