@@ -18,7 +18,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from mtl_jax import config as config_lib
 from mtl_jax import sharding
