@@ -21,7 +21,6 @@ from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from mtl_jax.encoders.bert import Encoder
 from mtl_jax.encoders.config import EncoderConfig
@@ -83,8 +82,10 @@ class LayerwiseModel(HardSharingModel):
     upper = [f"layer_{i}" for i in self.task_layers]
     shared = {k: v for k, v in encoder_params.items() if k not in upper}
     # A copy per task: the copies are trained apart and donated to the step
-    # as separate buffers.
-    copies = {name: {k: jax.tree.map(np.array, encoder_params[k]) for k in upper}
+    # as separate buffers. jnp (not np) copies, so that this also runs traced,
+    # in the run's jitted init.
+    copies = {name: {k: jax.tree.map(lambda x: jnp.array(x, copy=True), encoder_params[k])
+                     for k in upper}
               for name in self.task_names}
     return {**params, "encoder": shared, "task_encoders": copies}
 

@@ -183,7 +183,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       checkpointer.save(step, state, meta, config=config.to_dict(), metrics=flat or None)
 
     def stop(step):
-      checkpoint(step)
+      # A signal can arrive just after this step's regular (or the restored)
+      # checkpoint: that one already holds the state to resume from.
+      if step not in checkpointer.steps():
+        checkpoint(step)
       checkpointer.wait()
       raise Interrupted(should_stop.signal_number, step, workdir)
 

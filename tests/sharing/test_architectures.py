@@ -70,9 +70,12 @@ def test_no_two_leaves_share_a_buffer(kind, pretrained):
   # The train step donates the params: a buffer in two leaves would be donated twice.
   model = _model(kind, **CASES[kind][0])
   params = model.init(jax.random.key(0))
-  for tree in (params, model.with_encoder(params, pretrained[0])):
+  # The run puts the encoder in place inside its jitted init (outputs sharded).
+  jitted = jax.jit(model.with_encoder)(params, pretrained[0])
+  for tree in (params, model.with_encoder(params, pretrained[0]), jitted):
     leaves = jax.tree.leaves(tree)
     assert len({id(x) for x in leaves}) == len(leaves)
+    assert len({x.unsafe_buffer_pointer() for x in leaves}) == len(leaves)
 
 
 def test_layerwise_splits_the_layers_by_name():

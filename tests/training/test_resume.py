@@ -72,6 +72,19 @@ async def finalize(self):
 atomicity.AtomicRenameTemporaryPath.finalize = finalize
 """
 
+# SIGTERM just after the regular checkpoint of step 4 was started (a race the
+# signal can win in any real run): the run stops at that checkpoint.
+SIGTERM_AFTER_SAVE = """
+import os, signal
+from mtl_jax.training import checkpoint
+_save = checkpoint.Checkpointer.save
+def save(self, step, *args, **kwargs):
+  _save(self, step, *args, **kwargs)
+  if step == 4:
+    os.kill(os.getpid(), signal.SIGTERM)
+checkpoint.Checkpointer.save = save
+"""
+
 
 @pytest.fixture(scope="module")
 def config_file(tmp_path_factory, data_dir):
@@ -188,6 +201,20 @@ def test_sigterm_checkpoints_then_training_again_resumes_exactly(reference, conf
   assert 2 <= stopped_at < STEPS
   assert str(stopped_at) in _checkpoints(workdir)
   assert max(_losses(workdir)) == stopped_at
+
+  assert _train(config_file, workdir) == 0
+  assert _losses(workdir) == _losses(reference)
+  _assert_same_params(workdir, reference)
+
+
+def test_sigterm_just_after_a_checkpoint_stops_there_and_resumes_exactly(
+    reference, config_file, tmp_path):
+  workdir = tmp_path / "work"
+  process = _start_cli(SIGTERM_AFTER_SAVE, config_file, workdir)
+  _, stderr = process.communicate(timeout=600)
+  assert process.returncode == 128 + signal.SIGTERM, stderr
+  assert "stopped by SIGTERM at step 4;" in stderr
+  assert _checkpoints(workdir) == ["4"]
 
   assert _train(config_file, workdir) == 0
   assert _losses(workdir) == _losses(reference)
