@@ -12,9 +12,12 @@ each step's temporaries (`memory_analysis`).
     python benchmarks/balancing_overhead.py --tasks 2 --methods gradnorm pcgrad \\
         --modes representation full --rounds 1 --steps 2
 
-The default workload is a MiniLM-L6-shaped encoder (6 layers, hidden 384, 12
-heads, FFN 1536, vocab 30,522) with T tasks alternating sequence
-classification and token tagging, 32 sequences of 128 tokens per task.
+The default workload is the issue's: a MiniLM-L6-shaped encoder (6 layers,
+hidden 384, 12 heads, FFN 1536, vocab 30,522), batch 32, sequence 128, the 32
+sequences split evenly over T tasks alternating sequence classification and
+token tagging (16 per task at T = 2, 4 at T = 8), so the encoder does the same
+work at every T and the ratio shows what balancing T tasks adds to it
+(`--batch-per-task N` gives every task N sequences instead).
 """
 
 from __future__ import annotations
@@ -48,15 +51,24 @@ def build(num_tasks, args):
            for i in range(num_tasks)}
   model = HardSharingModel(encoder, [TaskHead(name, kind, 4 if i % 2 == 0 else 9)
                                      for i, (name, kind) in enumerate(kinds.items())])
+  rows = per_task_rows(num_tasks, args)
   rng = np.random.default_rng(0)
   batch = {}
   for name, kind in kinds.items():
-    ids = rng.integers(1, args.vocab, (args.batch, args.seq)).astype(np.int32)
-    shape = (args.batch,) if isinstance(kind, Classification) else (args.batch, args.seq)
+    ids = rng.integers(1, args.vocab, (rows, args.seq)).astype(np.int32)
+    shape = (rows,) if isinstance(kind, Classification) else (rows, args.seq)
     batch[name] = {"input_ids": ids, "token_type_ids": np.zeros_like(ids),
                    "attention_mask": np.ones_like(ids),
                    "labels": rng.integers(0, 4, shape).astype(np.int32)}
   return model, kinds, batch
+
+
+def per_task_rows(num_tasks, args):
+  if args.batch_per_task:
+    return args.batch_per_task
+  if args.batch % num_tasks:
+    raise SystemExit(f"--batch {args.batch} does not split evenly over {num_tasks} tasks")
+  return args.batch // num_tasks
 
 
 def naive_step(model, kinds, optimizer):
@@ -205,7 +217,10 @@ def table(rows, task_counts):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--tasks", type=int, nargs="+", default=[2, 8])
-  parser.add_argument("--batch", type=int, default=32, help="sequences per task")
+  parser.add_argument("--batch", type=int, default=32,
+                      help="sequences per step, split evenly over the tasks")
+  parser.add_argument("--batch-per-task", type=int, default=0,
+                      help="sequences per task instead (0: --batch / T)")
   parser.add_argument("--seq", type=int, default=128)
   parser.add_argument("--hidden", type=int, default=384)
   parser.add_argument("--layers", type=int, default=6)
@@ -221,7 +236,8 @@ def main(argv=None):
   parser.add_argument("--rounds", type=int, default=2)
   parser.add_argument("--json", help="also write the rows here")
   args = parser.parse_args(argv)
-  print(f"devices: {jax.devices()}; {args.batch} x {args.seq} tokens per task; encoder "
+  print(f"devices: {jax.devices()}; {args.batch_per_task or args.batch} sequences "
+        f"{'per task' if args.batch_per_task else 'per step'} x {args.seq} tokens; encoder "
         f"{args.layers} layers, hidden {args.hidden}", file=sys.stderr)
   rows = []
   for num_tasks in args.tasks:
