@@ -197,6 +197,15 @@ class Encoder(nn.Module):
     return x_bld
 
 
+def logical_axes(config: EncoderConfig):
+  """The whole encoder's params pytree with a `PartitionSpec` of logical axis names
+  per leaf (e.g. to lay out a pretrained checkpoint before a sharing
+  architecture splits it into shared and per-task parts)."""
+  ids = jax.ShapeDtypeStruct((1, 1), jnp.int32)
+  abstract = jax.eval_shape(Encoder(config).init, jax.random.key(0), ids, ids, ids)
+  return nn.get_partition_spec(abstract)["params"]
+
+
 def mean_pool(hidden_bld, attention_mask_bl):
   """Average of the hidden states of real (unmasked) tokens."""
   mask_bl1 = attention_mask_bl[..., None].astype(hidden_bld.dtype)

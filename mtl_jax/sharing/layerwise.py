@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mtl_jax.encoders.bert import Encoder
 from mtl_jax.encoders.config import EncoderConfig

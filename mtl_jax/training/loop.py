@@ -36,6 +36,7 @@ import ml_collections
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
+from mtl_jax import encoders
 from mtl_jax import metrics as metrics_lib
 from mtl_jax import relatedness
 from mtl_jax import sharding
@@ -123,7 +124,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     init, abstract, optimizer, weighting, schedule = run_lib.abstract_state(run, layout)
     meta = {}
     if latest is None:
-      state = sharded.create_state(init, abstract, layout, run.pretrained_encoder)
+      state = sharded.create_state(init, abstract, layout, run.pretrained_encoder,
+                                   encoders.logical_axes(run.model.encoder_config))
     else:
       state, meta = checkpointer.restore(abstract, latest)
       log.info("resumed from step %d", latest)

@@ -11,7 +11,7 @@ from mtl_jax.training.nonfinite import skip_nonfinite
 
 
 def create_state(init: Callable[..., Any], abstract_state: Any, layout: Layout,
-                 pretrained_encoder: Any = None) -> Any:
+                 pretrained_encoder: Any = None, pretrained_axes: Any = None) -> Any:
   """Runs `init(pretrained_encoder)` jitted, each device creating only its shards.
 
   Args:
@@ -19,14 +19,20 @@ def create_state(init: Callable[..., Any], abstract_state: Any, layout: Layout,
     abstract_state: its output's `ShapeDtypeStruct`s with shardings
       (`training.run.abstract_state`).
     layout: the mesh and rules.
-    pretrained_encoder: host arrays of pretrained encoder params, or None.
+    pretrained_encoder: host arrays of a whole pretrained encoder's params, or None.
+    pretrained_axes: their logical axes (`mtl_jax.encoders.logical_axes`). Not
+      the model's `params["encoder"]` axes: a sharing architecture may keep
+      only part of the encoder there and copy the rest into each task.
 
   Returns:
     The step-0 state, laid out as `abstract_state` says.
   """
   shardings = jax.tree.map(lambda x: x.sharding, abstract_state)
   if pretrained_encoder is not None:
-    pretrained_encoder = layout.put(pretrained_encoder, shardings.params["encoder"])
+    if pretrained_axes is None:
+      raise ValueError("create_state: pass the pretrained encoder's pretrained_axes")
+    pretrained_encoder = layout.put(pretrained_encoder,
+                                    layout.shardings(pretrained_encoder, pretrained_axes))
   return jax.jit(init, out_shardings=shardings)(pretrained_encoder)
 
 

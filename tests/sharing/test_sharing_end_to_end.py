@@ -9,6 +9,8 @@ import pytest
 
 from mtl_jax import config as config_lib
 from mtl_jax import sharing
+from mtl_jax.encoders import Encoder, EncoderConfig, export_pretrained
+from mtl_jax.tasks import tokenization
 from mtl_jax.training import run as run_lib
 from mtl_jax.training import train
 
@@ -65,3 +67,37 @@ def test_every_sharing_kind_trains_evaluates_and_reloads(kind, data_dir, tmp_pat
     loaded = sharing.load_trainable(trainable_file, run.model)
     restored = run.model.with_encoder(loaded, params["encoder"])
     jax.tree.map(np.testing.assert_array_equal, restored, params)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, data_dir):
+  """A tiny 'pretrained' encoder in the Hugging Face layout, with its tokenizer."""
+  path = tmp_path_factory.mktemp("pretrained")
+  texts = [line for name in ("news_train.csv", "ner_train.txt")
+           for line in (data_dir / name).read_text().splitlines()]
+  tokenizer = tokenization.train_wordpiece(texts, vocab_size=200)
+  config = EncoderConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=16, num_layers=2,
+                         num_heads=2, intermediate_size=32, max_position_embeddings=80)
+  ids = jax.numpy.zeros((1, 4), jax.numpy.int32)
+  params = jax.tree.map(np.asarray, Encoder(config).init(jax.random.key(3), ids, ids, ids))
+  export_pretrained(path, config, __import__("flax").linen.unbox(params)["params"], tokenizer)
+  return str(path)
+
+
+# The kinds whose params["encoder"] holds only part of the pretrained encoder
+# (the rest is copied into every task): the run lays the checkpoint out by the
+# whole encoder's axes before its jitted init splits it.
+@pytest.mark.parametrize("kind", ["layerwise", "mtl_attention", "cross_stitch"])
+def test_kinds_that_split_the_encoder_train_from_a_pretrained_checkpoint(
+    kind, data_dir, tiny_checkpoint, tmp_path):
+  config = _config(data_dir, kind)
+  config.encoder.pretrained = tiny_checkpoint
+  config.train.steps = 2
+  workdir = str(tmp_path / kind)
+  results = train(config, workdir, progress=False)
+  assert 0.0 <= results["ner"]["span_f1"] <= 1.0
+  run = run_lib.load(workdir)
+  params = run_lib.restore_params(run, workdir)
+  # Every task's copy of the top layer started as the checkpoint's and trained apart.
+  copies = [jax.tree.leaves(params["task_encoders"][task]["layer_1"]) for task in ("ner", "news")]
+  assert any(not np.array_equal(a, b) for a, b in zip(*copies))
