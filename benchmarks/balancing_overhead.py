@@ -5,8 +5,11 @@ state donated, AdamW with clipping as a run uses) is timed against the
 equal-weighting step of the same model in the same process, alternating
 (equal, method, equal, method, ...), and reported as a ratio (the median over
 rounds of the per-round mean step times). Also the "naive" way, one backward
-pass per task (`jax.jacrev` of the loss vector), and the memory XLA plans for
-each step's temporaries (`memory_analysis`).
+pass per task (`jax.jacrev` of the loss vector), the memory XLA plans for
+each step's temporaries (`memory_analysis`), and the FLOPs and bytes XLA counts
+in each compiled step against equal weighting's (`cost_analysis`): the work a
+method adds, which the timings on a shared CPU (noise of +-20% per step) can
+only bound.
 
     python benchmarks/balancing_overhead.py                       # the issue's setting
     python benchmarks/balancing_overhead.py --tasks 2 --methods gradnorm pcgrad \\
@@ -133,6 +136,17 @@ def temp_bytes(compiled):
   return None if analysis is None else analysis.temp_size_in_bytes
 
 
+def work(compiled):
+  """(FLOPs, bytes accessed) that XLA counts in the compiled step: the added work,
+  free of the timing noise of a shared machine (None where the backend has no count)."""
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older jaxlibs: one dict per computation
+    analysis = analysis[0] if analysis else None
+  if not analysis:
+    return None, None
+  return analysis.get("flops"), analysis.get("bytes accessed")
+
+
 def run(num_tasks, args):
   model, kinds, batch = build(num_tasks, args)
   config = default_config()
@@ -181,15 +195,25 @@ def run(num_tasks, args):
           flush=True)
 
   base_temp = temp_bytes(baseline[0])
+  base_flops, base_bytes = work(baseline[0])
+  ratio_of = lambda value, base: None if not value or not base else value / base
   rows = []
   for result in results:
     temp = temp_bytes(result["compiled"][0])
+    flops, accessed = work(result["compiled"][0])
     rows.append({"tasks": num_tasks, "method": result["method"], "mode": result["mode"],
-                 "ratio": statistics.median(result["ratios"]), "ratios": result["ratios"],
-                 "equal_step_s": statistics.median(result["equal_seconds"]),
+                 "ratio": median_or_none(result.get("ratios")),
+                 "ratios": result.get("ratios", []),
+                 "equal_step_s": median_or_none(result.get("equal_seconds")),
+                 "flops_ratio": ratio_of(flops, base_flops),
+                 "bytes_ratio": ratio_of(accessed, base_bytes),
                  "temp_mb": None if temp is None else temp / 2**20,
                  "equal_temp_mb": None if base_temp is None else base_temp / 2**20})
   return rows
+
+
+def median_or_none(values):
+  return statistics.median(values) if values else None
 
 
 def table(rows, task_counts):
@@ -198,16 +222,19 @@ def table(rows, task_counts):
     by_key.setdefault((row["method"], row["mode"]), {})[row["tasks"]] = row
   header = ["method", "gradient mode"]
   for t in task_counts:
-    header += [f"T={t} step / equal", f"T={t} temp MB (equal)"]
+    header += [f"T={t} step / equal", f"T={t} FLOPs / equal", f"T={t} bytes / equal",
+               f"T={t} temp MB (equal)"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for (method, mode), by_tasks in by_key.items():
     cells = [method, mode or "-"]
     for t in task_counts:
       row = by_tasks.get(t)
       if row is None:
-        cells += ["", ""]
+        cells += ["", "", "", ""]
         continue
-      cells.append(f"{row['ratio']:.2f}x")
+      cells.append("" if row["ratio"] is None else f"{row['ratio']:.2f}x")
+      for key in ("flops_ratio", "bytes_ratio"):
+        cells.append("" if row[key] is None else f"{row[key]:.3f}x")
       cells.append("" if row["temp_mb"] is None else
                    f"{row['temp_mb']:.0f} ({row['equal_temp_mb']:.0f})")
     lines.append("| " + " | ".join(cells) + " |")
@@ -233,7 +260,8 @@ def main(argv=None):
   parser.add_argument("--modes", nargs="+", default=["representation", "full"],
                       help="gradient modes of the aggregation methods")
   parser.add_argument("--steps", type=int, default=3, help="timed steps per block")
-  parser.add_argument("--rounds", type=int, default=2)
+  parser.add_argument("--rounds", type=int, default=2,
+                      help="timing rounds (0: compile only, for the FLOPs/bytes/memory columns)")
   parser.add_argument("--json", help="also write the rows here")
   args = parser.parse_args(argv)
   print(f"devices: {jax.devices()}; {args.batch_per_task or args.batch} sequences "
