@@ -1,0 +1,36 @@
+"""Balancing methods side by side: AG News + CoNLL-2003 NER from pretrained MiniLM.
+
+One command per method, the same tasks, data, steps, batch size and hard
+sharing (the seed-setup-1 budget of `agnews_conll.py`); only
+`config.weighting` changes, with diagnostics on so every run logs per-task
+gradient norms and their cosine:
+
+    for method in gradnorm uncertainty pcgrad cagrad; do
+      mtl-jax train --config experiments/configs/balancing.py:method=$method \
+          --workdir runs/balancing/$method
+    done
+
+Arguments (after ':'): method (a `mtl_jax.weighting` spec without spaces or
+commas, e.g. gradnorm, pcgrad, 'cagrad(c=0.4)'), mode (the gradient mode:
+auto = the method's paper, representation, last_layer, full), steps=N, seed=N.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import agnews_conll  # noqa: E402
+from common import parse_arg  # noqa: E402
+
+from mtl_jax import weighting  # noqa: E402
+
+
+def get_config(arg=None):
+  args = parse_arg(arg, method="equal", mode="auto", steps=600, seed=0)
+  # Fails here, naming the known methods, rather than after the data is read.
+  weighting.from_spec(args["method"], num_tasks=2)
+  config = agnews_conll.get_config(f"steps={args['steps']},seed={args['seed']}")
+  config.weighting = args["method"]
+  config.balancing.update(gradient_mode=args["mode"], diagnostics=True)
+  return config
