@@ -21,9 +21,16 @@ CONLL_COLUMNS = {"ner": 3, "pos": 1, "chunk": 2}
 
 
 def with_overrides(task: Task, **overrides) -> Task:
-  """`task` with fields replaced; a `source` dict replaces only the fields it names."""
+  """`task` with fields replaced.
+
+  A `source` dict replaces only the source fields it names, and `kind_options`
+  are merged onto the task's own, so `normalize=True` on GLUE STS-B keeps the
+  catalogue's `range=(0, 5)`.
+  """
   if "source" in overrides and isinstance(overrides["source"], dict):
     overrides["source"] = dataclasses.replace(task.source, **overrides["source"])
+  if "kind_options" in overrides:
+    overrides["kind_options"] = {**task.kind_options, **overrides["kind_options"]}
   return dataclasses.replace(task, **overrides)
 
 

@@ -154,3 +154,13 @@ def test_full_stsb_scores_are_in_range(shared_dir, tmp_path):
   with pytest.raises(DataError, match=r"task glue_stsb: .*train.tsv: line 4: regression "
                      r"target 5.5 is outside the declared range \[0, 5\]"):
     task.load("train", tokenizer, task.label_vocab())
+
+
+def test_kind_options_from_config_merge_onto_the_catalogues(data_dir):
+  """`normalize=True` on STS-B keeps the catalogue's 0-5 range (it needs it)."""
+  root = data_dir / "glue" / GLUE_TASKS["stsb"].folder
+  task = TaskRegistry.get("glue_stsb", data_dir=str(root), kind_options={"normalize": True})
+  assert dict(task.kind_options) == {"range": (0.0, 5.0), "normalize": True}
+  assert task.spec.normalize  # a normalised regression without a range fails to build
+  replaced = TaskRegistry.get("glue_stsb", data_dir=str(root), kind_options={"range": (0, 1)})
+  assert dict(replaced.kind_options) == {"range": (0, 1)}
