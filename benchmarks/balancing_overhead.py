@@ -205,6 +205,7 @@ def run(num_tasks, args):
                  "ratio": median_or_none(result.get("ratios")),
                  "ratios": result.get("ratios", []),
                  "equal_step_s": median_or_none(result.get("equal_seconds")),
+                 "flops": flops, "equal_flops": base_flops,
                  "flops_ratio": ratio_of(flops, base_flops),
                  "bytes_ratio": ratio_of(accessed, base_bytes),
                  "temp_mb": None if temp is None else temp / 2**20,
