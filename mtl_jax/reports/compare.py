@@ -181,12 +181,17 @@ def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict
     summary["tasks"][task.name] = {
         "metric": key, "lower_is_better": lower, "single_task": single, "multi_task": multi,
         "relative_gain": _or_none(gain.relative_gain, multi["mean"], single["mean"], lower)}
+  # A task whose single-task value is 0 (e.g. CoLA's Matthews correlation of a
+  # run that predicts one class) has no relative gain: Δm averages the others
+  # and the report names the ones left out.
+  included = {t: k for t, k in main_keys.items() if summary["tasks"][t]["single_task"]["mean"]}
+  summary["delta_m_excluded"] = sorted(set(main_keys) - set(included))
   summary["delta_m"] = _or_none(
       gain.delta_m, {t: v["multi_task"]["mean"] for t, v in summary["tasks"].items()},
-      {t: v["single_task"]["mean"] for t, v in summary["tasks"].items()}, main_keys)
+      {t: v["single_task"]["mean"] for t, v in summary["tasks"].items()}, included)
   summary["delta_m_per_seed"] = [_or_none(
-      gain.delta_m, {t: metrics[None, s][t][k] for t, k in main_keys.items()},
-      {t: metrics[t, s][t][k] for t, k in main_keys.items()}, main_keys) for s in seeds]
+      gain.delta_m, {t: metrics[None, s][t][k] for t, k in included.items()},
+      {t: metrics[t, s][t][k] for t, k in included.items()}, included) for s in seeds]
   summary["runs"] = [{"task": run.task, "seed": run.seed, "workdir": run.workdir,
                       "seconds": round(_seconds(run.workdir), 2),
                       "metrics": metrics[run.task, run.seed]} for run in runs]
@@ -224,8 +229,12 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
     lines.append(f"| {task} | {metric} | {cells[0]} | {cells[1]} | "
                  f"{_percent(row['relative_gain'])} |")
   per_seed = ", ".join(_percent(d) for d in summary["delta_m_per_seed"])
-  lines += ["", f"**Δm = {_percent(summary['delta_m'])}** (average relative gain over the "
-            f"tasks, from the means; per seed: {per_seed})", "", "## Training time", "",
+  excluded = summary.get("delta_m_excluded", [])
+  over = ("the tasks" if not excluded else
+          f"{len(summary['tasks']) - len(excluded)} of {len(summary['tasks'])} tasks; "
+          f"left out, single-task value 0: {', '.join(excluded)}")
+  lines += ["", f"**Δm = {_percent(summary['delta_m'])}** (average relative gain over "
+            f"{over}; from the means; per seed: {per_seed})", "", "## Training time", "",
             "Wall-clock seconds of each run (start-up, compiles, training, evaluation).", "",
             "| run | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
             "| --- |" + " --- |" * (len(seeds) + 1)]

@@ -1,6 +1,7 @@
 """`mtl-jax compare` end to end on tiny shapes: two tasks, two seeds, a few steps."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -134,3 +135,26 @@ def test_report_command_draws_one_run(compared, capsys):
   markdown = (run / "report" / "report.md").read_text()
   assert "accuracy" in markdown and "(cosines.png)" in markdown
   assert (run / "report" / "losses.png").exists()
+
+
+def test_delta_m_leaves_out_a_task_whose_single_task_value_is_0(compared, tmp_path):
+  """CoLA's MCC is 0 when a run predicts one class: Δm averages the other tasks, named."""
+  config_path, workdir = compared
+  copy = tmp_path / "work"
+  shutil.copytree(workdir, copy)
+  for seed in (0, 1):
+    path = copy / "single_task" / "news" / f"seed_{seed}" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["news"]["accuracy"] = 0.0
+    path.write_text(json.dumps(metrics))
+  config = config_lib.apply_overrides(config_lib.load_config(str(config_path)),
+                                      ["train.steps=6"])
+  runs = compare.plan(config, str(copy), (0, 1))
+  summary = compare.summarize(config, runs)
+  assert summary["delta_m_excluded"] == ["news"]
+  ner = summary["tasks"]["ner"]
+  assert summary["delta_m"] == pytest.approx(
+      (ner["multi_task"]["mean"] - ner["single_task"]["mean"]) / ner["single_task"]["mean"])
+  assert summary["tasks"]["news"]["relative_gain"] is None
+  markdown = compare.format_report(summary, {})
+  assert "over 1 of 2 tasks; left out, single-task value 0: news" in markdown
