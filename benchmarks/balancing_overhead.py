@@ -140,8 +140,6 @@ def work(compiled):
   """(FLOPs, bytes accessed) that XLA counts in the compiled step: the added work,
   free of the timing noise of a shared machine (None where the backend has no count)."""
   analysis = compiled.cost_analysis()
-  if isinstance(analysis, (list, tuple)):  # older jaxlibs: one dict per computation
-    analysis = analysis[0] if analysis else None
   if not analysis:
     return None, None
   return analysis.get("flops"), analysis.get("bytes accessed")

@@ -28,9 +28,9 @@ from mtl_jax import weighting  # noqa: E402
 
 def get_config(arg=None):
   args = parse_arg(arg, method="equal", mode="auto", steps=600, seed=0)
-  # Fails here, naming the known methods, rather than after the data is read.
-  weighting.from_spec(args["method"], num_tasks=2)
   config = agnews_conll.get_config(f"steps={args['steps']},seed={args['seed']}")
+  # Fails here, naming the known methods, rather than after the data is read.
+  weighting.from_spec(args["method"], num_tasks=len(config.tasks))
   config.weighting = args["method"]
   config.balancing.update(gradient_mode=args["mode"], diagnostics=True)
   return config

@@ -229,7 +229,7 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
     lines.append(f"| {task} | {metric} | {cells[0]} | {cells[1]} | "
                  f"{_percent(row['relative_gain'])} |")
   per_seed = ", ".join(_percent(d) for d in summary["delta_m_per_seed"])
-  excluded = summary.get("delta_m_excluded", [])
+  excluded = summary["delta_m_excluded"]
   over = ("the tasks" if not excluded else
           f"{len(summary['tasks']) - len(excluded)} of {len(summary['tasks'])} tasks; "
           f"left out, single-task value 0: {', '.join(excluded)}")

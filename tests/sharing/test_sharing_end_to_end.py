@@ -3,14 +3,13 @@
 import json
 import os
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
 from mtl_jax import config as config_lib
 from mtl_jax import sharing
-import flax.linen as nn
-
 from mtl_jax.encoders import Encoder, EncoderConfig, export_pretrained, load_pretrained
 from mtl_jax.tasks import tokenization
 from mtl_jax.training import run as run_lib
