@@ -33,10 +33,10 @@ def test_overlay_draws_every_figure(tmp_path):
   _write_log(tmp_path / "plain", diagnostics=False)
   _write_log(tmp_path / "diag", diagnostics=True)
   out = tmp_path / "out"
-  _load().main(["--out", str(out), f"equal={tmp_path / 'plain'}", f"pcgrad={tmp_path / 'diag'}"])
+  module = _load()
+  module.main(["--out", str(out), f"equal={tmp_path / 'plain'}", f"pcgrad={tmp_path / 'diag'}"])
   assert sorted(p.name for p in out.iterdir()) == [
       "cosines.png", "grad_norms.png", "losses.png", "weights.png"]
-  module = _load()
   records = [json.loads(line) for line in open(tmp_path / "diag" / "train_log.jsonl")][:2]
   assert module.pair_cosine(records, 0, 1) == ([50, 100], [-0.1, -0.2])
 

@@ -58,7 +58,7 @@ def gelu(x: jax.Array) -> jax.Array:
   """Exact GELU, x * Phi(x), in the erf form of BERT and PyTorch.
 
   `jax.nn.gelu(approximate=False)` computes the same function through erfc,
-  which XLA's CPU backend evaluates at several times the cost of erf.
+  which XLA's CPU backend evaluates more slowly than erf.
   """
   return 0.5 * x * (1.0 + jax.lax.erf(x * jnp.asarray(2.0 ** -0.5, x.dtype)))
 
