@@ -41,12 +41,12 @@ NUM_CLASSES, NUM_TAGS = 4, 9
 LOSS_TOLERANCE = 1e-4
 
 
-def encoder_config(dropout: float):
+def encoder_config(dropout: float, attention_impl: str = "auto"):
   """MiniLM-L6's shape (all-MiniLM-L6-v2)."""
   from mtl_jax.encoders import EncoderConfig
   return EncoderConfig(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
                        intermediate_size=1536, hidden_dropout=dropout,
-                       attention_dropout=dropout)
+                       attention_dropout=dropout, attention_impl=attention_impl)
 
 
 def optimizer_config() -> dict:
@@ -132,7 +132,7 @@ def jax_worker(args) -> dict:
   def build(dropout):
     heads = [TaskHead("ner", kinds["ner"], NUM_TAGS, {"dropout": dropout}),
              TaskHead("news", kinds["news"], NUM_CLASSES, {"dropout": dropout})]
-    model = HardSharingModel(encoder_config(dropout), heads)
+    model = HardSharingModel(encoder_config(dropout, args.attention_impl), heads)
     optimizer, _ = make_optimizer(optimizer_config(), args.total_steps)
     weighting = weighting_lib.from_spec("equal", num_tasks=2)
     step = jax.jit(make_train_step(model, kinds, weighting, optimizer), donate_argnums=0)
@@ -144,7 +144,9 @@ def jax_worker(args) -> dict:
                              dropout_rng)
 
   batches = make_batches(args.steps + 1, args.batch_per_task, args.length)
-  result = {"framework": "jax", "jax": jax.__version__}
+  from mtl_jax.encoders.attention import resolve_impl
+  result = {"framework": "jax", "jax": jax.__version__,
+            "attention": resolve_impl(args.attention_impl, jnp.float32)}
   if args.export:
     from mtl_jax import export_pretrained
     model, optimizer, weighting, step = build(0.0)
@@ -262,6 +264,7 @@ def _worker_command(args, framework, out, weights, export, check_steps):
              "--out", out, "--batch-per-task", str(args.batch_per_task),
              "--length", str(args.length), "--steps", str(args.steps),
              "--threads", str(args.threads), "--dropout", str(args.dropout),
+             "--attention-impl", args.attention_impl,
              "--total-steps", str(args.total_steps),
              "--check-steps", str(check_steps)]
   if export:
@@ -308,7 +311,8 @@ def main(args) -> None:
         print(f"round {r} {framework:5s}: steps "
               + " ".join(f"{t:.2f}" for t in result["step_s"])
               + f" s, compile {result['compile_s']:.1f} s, "
-              f"GEMM {result['gemm_gflops']:.0f} GFLOP/s", flush=True)
+              + (f"attention {result['attention']}, " if "attention" in result else "")
+              + f"GEMM {result['gemm_gflops']:.0f} GFLOP/s", flush=True)
   _report(results, flops, has_torch)
 
 
@@ -349,6 +353,8 @@ def parse_args(argv=None):
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
   parser.add_argument("--dropout", type=float, default=0.1)
+  parser.add_argument("--attention-impl", default="auto", choices=("auto", "xla", "cpu_kernel"),
+                      help="our encoder's attention core (EncoderConfig.attention_impl)")
   parser.add_argument("--check-steps", type=int, default=3,
                       help="first steps whose losses must match the reference")
   parser.add_argument("--total-steps", type=int, default=1000,

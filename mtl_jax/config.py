@@ -44,6 +44,9 @@ def default_config() -> ml_collections.ConfigDict:
       hidden_dropout=0.1,
       attention_dropout=0.1,
       dtype="float32",
+      # The attention core: 'auto' (the fused CPU kernel for float32 on one
+      # CPU device, else XLA's ops), 'xla' or 'cpu_kernel' (EncoderConfig).
+      attention_impl="auto",
   )
   config.tokenizer = dict(
       # tokenizer.json / vocab.txt (file or folder); '' uses the pretrained

@@ -13,12 +13,14 @@ h heads, k head dim, f feed-forward.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from mtl_jax.encoders import attention
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.dropout import HashDropout
 from mtl_jax.encoders.layer_norm import LayerNorm
@@ -94,7 +96,9 @@ class SelfAttention(nn.Module):
 
   Queries, keys and values come from one fused projection (kernel
   [d, 3, h, k]): one large matrix product instead of three smaller ones,
-  forward and backward, which XLA's CPU GEMMs run markedly faster.
+  forward and backward, which XLA's CPU GEMMs run markedly faster. The core
+  (scores, softmax, dropout, weighted values) is `attention.dot_product_attention`
+  by `config.attention_impl`.
   """
 
   config: EncoderConfig
@@ -107,19 +111,15 @@ class SelfAttention(nn.Module):
         (3, cfg.num_heads, cfg.head_dim), dtype=dtype, name="qkv",
         kernel_init=_init(cfg, ("embed", "qkv", "heads", "kv")),
         bias_init=_zeros(("qkv", "heads", "kv")))(x_bld)
-    # Scaling the queries (not the l x l scores) is a 4x smaller pass at l=128.
-    q_blhk = qkv_bl3hk[:, :, 0] * jnp.asarray(cfg.head_dim ** -0.5, dtype)
-    k_blhk, v_blhk = qkv_bl3hk[:, :, 1], qkv_bl3hk[:, :, 2]
-    scores_bhqk = jnp.einsum("bqhk,bshk->bhqs", q_blhk, k_blhk)
-    # Padding keys get the most negative float32 added (float32 softmax for
-    # stability). An added bias, unlike a select, has an identity gradient and
-    # fuses into the softmax, which saves a pass over the l x l scores each way.
-    bias_b11s = jnp.where(mask_bl, 0.0, jnp.finfo(jnp.float32).min)[:, None, None, :]
-    probs_bhqk = jax.nn.softmax(scores_bhqk.astype(jnp.float32) + bias_b11s,
-                                axis=-1).astype(dtype)
-    probs_bhqk = make_dropout(cfg, cfg.attention_dropout)(probs_bhqk,
-                                                          deterministic=deterministic)
-    context_blhk = jnp.einsum("bhqs,bshk->bqhk", probs_bhqk, v_blhk)
+    rate = 0.0 if deterministic else cfg.attention_dropout
+    if rate > 0.0 and cfg.dropout_rng == "threefry":
+      context_blhk = attention.attention_xla(
+          qkv_bl3hk, mask_bl, None, rate,
+          probs_dropout=functools.partial(nn.Dropout(rate), deterministic=False))
+    else:
+      key = self.make_rng("dropout") if rate > 0.0 else None
+      context_blhk = attention.dot_product_attention(qkv_bl3hk, mask_bl, key, rate,
+                                                     impl=cfg.attention_impl)
     return nn.DenseGeneral(
         cfg.hidden_size, axis=(-2, -1), dtype=dtype, name="output",
         kernel_init=_init(cfg, ("heads", "kv", "embed")),

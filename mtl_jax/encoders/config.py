@@ -35,6 +35,10 @@ class EncoderConfig:
   # Dropout masks: "hash" (a keyed integer hash per element, one cheap pass;
   # see `dropout.py`) or "threefry" (flax's nn.Dropout, ~50x costlier on CPU).
   dropout_rng: str = "hash"
+  # The attention core: "xla" (jax.numpy, any backend), "cpu_kernel" (a fused
+  # C++ custom call, float32 on CPU; see `attention.py`) or "auto" (the kernel
+  # where it applies: float32, one CPU device, a working C++ compiler).
+  attention_impl: str = "auto"
 
   def __post_init__(self):
     if self.hidden_size % self.num_heads:
@@ -45,6 +49,13 @@ class EncoderConfig:
       raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
     if self.dropout_rng not in ("hash", "threefry"):
       raise ValueError(f"dropout_rng must be 'hash' or 'threefry', got {self.dropout_rng!r}")
+    if self.attention_impl not in ("auto", "xla", "cpu_kernel"):
+      raise ValueError("attention_impl must be 'auto', 'xla' or 'cpu_kernel', got "
+                       f"{self.attention_impl!r}")
+    if self.attention_impl == "cpu_kernel" and (self.dtype != "float32"
+                                                or self.dropout_rng != "hash"):
+      raise ValueError("attention_impl='cpu_kernel' computes float32 with hash dropout; "
+                       f"got dtype={self.dtype!r}, dropout_rng={self.dropout_rng!r}")
 
   @property
   def head_dim(self) -> int:

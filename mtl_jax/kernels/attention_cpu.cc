@@ -1,0 +1,393 @@
+// Fused multi-head self-attention for XLA's CPU backend (an XLA FFI custom call).
+//
+// Why: XLA's CPU backend lowers attention to batched [l, k] x [k, l] products
+// that run at a third of its dense GEMM rate and gain nothing from a second
+// core, plus separate passes for the mask, softmax and dropout. Here each
+// (example, head) pair is one work item, done start to finish in cache by one
+// thread, the items spread over XLA's intra-op thread pool.
+//
+// Layouts are the encoder's, so no transposes surround the call:
+//   qkv   f32[B..., L, 3, H, K]  the fused projection (queries unscaled)
+//   bias  f32[B..., L]           added to every query's scores (0 or -huge)
+//   seeds u32[2]                 the dropout hash key (mtl_jax/encoders/dropout.py)
+//   ctx   f32[B..., L, H, K]     softmax(q k^T * scale + bias) (dropped) v
+//   probs f32[B..., H, L, L]     the softmax before dropout (backward residual)
+// Dropout keeps probs[b, h, q, s] where the keyed murmur3 hash of its flat
+// position is >= `threshold`: the very mask of `dropout.keep_mask`, so this
+// kernel and the XLA path compute the same function for the same key.
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+inline v8f load8(const float* p) { v8f r; std::memcpy(&r, p, sizeof r); return r; }
+inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
+inline v8f splat(float x) { return v8f{} + x; }
+inline int64_t round8(int64_t n) { return (n + 7) / 8 * 8; }
+
+// C[M, N] = op(A) B[D, N], op(A) = A[M, D] or, with TransA, the transpose of
+// A[D, M] (row-major, leading dims lda/ldb/ldc); N a multiple of 8. Two rows
+// of C at a time share each load of B; the accumulators (2 x NV vectors)
+// stay in registers across the D loop.
+template <int NV, bool TransA>
+inline void matmul_block(const float* A, int64_t lda, const float* B, int64_t ldb,
+                         float* C, int64_t ldc, int64_t M, int64_t D, int64_t j) {
+  auto a = [&](int64_t i, int64_t d) { return TransA ? A[d * lda + i] : A[i * lda + d]; };
+  int64_t i = 0;
+  for (; i + 2 <= M; i += 2) {
+    v8f c0[NV] = {}, c1[NV] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const float* b = B + d * ldb + j;
+      v8f x0 = splat(a(i, d)), x1 = splat(a(i + 1, d));
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        v8f bv = load8(b + 8 * v);
+        c0[v] += x0 * bv;
+        c1[v] += x1 * bv;
+      }
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      store8(C + i * ldc + j + 8 * v, c0[v]);
+      store8(C + (i + 1) * ldc + j + 8 * v, c1[v]);
+    }
+  }
+  for (; i < M; ++i) {
+    v8f c0[NV] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      v8f x0 = splat(a(i, d));
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) c0[v] += x0 * load8(B + d * ldb + j + 8 * v);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) store8(C + i * ldc + j + 8 * v, c0[v]);
+  }
+}
+
+template <bool TransA = false>
+void matmul(const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+            int64_t ldc, int64_t M, int64_t D, int64_t N) {
+  int64_t j = 0;
+  for (; j + 32 <= N; j += 32) matmul_block<4, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
+  for (; j + 8 <= N; j += 8) matmul_block<1, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
+}
+
+// exp(x) for x <= 0 (softmax arguments), Cephes' expf polynomial; exactly 0
+// below the float range, as XLA's exp gives for the padding bias.
+inline v8f exp8(v8f x) {
+  const v8i underflow = x < -87.3f;
+  x = x < -87.3f ? splat(-87.3f) : x;
+  v8f fx = x * 1.44269504088896341f + 0.5f;
+  v8i n = __builtin_convertvector(fx, v8i);
+  n -= (v8i)(__builtin_convertvector(n, v8f) > fx) & 1;  // floor
+  v8f nf = __builtin_convertvector(n, v8f);
+  x = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+  v8f y = splat(1.9875691500e-4f);
+  y = y * x + 1.3981999507e-3f;
+  y = y * x + 8.3334519073e-3f;
+  y = y * x + 4.1665795894e-2f;
+  y = y * x + 1.6666665459e-1f;
+  y = y * x + 5.0000001201e-1f;
+  y = y * x * x + x + 1.0f;
+  v8i pow2 = (n + 127) << 23;
+  v8f r;
+  std::memcpy(&r, &pow2, sizeof r);
+  return (v8f)((v8i)(y * r) & ~underflow);
+}
+
+inline float hsum(v8f v) {
+  float s = 0.0f;
+  for (int i = 0; i < 8; ++i) s += v[i];
+  return s;
+}
+
+inline float hmax(v8f v) {
+  float m = v[0];
+  for (int i = 1; i < 8; ++i) m = std::max(m, v[i]);
+  return m;
+}
+
+inline v8u fmix32(v8u h) {
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  return h ^ (h >> 16);
+}
+
+// Dropout multipliers (keep_scale or 0) of 8 consecutive positions from `pos`.
+struct Dropout {
+  bool on;
+  uint32_t k0, k1, threshold;
+  float keep_scale;
+
+  inline v8f scale8(uint32_t pos) const {
+    if (!on) return splat(1.0f);
+    v8u p = v8u{0, 1, 2, 3, 4, 5, 6, 7} + pos;
+    v8u h = fmix32(fmix32((p * 0x9E3779B9u) ^ k0) ^ k1);
+    v8i keep = h >= threshold;
+    return (v8f)((v8i)splat(keep_scale) & keep);
+  }
+};
+
+struct Shape {
+  int64_t batch, length, heads, head_dim;
+  int64_t lp, kp;  // length and head_dim rounded up to 8 (zero padded in scratch)
+
+  int64_t qkv_row() const { return 3 * heads * head_dim; }  // stride of one position
+};
+
+Shape shape_of(ffi::Span<const int64_t> dims) {
+  Shape s;
+  const size_t r = dims.size();
+  s.length = dims[r - 4];
+  s.heads = dims[r - 2];
+  s.head_dim = dims[r - 1];
+  s.batch = 1;
+  for (size_t i = 0; i + 4 < r; ++i) s.batch *= dims[i];
+  s.lp = round8(s.length);
+  s.kp = round8(s.head_dim);
+  return s;
+}
+
+// Copies part `which` (0 q, 1 k, 2 v) of head h of example b from qkv into
+// `out` (times `scale`) as rows [lp][kp], or with `transposed` as [kp][lp],
+// zero padded past L and K.
+void gather(const float* qkv, const Shape& s, int64_t b, int64_t h, int which,
+            float scale, bool transposed, float* out) {
+  const float* base = qkv + b * s.length * s.qkv_row() + (which * s.heads + h) * s.head_dim;
+  std::fill(out, out + s.lp * s.kp, 0.0f);
+  for (int64_t l = 0; l < s.length; ++l) {
+    const float* src = base + l * s.qkv_row();
+    if (transposed) {
+      for (int64_t k = 0; k < s.head_dim; ++k) out[k * s.lp + l] = src[k] * scale;
+    } else {
+      for (int64_t k = 0; k < s.head_dim; ++k) out[l * s.kp + k] = src[k] * scale;
+    }
+  }
+}
+
+// Writes rows [L][kp] of `in` (times `scale`) to head h of example b of an
+// [B, L, parts, H, K] array at part `which`.
+void scatter(const float* in, const Shape& s, int64_t parts, int64_t b, int64_t h,
+             int which, float scale, float* out) {
+  const int64_t row = parts * s.heads * s.head_dim;
+  float* base = out + b * s.length * row + (which * s.heads + h) * s.head_dim;
+  for (int64_t l = 0; l < s.length; ++l)
+    for (int64_t k = 0; k < s.head_dim; ++k)
+      base[l * row + k] = in[l * s.kp + k] * scale;
+}
+
+// Runs fn(item, scratch) for item in [0, n) on the caller and XLA's pool.
+// Items are taken from a shared counter; the caller waits only for tasks
+// that started while items were left (a late task finds none and leaves).
+template <typename Fn>
+void parallel_for(ffi::ThreadPool& pool, int64_t n, size_t scratch_floats, const Fn& fn) {
+  struct State {
+    std::atomic<int64_t> next{0};
+    std::atomic<int> running{0};
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto state = std::make_shared<State>();
+  auto work = [state, n, scratch_floats, &fn]() {
+    state->running.fetch_add(1);
+    std::vector<float> scratch;
+    for (int64_t i; (i = state->next.fetch_add(1)) < n;) {
+      if (scratch.empty()) scratch.resize(scratch_floats);
+      fn(i, scratch.data());
+    }
+    if (state->running.fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->cv.notify_all();
+    }
+  };
+  const int64_t helpers = std::min<int64_t>(pool.num_threads(), n) - 1;
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(work)(work));
+  work();
+  std::unique_lock<std::mutex> lock(state->mu);
+  state->cv.wait(lock, [&] { return state->running.load() == 0; });
+}
+
+ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> bias) {
+  if (qkv.size() < 4 || qkv[qkv.size() - 3] != 3)
+    return ffi::Error::InvalidArgument("qkv must be [..., L, 3, H, K]");
+  if (bias.size() != qkv.size() - 3 ||
+      !std::equal(bias.begin(), bias.end(), qkv.begin()))
+    return ffi::Error::InvalidArgument("bias must be [..., L] matching qkv");
+  if (qkv[qkv.size() - 4] > 65536)
+    return ffi::Error::InvalidArgument("sequence length above 65536");
+  return ffi::Error::Success();
+}
+
+ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
+                            ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::U32> seeds,
+                            float scale, float keep_scale, uint32_t threshold, bool dropout,
+                            ffi::ResultBuffer<ffi::F32> ctx,
+                            ffi::ResultBuffer<ffi::F32> probs) {
+  if (auto e = CheckShapes(qkv.dimensions(), bias.dimensions()); e.failure()) return e;
+  const Shape s = shape_of(qkv.dimensions());
+  const Dropout drop{dropout, seeds.typed_data()[0], seeds.typed_data()[1], threshold,
+                     keep_scale};
+  const float* qkv_p = qkv.typed_data();
+  const float* bias_p = bias.typed_data();
+  float* ctx_p = ctx->typed_data();
+  float* probs_p = probs->typed_data();
+  const int64_t lp = s.lp, kp = s.kp, L = s.length;
+  // q [lp, kp] | kT [kp, lp] | v [lp, kp] | scores, pd [L, lp] | out [L, kp]
+  const size_t scratch = 3 * lp * kp + 2 * L * lp + L * kp;
+  parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
+    const int64_t b = item / s.heads, h = item % s.heads;
+    float *q = buf, *kt = q + lp * kp, *v = kt + kp * lp, *scores = v + lp * kp,
+          *pd = scores + L * lp, *out = pd + L * lp;
+    gather(qkv_p, s, b, h, 0, scale, false, q);
+    gather(qkv_p, s, b, h, 1, 1.0f, true, kt);
+    gather(qkv_p, s, b, h, 2, 1.0f, false, v);
+    matmul(q, kp, kt, lp, scores, lp, L, kp, lp);
+    const float* bias_row = bias_p + b * L;
+    for (int64_t i = 0; i < L; ++i) {
+      float* row = scores + i * lp;
+      for (int64_t j = 0; j < lp; ++j) row[j] += j < L ? bias_row[j] : -INFINITY;
+      v8f m = splat(-INFINITY);
+      for (int64_t j = 0; j < lp; j += 8) m = m > load8(row + j) ? m : load8(row + j);
+      const float mx = hmax(m);
+      v8f sum = {};
+      for (int64_t j = 0; j < lp; j += 8) {
+        v8f e = exp8(load8(row + j) - mx);
+        store8(row + j, e);
+        sum += e;
+      }
+      const float total = hsum(sum);
+      float* p_out = probs_p + ((b * s.heads + h) * L + i) * L;
+      const uint32_t pos = static_cast<uint32_t>(((b * s.heads + h) * L + i) * L);
+      for (int64_t j = 0; j < lp; j += 8) {
+        v8f p = load8(row + j) / total;
+        store8(row + j, p);
+        store8(pd + i * lp + j, p * drop.scale8(pos + static_cast<uint32_t>(j)));
+      }
+      std::memcpy(p_out, row, L * sizeof(float));
+    }
+    matmul(pd, lp, v, kp, out, kp, L, lp, kp);
+    scatter(out, s, 1, b, h, 0, 1.0f, ctx_p);
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
+                             ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::U32> seeds,
+                             ffi::Buffer<ffi::F32> probs, ffi::Buffer<ffi::F32> ctx,
+                             ffi::Buffer<ffi::F32> dctx, float scale, float keep_scale,
+                             uint32_t threshold, bool dropout,
+                             ffi::ResultBuffer<ffi::F32> dqkv) {
+  if (auto e = CheckShapes(qkv.dimensions(), bias.dimensions()); e.failure()) return e;
+  const Shape s = shape_of(qkv.dimensions());
+  const Dropout drop{dropout, seeds.typed_data()[0], seeds.typed_data()[1], threshold,
+                     keep_scale};
+  const float* qkv_p = qkv.typed_data();
+  const float* probs_p = probs.typed_data();
+  const float* ctx_p = ctx.typed_data();
+  const float* dctx_p = dctx.typed_data();
+  float* dqkv_p = dqkv->typed_data();
+  const int64_t lp = s.lp, kp = s.kp, L = s.length;
+  // q, k, dout, out, dq, dk, dv [lp, kp] | vT [kp, lp] | dscores, pd [lp, lp]
+  const size_t scratch = 8 * lp * kp + 2 * lp * lp;
+  parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
+    const int64_t b = item / s.heads, h = item % s.heads;
+    float *q = buf, *k = q + lp * kp, *dout = k + lp * kp, *out = dout + lp * kp,
+          *dq = out + lp * kp, *dk = dq + lp * kp, *dv = dk + lp * kp, *vt = dv + lp * kp,
+          *ds = vt + kp * lp, *pd = ds + lp * lp;
+    gather(qkv_p, s, b, h, 0, scale, false, q);
+    gather(qkv_p, s, b, h, 1, 1.0f, false, k);
+    gather(qkv_p, s, b, h, 2, 1.0f, true, vt);
+    // ctx and dctx are [B, L, H, K].
+    auto gather_context = [&](const float* src, float* dst) {
+      for (int64_t l = 0; l < lp; ++l) {
+        float* row = dst + l * kp;
+        std::fill(row, row + kp, 0.0f);
+        if (l < L) std::memcpy(row, src + (b * L + l) * s.heads * s.head_dim + h * s.head_dim,
+                               s.head_dim * sizeof(float));
+      }
+    };
+    gather_context(dctx_p, dout);
+    gather_context(ctx_p, out);
+    // dPd = dout v^T, rows past L unused.
+    matmul(dout, kp, vt, lp, ds, lp, lp, kp, lp);
+    for (int64_t i = 0; i < lp; ++i) {
+      float* ds_row = ds + i * lp;
+      float* pd_row = pd + i * lp;
+      if (i >= L) {
+        std::fill(ds_row, ds_row + lp, 0.0f);
+        std::fill(pd_row, pd_row + lp, 0.0f);
+        continue;
+      }
+      // rowsum(dP * P) equals dout . out: a K-long sum instead of an L-long one.
+      v8f acc = {};
+      for (int64_t c = 0; c < kp; c += 8) acc += load8(dout + i * kp + c) * load8(out + i * kp + c);
+      const float delta = hsum(acc);
+      const float* p_row = probs_p + ((b * s.heads + h) * L + i) * L;
+      const uint32_t pos = static_cast<uint32_t>(((b * s.heads + h) * L + i) * L);
+      std::memcpy(pd_row, p_row, L * sizeof(float));
+      std::fill(pd_row + L, pd_row + lp, 0.0f);
+      for (int64_t j = 0; j < lp; j += 8) {
+        v8f p = load8(pd_row + j);
+        v8f m = drop.scale8(pos + static_cast<uint32_t>(j));
+        store8(ds_row + j, p * (load8(ds_row + j) * m - delta));
+        store8(pd_row + j, p * m);
+      }
+    }
+    // dv = pd^T dout; dq = ds k; dk = ds^T q (q already scaled).
+    matmul<true>(pd, lp, dout, kp, dv, kp, L, lp, kp);
+    matmul(ds, lp, k, kp, dq, kp, L, lp, kp);
+    matmul<true>(ds, lp, q, kp, dk, kp, L, lp, kp);
+    scatter(dq, s, 3, b, h, 0, scale, dqkv_p);
+    scatter(dk, s, 3, b, h, 1, 1.0f, dqkv_p);
+    scatter(dv, s, 3, b, h, 2, 1.0f, dqkv_p);
+  });
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MtlAttentionForward, AttentionForward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // qkv
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // bias
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // seeds
+                                  .Attr<float>("scale")
+                                  .Attr<float>("keep_scale")
+                                  .Attr<uint32_t>("threshold")
+                                  .Attr<bool>("dropout")
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // ctx
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // probs
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MtlAttentionBackward, AttentionBackward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // qkv
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // bias
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // seeds
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // probs
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // ctx
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // dctx
+                                  .Attr<float>("scale")
+                                  .Attr<float>("keep_scale")
+                                  .Attr<uint32_t>("threshold")
+                                  .Attr<bool>("dropout")
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // dqkv
