@@ -166,32 +166,47 @@ Shape shape_of(ffi::Span<const int64_t> dims) {
   return s;
 }
 
-// Copies part `which` (0 q, 1 k, 2 v) of head h of example b from qkv into
-// `out` (times `scale`) as rows [lp][kp], or with `transposed` as [kp][lp],
-// zero padded past L and K.
-void gather(const float* qkv, const Shape& s, int64_t b, int64_t h, int which,
-            float scale, bool transposed, float* out) {
-  const float* base = qkv + b * s.length * s.qkv_row() + (which * s.heads + h) * s.head_dim;
-  std::fill(out, out + s.lp * s.kp, 0.0f);
+// Copies head h of example b out of qkv in one pass over its L rows (the
+// rows lie 3 H K floats apart, so one pass touches each cache line and page
+// once): q (times `scale`) as rows [lp][kp], k and v as rows [lp][kp] or,
+// with k_t / v_t, transposed [kp][lp]; zero padded past L and K.
+void gather_qkv(const float* qkv, const Shape& s, int64_t b, int64_t h, float scale,
+                float* q, float* k, bool k_t, float* v, bool v_t) {
+  const int64_t K = s.head_dim, lp = s.lp, kp = s.kp;
+  if (s.length != lp || K != kp) {
+    for (float* out : {q, k, v}) std::fill(out, out + lp * kp, 0.0f);
+  }
+  const float* base = qkv + b * s.length * s.qkv_row() + h * K;
+  const int64_t part = s.heads * K;
   for (int64_t l = 0; l < s.length; ++l) {
     const float* src = base + l * s.qkv_row();
-    if (transposed) {
-      for (int64_t k = 0; k < s.head_dim; ++k) out[k * s.lp + l] = src[k] * scale;
-    } else {
-      for (int64_t k = 0; k < s.head_dim; ++k) out[l * s.kp + k] = src[k] * scale;
-    }
+    for (int64_t c = 0; c < K; ++c) q[l * kp + c] = src[c] * scale;
+    for (int64_t c = 0; c < K; ++c) k[k_t ? c * lp + l : l * kp + c] = src[part + c];
+    for (int64_t c = 0; c < K; ++c) v[v_t ? c * lp + l : l * kp + c] = src[2 * part + c];
   }
 }
 
 // Writes rows [L][kp] of `in` (times `scale`) to head h of example b of an
-// [B, L, parts, H, K] array at part `which`.
-void scatter(const float* in, const Shape& s, int64_t parts, int64_t b, int64_t h,
-             int which, float scale, float* out) {
-  const int64_t row = parts * s.heads * s.head_dim;
-  float* base = out + b * s.length * row + (which * s.heads + h) * s.head_dim;
+// [B, L, H, K] array.
+void scatter_context(const float* in, const Shape& s, int64_t b, int64_t h, float* out) {
+  const int64_t row = s.heads * s.head_dim;
+  float* base = out + b * s.length * row + h * s.head_dim;
   for (int64_t l = 0; l < s.length; ++l)
-    for (int64_t k = 0; k < s.head_dim; ++k)
-      base[l * row + k] = in[l * s.kp + k] * scale;
+    std::memcpy(base + l * row, in + l * s.kp, s.head_dim * sizeof(float));
+}
+
+// Writes the gradients of head h of example b (rows [L][kp]; dq times
+// `scale`) into dqkv [B, L, 3, H, K] in one pass over its rows.
+void scatter_qkv(const float* dq, const float* dk, const float* dv, const Shape& s,
+                 int64_t b, int64_t h, float scale, float* dqkv) {
+  const int64_t K = s.head_dim, part = s.heads * K;
+  float* base = dqkv + b * s.length * s.qkv_row() + h * K;
+  for (int64_t l = 0; l < s.length; ++l) {
+    float* dst = base + l * s.qkv_row();
+    for (int64_t c = 0; c < K; ++c) dst[c] = dq[l * s.kp + c] * scale;
+    std::memcpy(dst + part, dk + l * s.kp, K * sizeof(float));
+    std::memcpy(dst + 2 * part, dv + l * s.kp, K * sizeof(float));
+  }
 }
 
 // Runs fn(item, scratch) for item in [0, n) on the caller and XLA's pool.
@@ -208,9 +223,11 @@ void parallel_for(ffi::ThreadPool& pool, int64_t n, size_t scratch_floats, const
   auto state = std::make_shared<State>();
   auto work = [state, n, scratch_floats, &fn]() {
     state->running.fetch_add(1);
-    std::vector<float> scratch;
+    // Per thread and kept across calls: fresh pages cost a fault and a
+    // zeroing each, which for ~250 KB was a visible part of a call.
+    thread_local std::vector<float> scratch;
     for (int64_t i; (i = state->next.fetch_add(1)) < n;) {
-      if (scratch.empty()) scratch.resize(scratch_floats);
+      if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
       fn(i, scratch.data());
     }
     if (state->running.fetch_sub(1) == 1) {
@@ -256,9 +273,7 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
     const int64_t b = item / s.heads, h = item % s.heads;
     float *q = buf, *kt = q + lp * kp, *v = kt + kp * lp, *scores = v + lp * kp,
           *pd = scores + L * lp, *out = pd + L * lp;
-    gather(qkv_p, s, b, h, 0, scale, false, q);
-    gather(qkv_p, s, b, h, 1, 1.0f, true, kt);
-    gather(qkv_p, s, b, h, 2, 1.0f, false, v);
+    gather_qkv(qkv_p, s, b, h, scale, q, kt, true, v, false);
     matmul(q, kp, kt, lp, scores, lp, L, kp, lp);
     const float* bias_row = bias_p + b * L;
     for (int64_t i = 0; i < L; ++i) {
@@ -284,7 +299,7 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
       std::memcpy(p_out, row, L * sizeof(float));
     }
     matmul(pd, lp, v, kp, out, kp, L, lp, kp);
-    scatter(out, s, 1, b, h, 0, 1.0f, ctx_p);
+    scatter_context(out, s, b, h, ctx_p);
   });
   return ffi::Error::Success();
 }
@@ -312,9 +327,7 @@ ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
     float *q = buf, *k = q + lp * kp, *dout = k + lp * kp, *out = dout + lp * kp,
           *dq = out + lp * kp, *dk = dq + lp * kp, *dv = dk + lp * kp, *vt = dv + lp * kp,
           *ds = vt + kp * lp, *pd = ds + lp * lp;
-    gather(qkv_p, s, b, h, 0, scale, false, q);
-    gather(qkv_p, s, b, h, 1, 1.0f, false, k);
-    gather(qkv_p, s, b, h, 2, 1.0f, true, vt);
+    gather_qkv(qkv_p, s, b, h, scale, q, k, false, vt, true);
     // ctx and dctx are [B, L, H, K].
     auto gather_context = [&](const float* src, float* dst) {
       for (int64_t l = 0; l < lp; ++l) {
@@ -355,9 +368,7 @@ ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
     matmul<true>(pd, lp, dout, kp, dv, kp, L, lp, kp);
     matmul(ds, lp, k, kp, dq, kp, L, lp, kp);
     matmul<true>(ds, lp, q, kp, dk, kp, L, lp, kp);
-    scatter(dq, s, 3, b, h, 0, scale, dqkv_p);
-    scatter(dk, s, 3, b, h, 1, 1.0f, dqkv_p);
-    scatter(dv, s, 3, b, h, 2, 1.0f, dqkv_p);
+    scatter_qkv(dq, dk, dv, s, b, h, scale, dqkv_p);
   });
   return ffi::Error::Success();
 }
