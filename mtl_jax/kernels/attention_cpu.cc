@@ -186,8 +186,7 @@ void gather_qkv(const float* qkv, const Shape& s, int64_t b, int64_t h, float sc
   }
 }
 
-// Writes rows [L][kp] of `in` (times `scale`) to head h of example b of an
-// [B, L, H, K] array.
+// Writes rows [L][kp] of `in` to head h of example b of an [B, L, H, K] array.
 void scatter_context(const float* in, const Shape& s, int64_t b, int64_t h, float* out) {
   const int64_t row = s.heads * s.head_dim;
   float* base = out + b * s.length * row + h * s.head_dim;
