@@ -19,9 +19,12 @@ import os
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mtl_jax.encoders import attention  # noqa: E402  (after the path insert)
 
 
 def main(argv=None) -> None:
@@ -33,11 +36,6 @@ def main(argv=None) -> None:
   parser.add_argument("--dropout", type=float, default=0.1)
   parser.add_argument("--repeats", type=int, default=11)
   args = parser.parse_args(argv)
-
-  import jax
-  import jax.numpy as jnp
-  from mtl_jax.encoders import attention
-
   if not attention.native_kernels_available():
     raise SystemExit("the CPU attention kernel did not build here")
   rng = np.random.default_rng(0)
@@ -67,11 +65,11 @@ def main(argv=None) -> None:
     print(f"{name:10s}: forward + backward {median * 1e3:7.1f} ms (median of "
           f"{args.repeats}), {flops / median / 1e9:5.1f} GFLOP/s of products")
   print(f"ratio {np.median(times['cpu_kernel']) / np.median(times['xla']):.3f}")
-  _product_rates(args, jax, jnp, rng)
+  _product_rates(args, rng)
   _torch_sdpa(args, rng)
 
 
-def _product_rates(args, jax, jnp, rng) -> None:
+def _product_rates(args, rng) -> None:
   """What XLA's attention pays: one batched score product against a dense GEMM of its FLOPs."""
   n, l, k = args.batch * args.heads, args.length, args.head_dim
   q = jnp.asarray(rng.normal(size=(n, l, k)), jnp.float32)

@@ -20,11 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtl_jax.encoders.dropout import keep_mask
+from mtl_jax.encoders import dropout
+from mtl_jax.encoders.config import ATTENTION_IMPLS
 from mtl_jax.kernels import native_kernels_available
-
-ATTENTION_IMPLS = ("auto", "xla", "cpu_kernel")
-
 
 def padding_bias(mask_bl: jax.Array) -> jax.Array:
   """0 for real keys, the most negative float32 for padding, float32 [b, l].
@@ -33,12 +31,6 @@ def padding_bias(mask_bl: jax.Array) -> jax.Array:
   softmax, which saves a pass over the l x l scores each way.
   """
   return jnp.where(mask_bl, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
-
-
-def _dropout_constants(rate: float) -> tuple[np.float32, np.uint32]:
-  """(multiplier of kept probabilities, hash threshold), as `HashDropout` uses them."""
-  return (np.float32(1.0 / (1.0 - rate)),
-          np.uint32(min(round(rate * 2.0**32), 2**32 - 1)))
 
 
 def attention_xla(qkv_bl3hk: jax.Array, mask_bl: jax.Array, dropout_key: jax.Array | None,
@@ -69,19 +61,14 @@ def attention_xla(qkv_bl3hk: jax.Array, mask_bl: jax.Array, dropout_key: jax.Arr
   if probs_dropout is not None:
     probs_bhqs = probs_dropout(probs_bhqs)
   elif dropout_key is not None and rate > 0.0:
-    keep_scale, _ = _dropout_constants(rate)
-    # One multiply by 0 or 1/(1 - rate), forward and backward, as HashDropout.
-    keep = keep_mask(dropout_key, probs_bhqs.shape, rate)
-    probs_bhqs = probs_bhqs * jnp.where(keep, jnp.asarray(keep_scale, dtype),
-                                        jnp.zeros((), dtype))
+    probs_bhqs = dropout.hash_dropout(probs_bhqs, dropout_key, rate)
   return jnp.einsum("bhqs,bshk->bqhk", probs_bhqs, v_blhk)
 
 
 def _kernel_attrs(head_dim: int, rate: float) -> dict:
-  keep_scale, threshold = _dropout_constants(rate) if rate > 0.0 else (np.float32(1.0),
-                                                                        np.uint32(0))
-  return dict(scale=np.float32(head_dim ** -0.5), keep_scale=keep_scale,
-              threshold=threshold, dropout=rate > 0.0)
+  # keep_scale and threshold as `dropout.hash_dropout` uses them.
+  return dict(scale=np.float32(head_dim ** -0.5), keep_scale=np.float32(1.0 / (1.0 - rate)),
+              threshold=dropout.keep_threshold(rate), dropout=rate > 0.0)
 
 
 def _kernel_forward(qkv, bias, seeds, rate):
@@ -123,10 +110,8 @@ def attention_cpu_kernel(qkv_bl3hk: jax.Array, mask_bl: jax.Array,
     seeds, rate = jnp.zeros((2,), jnp.uint32), 0.0
   else:
     b, l, _, h, _ = qkv_bl3hk.shape
-    if b * h * l * l >= 2**32:  # as keep_mask: the hash counts positions in 32 bits
-      raise ValueError(f"dropout mask of {b * h * l * l} elements exceeds the hash's "
-                       "2**32 counter")
-    seeds = jax.random.bits(dropout_key, (2,), jnp.uint32)  # as keep_mask draws them
+    dropout.check_mask_size(b * h * l * l)
+    seeds = dropout.hash_seeds(dropout_key)
   return _kernel_attention(qkv_bl3hk, padding_bias(mask_bl), seeds, float(rate))
 
 

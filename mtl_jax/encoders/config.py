@@ -8,6 +8,10 @@ import os
 from typing import Any, Mapping
 
 
+# Implementations of the attention core (`attention.py`).
+ATTENTION_IMPLS = ("auto", "xla", "cpu_kernel")
+
+
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
   """Architecture of a BERT-family Transformer encoder.
@@ -49,8 +53,8 @@ class EncoderConfig:
       raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
     if self.dropout_rng not in ("hash", "threefry"):
       raise ValueError(f"dropout_rng must be 'hash' or 'threefry', got {self.dropout_rng!r}")
-    if self.attention_impl not in ("auto", "xla", "cpu_kernel"):
-      raise ValueError("attention_impl must be 'auto', 'xla' or 'cpu_kernel', got "
+    if self.attention_impl not in ATTENTION_IMPLS:
+      raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got "
                        f"{self.attention_impl!r}")
     if self.attention_impl == "cpu_kernel" and (self.dtype != "float32"
                                                 or self.dropout_rng != "hash"):

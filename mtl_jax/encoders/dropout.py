@@ -29,6 +29,22 @@ def _fmix32(h: jax.Array) -> jax.Array:
   return h ^ (h >> 16)
 
 
+def hash_seeds(key: jax.Array) -> jax.Array:
+  """The two uint32 words of `key` that key the hash (what the CPU kernel is given)."""
+  return jax.random.bits(key, (2,), jnp.uint32)
+
+
+def keep_threshold(rate: float) -> np.uint32:
+  """An element is kept where its hash is >= this: P(keep) = 1 - rate."""
+  return np.uint32(min(round(rate * 2.0**32), 2**32 - 1))
+
+
+def check_mask_size(size: int) -> None:
+  """The hash counts positions in 32 bits."""
+  if size >= 2**32:
+    raise ValueError(f"dropout mask of {size} elements exceeds the hash's 2**32 counter")
+
+
 def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
   """Bernoulli(1 - rate) booleans of `shape`, a pure function of `key`.
 
@@ -41,14 +57,20 @@ def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
     bool array, True where the element is kept.
   """
   size = int(np.prod(shape))
-  if size >= 2**32:
-    raise ValueError(f"dropout mask of {size} elements exceeds the hash's 2**32 counter")
-  k0, k1 = jax.random.bits(key, (2,), jnp.uint32)
+  check_mask_size(size)
+  k0, k1 = hash_seeds(key)
   position = lax.iota(jnp.uint32, size).reshape(shape)
   # Two keyed rounds: with one, two keys would give shifted copies of one stream.
   h = _fmix32(_fmix32(position * np.uint32(0x9E3779B9) ^ k0) ^ k1)
-  threshold = np.uint32(min(round(rate * 2.0**32), 2**32 - 1))
-  return h >= threshold
+  return h >= keep_threshold(rate)
+
+
+def hash_dropout(x: jax.Array, key: jax.Array, rate: float) -> jax.Array:
+  """Inverted dropout of x with the `keep_mask` coins of `key`, for 0 <= rate < 1."""
+  keep = keep_mask(key, x.shape, rate)
+  # One multiply by 0 or 1/(1 - rate), forward and backward (a divide and a
+  # select each way cost more on CPU).
+  return x * jnp.where(keep, jnp.asarray(1.0 / (1.0 - rate), x.dtype), jnp.zeros((), x.dtype))
 
 
 class HashDropout(nn.Module):
@@ -68,9 +90,4 @@ class HashDropout(nn.Module):
       return x
     if self.rate >= 1.0:
       return jnp.zeros_like(x)
-    keep = keep_mask(self.make_rng(self.rng_collection), x.shape, self.rate)
-    # One multiply by 0 or 1/(1 - rate), forward and backward (a divide and a
-    # select each way cost more on CPU).
-    scale = jnp.where(keep, jnp.asarray(1.0 / (1.0 - self.rate), x.dtype),
-                      jnp.zeros((), x.dtype))
-    return x * scale
+    return hash_dropout(x, self.make_rng(self.rng_collection), self.rate)

@@ -186,6 +186,16 @@ void gather_qkv(const float* qkv, const Shape& s, int64_t b, int64_t h, float sc
   }
 }
 
+// Copies head h of example b of an [B, L, H, K] array into rows [lp][kp] of
+// `out`, zero padded past L and K.
+void gather_context(const float* in, const Shape& s, int64_t b, int64_t h, float* out) {
+  const int64_t row = s.heads * s.head_dim;
+  if (s.length != s.lp || s.head_dim != s.kp) std::fill(out, out + s.lp * s.kp, 0.0f);
+  const float* base = in + b * s.length * row + h * s.head_dim;
+  for (int64_t l = 0; l < s.length; ++l)
+    std::memcpy(out + l * s.kp, base + l * row, s.head_dim * sizeof(float));
+}
+
 // Writes rows [L][kp] of `in` to head h of example b of an [B, L, H, K] array.
 void scatter_context(const float* in, const Shape& s, int64_t b, int64_t h, float* out) {
   const int64_t row = s.heads * s.head_dim;
@@ -266,20 +276,24 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
   float* ctx_p = ctx->typed_data();
   float* probs_p = probs->typed_data();
   const int64_t lp = s.lp, kp = s.kp, L = s.length;
-  // q [lp, kp] | kT [kp, lp] | v [lp, kp] | scores, pd [L, lp] | out [L, kp]
-  const size_t scratch = 3 * lp * kp + 2 * L * lp + L * kp;
+  // q [lp, kp] | kT [kp, lp] | v [lp, kp] | scores, pd [L, lp] | out [L, kp] | bias [lp]
+  const size_t scratch = 3 * lp * kp + 2 * L * lp + L * kp + lp;
   parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
     const int64_t b = item / s.heads, h = item % s.heads;
     float *q = buf, *kt = q + lp * kp, *v = kt + kp * lp, *scores = v + lp * kp,
-          *pd = scores + L * lp, *out = pd + L * lp;
+          *pd = scores + L * lp, *out = pd + L * lp, *bias_row = out + L * kp;
     gather_qkv(qkv_p, s, b, h, scale, q, kt, true, v, false);
     matmul(q, kp, kt, lp, scores, lp, L, kp, lp);
-    const float* bias_row = bias_p + b * L;
+    // The padding bias, and -inf on the columns past L (scratch padding).
+    for (int64_t j = 0; j < lp; ++j) bias_row[j] = j < L ? bias_p[b * L + j] : -INFINITY;
     for (int64_t i = 0; i < L; ++i) {
       float* row = scores + i * lp;
-      for (int64_t j = 0; j < lp; ++j) row[j] += j < L ? bias_row[j] : -INFINITY;
       v8f m = splat(-INFINITY);
-      for (int64_t j = 0; j < lp; j += 8) m = m > load8(row + j) ? m : load8(row + j);
+      for (int64_t j = 0; j < lp; j += 8) {
+        v8f x = load8(row + j) + load8(bias_row + j);
+        store8(row + j, x);
+        m = m > x ? m : x;
+      }
       const float mx = hmax(m);
       v8f sum = {};
       for (int64_t j = 0; j < lp; j += 8) {
@@ -327,17 +341,8 @@ ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
           *dq = out + lp * kp, *dk = dq + lp * kp, *dv = dk + lp * kp, *vt = dv + lp * kp,
           *ds = vt + kp * lp, *pd = ds + lp * lp;
     gather_qkv(qkv_p, s, b, h, scale, q, k, false, vt, true);
-    // ctx and dctx are [B, L, H, K].
-    auto gather_context = [&](const float* src, float* dst) {
-      for (int64_t l = 0; l < lp; ++l) {
-        float* row = dst + l * kp;
-        std::fill(row, row + kp, 0.0f);
-        if (l < L) std::memcpy(row, src + (b * L + l) * s.heads * s.head_dim + h * s.head_dim,
-                               s.head_dim * sizeof(float));
-      }
-    };
-    gather_context(dctx_p, dout);
-    gather_context(ctx_p, out);
+    gather_context(dctx_p, s, b, h, dout);
+    gather_context(ctx_p, s, b, h, out);
     // dPd = dout v^T, rows past L unused.
     matmul(dout, kp, vt, lp, ds, lp, lp, kp, lp);
     for (int64_t i = 0; i < lp; ++i) {

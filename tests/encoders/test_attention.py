@@ -102,6 +102,17 @@ def test_auto_is_xla_where_the_kernel_does_not_apply():
     attention.resolve_impl("flash", jnp.float32)
 
 
+@needs_kernel
+def test_auto_is_the_kernel_for_float32_on_one_cpu_device(monkeypatch):
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
+  assert attention.resolve_impl("auto", jnp.float32) == "cpu_kernel"
+  assert attention.resolve_impl("auto", jnp.bfloat16) == "xla"
+  monkeypatch.setenv("MTL_JAX_NATIVE_KERNELS", "0")
+  monkeypatch.setattr(attention, "native_kernels_available",
+                      attention.native_kernels_available.__wrapped__)
+  assert attention.resolve_impl("auto", jnp.float32) == "xla"
+
+
 def test_config_rejects_unknown_or_unsupported_attention_impls():
   with pytest.raises(ValueError, match="attention_impl must be"):
     EncoderConfig(attention_impl="flash")
