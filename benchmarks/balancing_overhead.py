@@ -78,7 +78,7 @@ def naive_step(model, kinds, optimizer):
   """Per-task gradients by one backward pass per task, summed (the straightforward way)."""
 
   def step(state, batch, rng):
-    losses_fn = lambda p: task_losses(model, kinds, p, batch, train=True, rng=rng)
+    losses_fn = lambda p: task_losses(model, p, batch, train=True, rng=rng)
     grads_k = jax.jacrev(losses_fn)(state.params)
     norms_k = weighting.gradient_norms(grads_k["encoder"])
     grads = jax.tree.map(lambda g: jnp.sum(g, axis=0), grads_k)
@@ -163,14 +163,14 @@ def run(num_tasks, args):
     return compiled, host_state, seconds
 
   equal = weighting.from_spec("equal", num_tasks=num_tasks)
-  baseline = compile_step(make_train_step(model, kinds, equal, optimizer), equal.init(num_tasks))
+  baseline = compile_step(make_train_step(model, equal, optimizer), equal.init(num_tasks))
   results = []
   for label, name, mode, diagnostics in variants(args):
     if name is None:
       compiled = compile_step(naive_step(model, kinds, optimizer), equal.init(num_tasks))
     else:
       method = weighting.from_spec(spec_for(name, num_tasks), num_tasks=num_tasks)
-      compiled = compile_step(make_train_step(model, kinds, method, optimizer,
+      compiled = compile_step(make_train_step(model, method, optimizer,
                                               gradient_mode=mode or "auto",
                                               diagnostics=diagnostics),
                               method.init(num_tasks))

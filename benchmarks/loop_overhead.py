@@ -86,7 +86,7 @@ def main():
   shardings = layout.state_shardings(shapes, model.logical_axes())
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           shapes, shardings)
-  train_step = make_train_step(model, KINDS, balance, optimizer)
+  train_step = make_train_step(model, balance, optimizer)
   plain = jax.jit(lambda state, batch: train_step(
       state, batch, jax.random.fold_in(state.rng, state.step)), donate_argnums=0)
   guarded = jit_train_step(train_step, abstract, layout)

@@ -114,7 +114,7 @@ def step_times(lengths, batch_per_task: int, steps: int):
       TaskHead("ner", kinds["ner"], NUM_TAGS), TaskHead("news", kinds["news"], NUM_CLASSES)])
   optimizer, _ = make_optimizer(optimizer_config(), 1000)
   weighting = weighting_lib.from_spec("equal", num_tasks=2)
-  step = jax.jit(make_train_step(model, kinds, weighting, optimizer), donate_argnums=0)
+  step = jax.jit(make_train_step(model, weighting, optimizer), donate_argnums=0)
   state = TrainState.create(model.init(jax.random.PRNGKey(0)), optimizer, weighting.init(2),
                             jax.random.PRNGKey(1))
   from step_speed import make_batches

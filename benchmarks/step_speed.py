@@ -135,7 +135,7 @@ def jax_worker(args) -> dict:
     model = HardSharingModel(encoder_config(dropout, args.attention_impl), heads)
     optimizer, _ = make_optimizer(optimizer_config(), args.total_steps)
     weighting = weighting_lib.from_spec("equal", num_tasks=2)
-    step = jax.jit(make_train_step(model, kinds, weighting, optimizer), donate_argnums=0)
+    step = jax.jit(make_train_step(model, weighting, optimizer), donate_argnums=0)
     return model, optimizer, weighting, step
 
   def initial_state(model, optimizer, weighting):

@@ -115,7 +115,7 @@ def _eval(args) -> None:
   params = run_lib.restore_params(run, args.workdir, args.step)
   splits = {t.name: t.load("eval", run.tokenizer, run.labels[t.name])
             for t in run.tasks if "eval" in t.source.splits}
-  predict_step = jax.jit(make_predict_step(run.model, run.kinds))
+  predict_step = jax.jit(make_predict_step(run.model))
   results = evaluate(predict_step, params, splits, run.kinds, run.labels,
                      run.config.train.eval_batch_size, run.config.train.buckets)
   metrics.write_json(results, os.path.join(args.workdir, "metrics.json"))

@@ -24,7 +24,7 @@ class Predictor:
   def __init__(self, run: run_lib.Run, params):
     self.run = run
     self.params = params
-    self._predict_step = jax.jit(make_predict_step(run.model, run.kinds))
+    self._predict_step = jax.jit(make_predict_step(run.model))
 
   @classmethod
   def from_workdir(cls, workdir: str, step: int | str | None = None) -> "Predictor":

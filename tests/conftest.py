@@ -21,8 +21,9 @@ import pathlib
 import shutil
 
 import jax
-import numpy as np
 import pytest
+
+import helpers
 
 # Implicit rank promotion hides shape bugs (a [b] vector meeting a [b, 1] one).
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -49,25 +50,8 @@ def shared_dir() -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def two_task_batch():
-  """A random joint batch for tiny models: 'news' (3 classes) and 'ner' (4 tags).
-
-  Returns `make(seed=0, b=4, length=8, vocab=30)`; rows have 3 to `length`
-  real tokens, the rest padding.
-  """
-
-  def make(seed=0, b=4, length=8, vocab=30):
-    rng = np.random.default_rng(seed)
-    mask = (np.arange(length)[None] < rng.integers(3, length + 1, (b, 1))).astype(np.int32)
-
-    def task(labels):
-      return {"input_ids": (rng.integers(1, vocab, (b, length)) * mask).astype(np.int32),
-              "token_type_ids": np.zeros((b, length), np.int32),
-              "attention_mask": mask, "labels": labels}
-
-    tags = np.where(mask == 1, rng.integers(0, 4, (b, length)), -100).astype(np.int32)
-    return {"news": task(rng.integers(0, 3, b).astype(np.int32)), "ner": task(tags)}
-
-  return make
+  """`helpers.two_task_batch`: `make(seed=0, b=4, length=8, vocab=30)`, 'news' and 'ner'."""
+  return helpers.two_task_batch
 
 
 def pytest_collection_modifyitems(items):

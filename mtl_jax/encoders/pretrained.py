@@ -1,11 +1,13 @@
-"""Hugging Face checkpoints (config.json + model.safetensors + tokenizer) in and out.
+"""Hugging Face checkpoints (config.json + model.safetensors) in and out.
 
 `load_pretrained` maps a BERT-family checkpoint's tensor names onto the
 encoder's params pytree, transposing PyTorch's (out, in) linear weights,
 splitting attention projections into (heads, head_dim) and stacking query,
 key and value into the fused `qkv` projection. `export_pretrained`
 writes the inverse, so a trained encoder opens in `transformers`,
-sentence-transformers or any tool that reads the HF layout.
+sentence-transformers or any tool that reads the HF layout. The tokenizer
+files of such a folder are the data layer's (`mtl_jax.tasks.tokenization`
+loads and saves them): the caller writes them beside the weights.
 """
 
 from __future__ import annotations
@@ -183,16 +185,16 @@ def load_pretrained(path: str | os.PathLike, **config_overrides
   return config, params
 
 
-def export_pretrained(path: str | os.PathLike, config: EncoderConfig, params: dict,
-                      tokenizer=None) -> None:
+def export_pretrained(path: str | os.PathLike, config: EncoderConfig, params: dict) -> None:
   """Writes the encoder in the Hugging Face layout (BertModel names).
 
   Args:
     path: the directory to write (created if needed).
     config: the encoder's architecture.
     params: the encoder's params pytree (arrays; device arrays are fetched).
-    tokenizer: optional `tokenizers.Tokenizer`, saved as tokenizer.json and,
-      for WordPiece models, vocab.txt.
+
+  A loadable checkpoint also needs its tokenizer: save it into the same
+  folder with `mtl_jax.tasks.tokenization.save_tokenizer(tokenizer, path)`.
   """
   os.makedirs(path, exist_ok=True)
   tensors = {}
@@ -206,6 +208,3 @@ def export_pretrained(path: str | os.PathLike, config: EncoderConfig, params: di
   os.replace(tmp, os.path.join(path, "model.safetensors"))
   with open(os.path.join(path, "config.json"), "w") as f:
     json.dump(config.to_hf(), f, indent=2)
-  if tokenizer is not None:
-    from mtl_jax.tasks.tokenization import save_tokenizer
-    save_tokenizer(tokenizer, path)

@@ -7,7 +7,7 @@ import flax.linen as nn
 import optax
 
 from mtl_jax.heads.classification import dense
-from mtl_jax.tasks.tokenization import IGNORE_LABEL
+from mtl_jax.constants import IGNORE_LABEL
 
 
 class TokenClassificationHead(nn.Module):

@@ -67,7 +67,7 @@ def make_measure_fn(losses_fn: Callable[[Any, Any], jax.Array], shared_key: str 
 
   Args:
     losses_fn: `(params, batch) -> [k]` task losses without dropout, e.g.
-      `functools.partial(task_losses, model, kinds, train=False, rng=None)`.
+      `functools.partial(task_losses, model, train=False, rng=None)`.
     shared_key: the params entry holding the shared parameters.
 
   Every task of `batch` should be present (real examples), else its row and

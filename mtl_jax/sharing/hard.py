@@ -20,6 +20,7 @@ import numpy as np
 
 from mtl_jax.encoders.bert import Encoder
 from mtl_jax.encoders.config import EncoderConfig
+from mtl_jax.heads import Output, output_of
 
 Params = dict[str, Any]
 TaskBatch = Mapping[str, jax.Array]
@@ -81,7 +82,10 @@ class HardSharingModel:
     self.tasks = tuple(tasks)
     self.task_names = tuple(t.name for t in self.tasks)
     self.encoder = Encoder(encoder_config)
-    self.heads = {t.name: t.kind.head(t.num_labels, t.options) for t in self.tasks}
+    # The model side of each task's kind: its head, loss and prediction.
+    self.outputs: dict[str, Output] = {t.name: output_of(t.kind) for t in self.tasks}
+    self.heads = {t.name: self.outputs[t.name].build(t.kind, t.num_labels, t.options)
+                  for t in self.tasks}
 
   def init_boxed(self, rng: jax.Array) -> Params:
     """Params with their logical axis names (flax `LogicallyPartitioned` leaves)."""
@@ -148,7 +152,7 @@ class HardSharingModel:
         continue
       # Batch arrays a kind's head reads besides the encoder output (e.g. a
       # seq2seq decoder's teacher-forcing inputs).
-      inputs = {key: batch[name][key] for key in self.tasks[i].kind.head_inputs}
+      inputs = {key: batch[name][key] for key in self.outputs[name].inputs}
       outputs[name] = self.heads[name].apply(
           {"params": params["heads"][name]}, hidden[name],
           batch[name]["attention_mask"], deterministic=not train,
@@ -160,3 +164,15 @@ class HardSharingModel:
     """Outputs (logits) of every task present in `batch`."""
     hidden = self.encode(params, batch, train=train, rng=rng)
     return self.apply_heads(params, hidden, batch, train=train, rng=rng)
+
+  def losses(self, outputs: Mapping[str, Any], batch: Mapping[str, TaskBatch]
+             ) -> jax.Array:
+    """Each task's loss, in `task_names` order: float32 [k] (tasks of `outputs` only)."""
+    return jnp.stack([self.outputs[t.name].loss(t.kind, outputs[t.name], batch[t.name])
+                      for t in self.tasks if t.name in outputs])
+
+  def predict(self, outputs: Mapping[str, Any]) -> dict[str, jax.Array]:
+    """Each task's on-device prediction from its outputs (label ids, scores, tokens)."""
+    by_name = {t.name: t for t in self.tasks}
+    return {name: self.outputs[name].predict(by_name[name].kind, out)
+            for name, out in outputs.items()}

@@ -10,11 +10,11 @@ Every architecture has the model contract of `HardSharingModel` (`init`,
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, Mapping, Sequence
 
 from mtl_jax.encoders.config import EncoderConfig
+from mtl_jax.registry import Registry
 from mtl_jax.sharing.adapters import AdapterModel
 from mtl_jax.sharing.cross_stitch import CrossStitchModel
 from mtl_jax.sharing.hard import HardSharingModel, TaskHead
@@ -22,14 +22,12 @@ from mtl_jax.sharing.layerwise import LayerwiseModel
 from mtl_jax.sharing.mtl_attention import MultiTaskAttentionModel
 from mtl_jax.sharing.task_embedding import TaskEmbeddingModel
 
-ARCHITECTURES: dict[str, type[HardSharingModel]] = {
-    "hard": HardSharingModel,
-    "layerwise": LayerwiseModel,
-    "adapters": AdapterModel,
-    "mtl_attention": MultiTaskAttentionModel,
-    "cross_stitch": CrossStitchModel,
-    "task_embedding": TaskEmbeddingModel,
-}
+ARCHITECTURES: Registry[type[HardSharingModel]] = Registry("sharing.kind")
+for _name, _model in (("hard", HardSharingModel), ("layerwise", LayerwiseModel),
+                      ("adapters", AdapterModel), ("mtl_attention", MultiTaskAttentionModel),
+                      ("cross_stitch", CrossStitchModel),
+                      ("task_embedding", TaskEmbeddingModel)):
+  ARCHITECTURES.register(_name, _model)
 
 
 def options_of(kind: str) -> dict[str, Any]:
@@ -55,15 +53,11 @@ def build_model(sharing: Mapping[str, Any], encoder_config: EncoderConfig,
     ValueError: an unknown kind or option, or a bad option value (named).
   """
   kind = sharing["kind"]
-  if kind not in ARCHITECTURES:
-    close = difflib.get_close_matches(kind, ARCHITECTURES, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"unknown sharing.kind {kind!r}{hint}; known: "
-                     f"{', '.join(ARCHITECTURES)}")
+  architecture = ARCHITECTURES[kind]  # an unknown kind: an error naming the closest
   options = dict(sharing.get(kind) or {})
   known = options_of(kind)
   for key in options:
     if key not in known:
       raise ValueError(f"sharing.{kind} has no option {key!r}; its options: "
                        f"{', '.join(known) or 'none'}")
-  return ARCHITECTURES[kind](encoder_config, tasks, **options)
+  return architecture(encoder_config, tasks, **options)

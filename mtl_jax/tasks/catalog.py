@@ -54,13 +54,13 @@ def conll2003(data_dir: str, column: str = "ner", name: str | None = None,
 
 
 def _register():
-  TaskRegistry.add("ag_news", ag_news)
+  TaskRegistry.register("ag_news", ag_news)
   for column in CONLL_COLUMNS:
-    TaskRegistry.add(f"conll2003_{column}",
+    TaskRegistry.register(f"conll2003_{column}",
                      lambda data_dir, column=column, **kw: conll2003(data_dir, column, **kw))
-  TaskRegistry.add("demo_ag_news", lambda **kw: ag_news(
+  TaskRegistry.register("demo_ag_news", lambda **kw: ag_news(
       os.path.join(DEMO_DATA, "ag_news"), name="demo_ag_news", **kw))
-  TaskRegistry.add("demo_conll2003_ner", lambda **kw: conll2003(
+  TaskRegistry.register("demo_conll2003_ner", lambda **kw: conll2003(
       os.path.join(DEMO_DATA, "conll2003"), "ner", name="demo_conll2003_ner", **kw))
 
 

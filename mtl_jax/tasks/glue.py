@@ -213,9 +213,9 @@ def glue_mixture(data_dir: str | None = None, *, hf: str | Mapping | None = None
 
 def _register() -> None:
   for glue_id in GLUE_TASKS:
-    TaskRegistry.add(f"glue_{glue_id}", functools.partial(glue_task, glue_id))
-  MixtureRegistry.add("glue", glue_mixture)
-  MixtureRegistry.add("glue_small", functools.partial(glue_mixture, tasks=SMALL,
+    TaskRegistry.register(f"glue_{glue_id}", functools.partial(glue_task, glue_id))
+  MixtureRegistry.register("glue", glue_mixture)
+  MixtureRegistry.register("glue_small", functools.partial(glue_mixture, tasks=SMALL,
                                                       name="glue_small"))
 
 

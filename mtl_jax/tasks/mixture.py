@@ -1,6 +1,6 @@
 """Mixtures: a named set of tasks with per-task sampling rates (seqio's Mixture).
 
-    MixtureRegistry.add("news_ner", lambda data_dir: Mixture(
+    MixtureRegistry.register("news_ner", lambda data_dir: Mixture(
         "news_ner",
         tasks={"ag_news": {"data_dir": f"{data_dir}/ag_news"},
                "conll2003_ner": {"data_dir": f"{data_dir}/conll2003"}},
@@ -23,8 +23,8 @@ import dataclasses
 import math
 from typing import Any, Callable, Mapping
 
-from mtl_jax.tasks.registry import Registry
-from mtl_jax.weighting.base import parse_spec
+from mtl_jax.registry import Registry
+from mtl_jax.specs import parse_spec
 
 Rate = float | str | Callable[[int], float]
 # The rate of a task in `config.tasks` that is not in the mixture.
@@ -120,23 +120,21 @@ def resolve_rates(rates: Mapping[str, Rate], num_examples: Mapping[str, int]
   return {task: value / total for task, value in values.items()}
 
 
-class MixtureRegistry(Registry):
-  """Named mixture factories: `MixtureRegistry.get('glue_small', data_dir=...)`."""
+# Named mixture factories: `MixtureRegistry.get('glue_small', data_dir=...)`.
+MixtureRegistry: Registry[Callable[..., Mixture]] = Registry("mixture")
 
-  what = "mixture"
 
-  @classmethod
-  def from_spec(cls, spec: str) -> Mixture:
-    """A mixture from its config string: 'name' or 'name(key=value, ...)'."""
-    try:
-      name, options = parse_spec(spec)
-    except ValueError:
-      raise ValueError(f"config.mixture {spec!r} must look like 'name' or "
-                       "'name(key=value, ...)' with literal values") from None
-    try:
-      return cls.get(name, **options)
-    except TypeError as error:
-      raise ValueError(f"config.mixture {spec!r}: {error}") from None
+def mixture_from_spec(spec: str) -> Mixture:
+  """A registered mixture from its config string: 'name' or 'name(key=value, ...)'.
+
+  Raises:
+    ValueError: a malformed string, an unknown mixture or a wrong option.
+  """
+  name, options = parse_spec(spec, what="config.mixture")
+  try:
+    return MixtureRegistry.get(name, **options)
+  except TypeError as error:
+    raise ValueError(f"config.mixture {spec!r}: {error}") from None
 
 
 def task_specs(mixture_spec: str, tasks: Mapping[str, Mapping[str, Any]]
@@ -152,7 +150,7 @@ def task_specs(mixture_spec: str, tasks: Mapping[str, Mapping[str, Any]]
   """
   specs: dict[str, dict[str, Any]] = {}
   if mixture_spec:
-    mixture = MixtureRegistry.from_spec(mixture_spec)
+    mixture = mixture_from_spec(mixture_spec)
     specs = {name: dict(spec) for name, spec in mixture.tasks.items()}
   for name, spec in tasks.items():
     specs[name] = {**specs.get(name, {}), **dict(spec)}
@@ -167,5 +165,5 @@ def task_rates(mixture_spec: str, task_names, num_examples: Mapping[str, int]
   """
   if not mixture_spec:
     return None
-  mixture = MixtureRegistry.from_spec(mixture_spec)
+  mixture = mixture_from_spec(mixture_spec)
   return resolve_rates({name: mixture.rate(name) for name in task_names}, num_examples)

@@ -12,10 +12,10 @@ import contextlib
 import dataclasses
 import difflib
 import functools
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from mtl_jax.tasks import sources
-from mtl_jax.tasks.registry import Registry
+from mtl_jax.registry import Registry
 from mtl_jax.tasks.kinds import EncodedSplit, get_kind
 
 
@@ -135,10 +135,8 @@ def _check_keys(where: str, given: Mapping[str, Any], known: set[str]) -> None:
                        f"{', '.join(sorted(known))}")
 
 
-class TaskRegistry(Registry):
-  """Named task factories: `TaskRegistry.get('ag_news', data_dir=...)`."""
-
-  what = "task"
+# Named task factories: `TaskRegistry.get('ag_news', data_dir=...)`.
+TaskRegistry: Registry[Callable[..., Task]] = Registry("task")
 
 
 def task_from_config(name: str, spec: Mapping[str, Any]) -> Task:

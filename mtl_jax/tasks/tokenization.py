@@ -16,9 +16,7 @@ import numpy as np
 import tokenizers
 from tokenizers.implementations import BertWordPieceTokenizer
 
-# Labels of sub-words that neither the loss nor the metric sees (the usual
-# PyTorch/HF convention, so exported data is familiar).
-IGNORE_LABEL = -100
+from mtl_jax.constants import IGNORE_LABEL
 
 
 def load_tokenizer(path: str | os.PathLike, lowercase: bool | None = None

@@ -127,14 +127,13 @@ def _task_rng(rng, index):
   return None if rng is None else jax.random.fold_in(rng, index)
 
 
-def task_gradients(model, kinds: Mapping[str, Any], params, batch, rng, *, mode: str,
+def task_gradients(model, params, batch, rng, *, mode: str,
                    last_layer: str = "", train: bool = True) -> TaskGradients:
   """Losses and per-task gradients of one batch (see module docstring).
 
   Args:
-    model: the multi-task model (`encode`, `apply_heads`, `task_names`, and
-      optionally `separable_tasks`).
-    kinds: task name -> kind (its `loss`).
+    model: the multi-task model (`encode`, `apply_heads`, `losses`,
+      `task_names`, and optionally `separable_tasks`).
     params: the model's params.
     batch: {task: batch}, every task of the model.
     rng: the step's dropout key (None without dropout).
@@ -149,10 +148,10 @@ def task_gradients(model, kinds: Mapping[str, Any], params, batch, rng, *, mode:
     raise ValueError(f"unknown gradient mode {mode!r}; use one of {', '.join(GRADIENT_MODES)}")
   separable = bool(getattr(model, "separable_tasks", False))
   if mode == "representation":
-    return _shared_encoder(model, kinds, params, batch, rng, train, separable)
+    return _shared_encoder(model, params, batch, rng, train, separable)
   if separable:
-    return _per_task_encoders(model, kinds, params, batch, rng, mode, last_layer, train)
-  return _per_task_backward(model, kinds, params, batch, rng, mode, last_layer, train)
+    return _per_task_encoders(model, params, batch, rng, mode, last_layer, train)
+  return _per_task_backward(model, params, batch, rng, mode, last_layer, train)
 
 
 def _probe_last_layer(shared_grads_k, mask):
@@ -160,7 +159,7 @@ def _probe_last_layer(shared_grads_k, mask):
   return [leaf for leaf, keep in zip(leaves, jax.tree.leaves(mask)) if keep]
 
 
-def _per_task_encoders(model, kinds, params, batch, rng, mode, last_layer, train):
+def _per_task_encoders(model, params, batch, rng, mode, last_layer, train):
   """Separable models: each task's batch through the encoder with its own copy of
   the shared params, so one backward pass gives every task's gradient."""
   names = model.task_names
@@ -174,7 +173,7 @@ def _per_task_encoders(model, kinds, params, batch, rng, mode, last_layer, train
       hidden = model.encode(task_params, task_batch, train=train,
                             rng=_task_rng(rng, index))
       outputs = model.apply_heads(task_params, hidden, task_batch, train=train, rng=rng)
-      losses.append(kinds[name].loss(outputs[name], batch[name]))
+      losses.append(model.losses(outputs, task_batch)[0])
     return jnp.stack(losses)
 
   losses_k, vjp = jax.vjp(losses_fn, tuple(shared for _ in names), rest)
@@ -199,7 +198,7 @@ class _Representation(NamedTuple):
   cotangents_k: Any | None  # per-task hidden cotangents (leading k) where built
 
 
-def _representation(model, kinds, params, batch, rng, train, separable) -> _Representation:
+def _representation(model, params, batch, rng, train, separable) -> _Representation:
   """One encoder pass over all tasks, and the per-task cotangents the heads send back."""
   names = model.task_names
   shared, rest = split_params(params)
@@ -208,7 +207,7 @@ def _representation(model, kinds, params, batch, rng, train, separable) -> _Repr
 
   def head_losses(rest, hidden):
     outputs = model.apply_heads(merge(rest, shared), hidden, batch, train=train, rng=rng)
-    return jnp.stack([kinds[name].loss(outputs[name], batch[name]) for name in names])
+    return model.losses(outputs, batch)
 
   losses_k, heads_vjp = jax.vjp(head_losses, rest, hidden)
   if separable:
@@ -240,18 +239,18 @@ def _task_specific(rep: _Representation):
   return lambda weights_k: rep.heads_vjp(weights_k.astype(rep.losses_k.dtype))[0]
 
 
-def _shared_encoder(model, kinds, params, batch, rng, train, separable):
+def _shared_encoder(model, params, batch, rng, train, separable):
   """The representation mode: one encoder backward with the combined cotangent."""
-  rep = _representation(model, kinds, params, batch, rng, train, separable)
+  rep = _representation(model, params, batch, rng, train, separable)
   return TaskGradients(
       rep.losses_k, rep.probes_k, None,
       shared=lambda coeffs_k: rep.encode_vjp(rep.combined_cotangent(coeffs_k))[0],
       task_specific=_task_specific(rep))
 
 
-def _per_task_backward(model, kinds, params, batch, rng, mode, last_layer, train):
+def _per_task_backward(model, params, batch, rng, mode, last_layer, train):
   """Models that mix tasks: the encoder's vjp applied to each task's cotangent."""
-  rep = _representation(model, kinds, params, batch, rng, train, separable=False)
+  rep = _representation(model, params, batch, rng, train, separable=False)
   shared_grads_k = jax.vmap(lambda cotangent: rep.encode_vjp(cotangent)[0])(rep.cotangents_k)
   probes_k = shared_grads_k
   if mode == "last_layer":

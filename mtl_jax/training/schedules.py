@@ -41,7 +41,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from mtl_jax.tasks.batching import TaskStream, pad_to_length
-from mtl_jax.weighting.base import parse_spec
+from mtl_jax.specs import parse_spec
 
 KINDS = ("joint", "alternating", "proportional", "temperature", "progressive")
 

@@ -38,20 +38,19 @@ Batch = Mapping[str, Mapping[str, jax.Array]]
 Metrics = dict[str, jax.Array]
 
 
-def task_losses(model, kinds: Mapping[str, Any], params, batch: Batch, *, train: bool,
+def task_losses(model, params, batch: Batch, *, train: bool,
                 rng: jax.Array | None) -> jax.Array:
   """The loss of every task, stacked in the model's task order: [k] float32."""
-  return task_losses_and_hidden(model, kinds, params, batch, train=train, rng=rng)[0]
+  return task_losses_and_hidden(model, params, batch, train=train, rng=rng)[0]
 
 
-def task_losses_and_hidden(model, kinds: Mapping[str, Any], params, batch: Batch, *,
-                           train: bool, rng: jax.Array | None
+def task_losses_and_hidden(model, params, batch: Batch, *, train: bool,
+                           rng: jax.Array | None
                            ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """[k] task losses and each task's encoder output {task: [b, l, d]}."""
   hidden = model.encode(params, batch, train=train, rng=rng)
   outputs = model.apply_heads(params, hidden, batch, train=train, rng=rng)
-  return jnp.stack([kinds[name].loss(outputs[name], batch[name])
-                    for name in model.task_names]), hidden
+  return model.losses(outputs, batch), hidden
 
 
 def task_presence(model, batch: Batch) -> jax.Array:
@@ -109,8 +108,7 @@ def resolve_gradient_mode(method: LossWeighting | GradientAggregation, gradient_
   return (method.gradient_mode or "representation") if gradient_mode == "auto" else gradient_mode
 
 
-def make_train_step(model, kinds: Mapping[str, Any],
-                    weighting: LossWeighting | GradientAggregation,
+def make_train_step(model, weighting: LossWeighting | GradientAggregation,
                     optimizer: optax.GradientTransformation, *,
                     gradient_mode: str = "auto", diagnostics: bool = False,
                     last_layer: str = "",
@@ -120,8 +118,7 @@ def make_train_step(model, kinds: Mapping[str, Any],
 
   Args:
     model: the multi-task model (`init`, `encode`, `apply_heads`, `apply`,
-      `task_names`).
-    kinds: task name -> kind object (its `loss`).
+      `losses`, `task_names`).
     weighting: the balancing method: a loss weighting or a gradient
       aggregation (its state is `state.weighting_state`).
     optimizer: the optax optimizer.
@@ -153,7 +150,7 @@ def make_train_step(model, kinds: Mapping[str, Any],
     """A loss weighting that needs no gradients: one backward pass."""
 
     def objective(params):
-      losses_k, hidden = task_losses_and_hidden(model, kinds, params, batch, train=True,
+      losses_k, hidden = task_losses_and_hidden(model, params, batch, train=True,
                                                 rng=rng)
       weights_k, weighting_state = weighting.update(
           jax.lax.stop_gradient(losses_k), state.weighting_state, **extras)
@@ -174,7 +171,7 @@ def make_train_step(model, kinds: Mapping[str, Any],
 
   def probed_step(state, batch, rng, present_k, scale_k, extras):
     """Per-task gradients probed in the one backward pass (see module docstring)."""
-    task_grads = gradients_lib.task_gradients(model, kinds, state.params, batch, rng,
+    task_grads = gradients_lib.task_gradients(model, state.params, batch, rng,
                                               mode=mode, last_layer=last_layer)
     losses_k = jax.lax.stop_gradient(task_grads.losses_k)
     probes_k = linalg.mask_tasks(task_grads.probes_k, present_k)
@@ -234,12 +231,10 @@ def make_train_step(model, kinds: Mapping[str, Any],
   return train_step
 
 
-def make_predict_step(model, kinds: Mapping[str, Any]
-                      ) -> Callable[[Any, Batch], dict[str, jax.Array]]:
+def make_predict_step(model) -> Callable[[Any, Batch], dict[str, jax.Array]]:
   """`predict_step(params, batch) -> {task: predictions}` without dropout."""
 
   def predict_step(params, batch: Batch):
-    outputs = model.apply(params, batch, train=False)
-    return {name: kinds[name].predict(out) for name, out in outputs.items()}
+    return model.predict(model.apply(params, batch, train=False))
 
   return predict_step

@@ -13,5 +13,5 @@ from mtl_jax.weighting import (aligned_mtl, cagrad, dwa, famo, gls, graddrop, gr
                                pcgrad, rlw, static, uncertainty, upgrad)
 from mtl_jax.weighting.base import (GRADIENT_MODES, EmptyState, GradientAggregation,
                                     LossWeighting, from_gram, from_spec, init_empty, names,
-                                    parse_spec, present_mask, register)
+                                    present_mask, register)
 from mtl_jax.weighting.diagnostics import gradient_cosines, gradient_norms

@@ -42,14 +42,14 @@ the string a config holds.
 
 from __future__ import annotations
 
-import ast
-import difflib
 import inspect
 from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 
+from mtl_jax.registry import Registry
+from mtl_jax.specs import parse_spec
 from mtl_jax.weighting import linalg
 
 
@@ -171,45 +171,15 @@ def init_empty(num_tasks: int) -> EmptyState:
   return EmptyState()
 
 
-_REGISTRY: dict[str, Callable[..., LossWeighting | GradientAggregation]] = {}
-
-
-def register(name: str):
-  """Decorator: registers a method factory under `name`."""
-
-  def decorator(factory):
-    if name in _REGISTRY:
-      raise ValueError(f"balancing method {name!r} is already registered")
-    _REGISTRY[name] = factory
-    return factory
-
-  return decorator
+METHODS: Registry[Callable[..., LossWeighting | GradientAggregation]] = Registry(
+    "balancing method")
+# Decorator: `@register("name")` over a method factory.
+register = METHODS.register
 
 
 def names() -> list[str]:
-  return sorted(_REGISTRY)
-
-
-def parse_spec(spec: str, what: str = "balancing method") -> tuple[str, dict[str, Any]]:
-  """Splits 'name(key=value, ...)' into the name and literal keyword arguments.
-
-  `what` names the config value in error messages (e.g. 'schedule').
-  """
-  try:
-    call = ast.parse(spec.strip(), mode="eval").body
-  except SyntaxError as error:
-    raise ValueError(f"cannot parse {what} {spec!r}: {error.msg}") from None
-  if isinstance(call, ast.Name):
-    return call.id, {}
-  if (not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name)
-      or call.args):
-    raise ValueError(f"{what} {spec!r} must look like "
-                     "'name' or 'name(key=value, ...)'")
-  try:
-    kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-  except ValueError:
-    raise ValueError(f"{what} {spec!r}: arguments must be literals") from None
-  return call.func.id, kwargs
+  """Every registered balancing method."""
+  return METHODS.names()
 
 
 def from_spec(spec: str, **context) -> LossWeighting | GradientAggregation:
@@ -226,13 +196,8 @@ def from_spec(spec: str, **context) -> LossWeighting | GradientAggregation:
   Raises:
     ValueError: unknown method or argument (named, with the closest match).
   """
-  name, kwargs = parse_spec(spec)
-  if name not in _REGISTRY:
-    close = difflib.get_close_matches(name, _REGISTRY, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"unknown balancing method {name!r}{hint}; known: "
-                     f"{', '.join(names())}")
-  factory = _REGISTRY[name]
+  name, kwargs = parse_spec(spec, what="balancing method")
+  factory = METHODS[name]
   parameters = inspect.signature(factory).parameters
   for key in kwargs:
     if key not in parameters or key in context:

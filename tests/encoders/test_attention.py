@@ -1,5 +1,8 @@
 """The two attention implementations compute one function: values, gradients, dropout."""
 
+import os
+import shutil
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +12,23 @@ from mtl_jax.encoders import Encoder, EncoderConfig
 from mtl_jax.encoders import attention
 from mtl_jax.kernels import native_kernels_available
 
-needs_kernel = pytest.mark.skipif(not native_kernels_available(),
-                                  reason="no C++ compiler: the CPU kernel did not build")
+
+@pytest.fixture
+def kernel():
+  """The CPU kernel, built: skipped only on a machine without a C++ compiler.
+
+  Where a compiler exists (CI's Linux has one), a kernel that does not build
+  is a failure, not a skip.
+  """
+  if native_kernels_available():
+    return
+  compiler = os.environ.get("CXX", "c++")
+  if os.environ.get("CI") or shutil.which(compiler.split()[0]):
+    pytest.fail(f"the CPU attention kernel did not build with {compiler!r} (see the warning)")
+  pytest.skip(f"no C++ compiler ({compiler!r}): the CPU kernel cannot build here")
+
+
+needs_kernel = pytest.mark.usefixtures("kernel")
 
 
 def _inputs(b, l, h, k, seed=0):

@@ -45,7 +45,8 @@ def test_export_then_load_round_trips(tmp_path):
   params = _params()
   tokenizer = tokenization.train_wordpiece(["a tiny corpus for a tiny vocab"] * 5,
                                            vocab_size=40)
-  export_pretrained(tmp_path, TINY, params, tokenizer)
+  export_pretrained(tmp_path, TINY, params)
+  tokenization.save_tokenizer(tokenizer, tmp_path)
   assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "model.safetensors",
                                                   "tokenizer.json", "vocab.txt"}
   tensors = safetensors.numpy.load_file(tmp_path / "model.safetensors")

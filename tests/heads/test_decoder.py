@@ -6,7 +6,7 @@ import pytest
 
 from mtl_jax import heads
 from mtl_jax.tasks.kinds import Classification
-from mtl_jax.tasks.tokenization import IGNORE_LABEL
+from mtl_jax.constants import IGNORE_LABEL
 
 VOCAB, WIDTH = 12, 16
 
@@ -93,7 +93,7 @@ def test_toy_copy_task_learns_with_teacher_forcing_and_decodes_greedily():
     return optax.apply_updates(params, updates), opt_state, loss
 
   first = None
-  for i in range(300):
+  for i in range(600):
     params, opt_state, loss = step(params, opt_state, jax.random.PRNGKey(100 + i))
     first = loss if first is None else first
   memory, targets, inputs = data(jax.random.PRNGKey(7))
@@ -116,10 +116,11 @@ def test_decoder_classification_head_shapes_and_padding():
 
 
 def test_classification_kind_builds_the_decoder_head_from_options():
-  head = Classification().head(3, {"type": "decoder", "num_queries": 4, "dropout": 0.0})
+  build = heads.output_of(Classification()).build
+  head = build(Classification(), 3, {"type": "decoder", "num_queries": 4, "dropout": 0.0})
   assert isinstance(head, heads.DecoderClassificationHead)
   assert (head.num_outputs, head.num_queries, head.dropout) == (3, 4, 0.0)
-  assert isinstance(Classification().head(3, {}), heads.SequenceClassificationHead)
+  assert isinstance(build(Classification(), 3, {}), heads.SequenceClassificationHead)
 
 
 def test_unknown_decoder_option_is_named():

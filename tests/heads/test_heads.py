@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mtl_jax import heads
-from mtl_jax.tasks.tokenization import IGNORE_LABEL
+from mtl_jax.constants import IGNORE_LABEL
 
 
 def test_classification_loss_ignores_padding_rows():

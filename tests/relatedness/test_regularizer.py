@@ -105,7 +105,7 @@ def test_probed_balancing_step_adds_the_regularizer_gradient(two_task_batch):
   regularizer = relatedness.make_regularizer(
       {"weight": 1.0, "prior": [[0, 1], [1, 0]], "temperature": 1.0}, model.task_names)
   batch, rng = two_task_batch(), jax.random.PRNGKey(2)
-  results = [jax.jit(make_train_step(model, kinds, balance, optimizer, regularizer=regularizer,
+  results = [jax.jit(make_train_step(model, balance, optimizer, regularizer=regularizer,
                                      gradient_mode="full", diagnostics=diagnostics))(
                                          state, batch, rng)
              for diagnostics in (False, True)]
@@ -117,7 +117,7 @@ def test_probed_balancing_step_adds_the_regularizer_gradient(two_task_batch):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                probed.params, plain.params)
   # The regulariser moves the encoder (and only the encoder).
-  without, _ = jax.jit(make_train_step(model, kinds, balance, optimizer))(state, batch, rng)
+  without, _ = jax.jit(make_train_step(model, balance, optimizer))(state, batch, rng)
   word = lambda s: s.params["encoder"]["embeddings"]["word"]["embedding"]
   assert not np.allclose(word(without), word(plain), atol=1e-6)
   jax.tree.map(np.testing.assert_array_equal, without.params["heads"], plain.params["heads"])

@@ -7,24 +7,20 @@ from jax.sharding import PartitionSpec as P
 
 from mtl_jax import sharding, weighting
 from mtl_jax.config import default_config
-from mtl_jax.encoders import EncoderConfig
-from mtl_jax.sharing import HardSharingModel, TaskHead
-from mtl_jax.tasks.kinds import Classification, Tagging
 from mtl_jax.training import TrainState, make_optimizer, make_train_step
 from mtl_jax.training.sharded import create_state, jit_train_step
 
+from helpers import tiny_config, two_task_model
+
 # Sizes every mesh axis below divides (8 rows per task, 4 heads, embed 16,
 # mlp 32, vocab 32), so each rule really shards.
-TINY = EncoderConfig(vocab_size=32, hidden_size=16, num_layers=1, num_heads=4,
-                     intermediate_size=32, max_position_embeddings=16)
-KINDS = {"news": Classification(), "ner": Tagging()}
+TINY = tiny_config(vocab_size=32, num_layers=1, num_heads=4)
 STEPS = 3
 MESHES = {"data": {"data": 8}, "fsdp": {"fsdp": 8}, "tensor": {"data": 2, "model": 4}}
 
 
 def _model():
-  return HardSharingModel(TINY, [TaskHead("news", KINDS["news"], 3),
-                                 TaskHead("ner", KINDS["ner"], 4)])
+  return two_task_model(TINY)
 
 
 def _train(mesh_shape, make_batch):
@@ -48,7 +44,7 @@ def _train(mesh_shape, make_batch):
   with layout.activate():
     state = create_state(init, abstract, layout)
     initial = jax.tree.map(lambda x: x.copy(), state)  # `state` is donated below
-    step = jit_train_step(make_train_step(model, KINDS, balance, optimizer), abstract,
+    step = jit_train_step(make_train_step(model, balance, optimizer), abstract,
                           layout)
     losses = []
     for i in range(STEPS):

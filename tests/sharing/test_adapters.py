@@ -5,26 +5,21 @@ import numpy as np
 import pytest
 
 from mtl_jax import sharing, weighting
-from mtl_jax.encoders import EncoderConfig
-from mtl_jax.tasks.kinds import Classification, Tagging
 from mtl_jax.training import TrainState, make_train_step
 from mtl_jax.training.optimizer import make_optimizer
 
-TINY = EncoderConfig(vocab_size=30, hidden_size=16, num_layers=2, num_heads=2,
-                     intermediate_size=32, max_position_embeddings=16)
-KINDS = {"news": Classification(), "ner": Tagging()}
+from helpers import task_heads, tiny_config
 OPTIMIZER = dict(learning_rate=1e-2, warmup_steps=0, schedule="constant",
                  weight_decay=0.1, clip_norm=1.0, b1=0.9, b2=0.999, eps=1e-8)
 
 
 def _model():
-  return sharing.AdapterModel(TINY, [sharing.TaskHead("ner", KINDS["ner"], 4),
-                                     sharing.TaskHead("news", KINDS["news"], 3)],
+  return sharing.AdapterModel(tiny_config(), task_heads(("ner", "news")),
                               size=4, placement="houlsby", freeze_encoder=True)
 
 
 @pytest.fixture(scope="module")
-def trained(make_batch):
+def trained(two_task_batch):
   """Three AdamW steps (weight decay on) of adapters over a frozen encoder."""
   model = _model()
   optimizer, _ = make_optimizer(OPTIMIZER, total_steps=3, frozen=model.frozen_keys)
@@ -32,9 +27,9 @@ def trained(make_batch):
   initial = model.init(jax.random.key(0))
   state = TrainState.create(jax.tree.map(np.array, initial), optimizer, balance.init(2),
                             jax.random.key(1))
-  step = jax.jit(make_train_step(model, KINDS, balance, optimizer))
+  step = jax.jit(make_train_step(model, balance, optimizer))
   for s in range(3):
-    state, metrics = step(state, make_batch(s), jax.random.key(s))
+    state, metrics = step(state, two_task_batch(s), jax.random.key(s))
   return model, initial, state, metrics
 
 
@@ -64,6 +59,6 @@ def test_saved_alone_and_loaded_back_onto_the_encoder(trained, tmp_path):
   assert sorted(loaded) == ["adapters", "heads"]
   restored = model.with_encoder(loaded, initial["encoder"])
   jax.tree.map(np.testing.assert_array_equal, restored, jax.device_get(state.params))
-  other = sharing.AdapterModel(TINY, model.tasks, size=8)
+  other = sharing.AdapterModel(tiny_config(), model.tasks, size=8)
   with pytest.raises(ValueError, match="has shape"):
     sharing.load_trainable(path, other)

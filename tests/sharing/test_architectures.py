@@ -112,19 +112,19 @@ def test_logical_axes_name_every_dim_and_task_copies_match_the_encoder(kind):
 
 
 @pytest.fixture(scope="module")
-def pretrained(make_batch):
+def pretrained(two_task_batch):
   """A stand-in for a pretrained encoder, and hard sharing's outputs with it."""
   ids = jnp.zeros((1, 8), jnp.int32)
   encoder = nn.unbox(Encoder(TINY).init(jax.random.key(7), ids, ids, ids)["params"])
   hard = _model("hard")
   params = hard.with_encoder(hard.init(jax.random.key(0)), encoder)
   return encoder, params["heads"], jax.jit(
-      lambda p, b: hard.apply(p, b, train=False))(params, make_batch(b=3))
+      lambda p, b: hard.apply(p, b, train=False))(params, two_task_batch(b=3))
 
 
 @pytest.mark.parametrize("kind", [k for k in CASES if k != "hard"])
 def test_a_pretrained_encoder_put_in_place_computes_hard_sharing_at_init(kind, pretrained,
-                                                                          make_batch):
+                                                                          two_task_batch):
   # Task copies equal the encoder's layers, adapters start at zero (up = 0),
   # cross-stitch rows sum to 1 over equal copies, attention averages equal
   # copies: each architecture starts as the pretrained encoder.
@@ -134,16 +134,16 @@ def test_a_pretrained_encoder_put_in_place_computes_hard_sharing_at_init(kind, p
   params["heads"] = heads
   if kind == "task_embedding":
     params["task_embedding"] = jax.tree.map(jnp.zeros_like, params["task_embedding"])
-  outputs = jax.jit(lambda p, b: model.apply(p, b, train=False))(params, make_batch(b=3))
+  outputs = jax.jit(lambda p, b: model.apply(p, b, train=False))(params, two_task_batch(b=3))
   for name in expected:
     np.testing.assert_allclose(outputs[name], expected[name], atol=2e-5)
 
 
-def test_encode_is_the_last_shared_layer_for_layerwise(pretrained, make_batch):
+def test_encode_is_the_last_shared_layer_for_layerwise(pretrained, two_task_batch):
   encoder, _, _ = pretrained
   model = _model("layerwise", shared_layers=1)
   params = model.with_encoder(model.init(jax.random.key(0)), encoder)
-  batch = make_batch(b=3)
+  batch = two_task_batch(b=3)
   hidden = jax.jit(lambda p, b: model.encode(p, b, train=False))(params, batch)
   lower = Encoder(TINY, layers=(0,)).apply(
       {"params": {k: encoder[k] for k in ("embeddings", "layer_0")}},

@@ -5,7 +5,7 @@ import pytest
 from mtl_jax.tasks import batching
 from mtl_jax.tasks.kinds import EncodedSplit
 from mtl_jax.tasks.sources import RawSplit
-from mtl_jax.tasks.tokenization import IGNORE_LABEL
+from mtl_jax.constants import IGNORE_LABEL
 
 
 def _split(lengths, token_labels=False):

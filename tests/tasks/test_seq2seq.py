@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
+from mtl_jax import heads
 from mtl_jax import metrics
 from mtl_jax.tasks import Source, Task, batching, tokenization
+from mtl_jax.constants import IGNORE_LABEL
 from mtl_jax.tasks.kinds.seq2seq import Seq2Seq, special_tokens
-from mtl_jax.tasks.tokenization import IGNORE_LABEL
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +51,12 @@ def test_teacher_forced_loss_known_answer(copy_task, tokenizer):
   batch = batching.pad_batch(split, [0, 1], length=16, batch_size=2)
   vocab = tokenizer.get_vocab_size()
   logits = np.zeros((2, 4, vocab), np.float32)
-  assert float(Seq2Seq().loss({"logits": logits}, batch)) == pytest.approx(np.log(vocab))
+  assert float(heads.output_of(Seq2Seq()).loss(Seq2Seq(), {"logits": logits}, batch)) == pytest.approx(np.log(vocab))
   # Certain of every target token: loss ~0.
   labels = batch["decoder_labels"]
   rows, cols = np.nonzero(labels >= 0)
   logits[rows, cols, labels[rows, cols]] = 50.0
-  assert float(Seq2Seq().loss({"logits": logits}, batch)) < 1e-6
+  assert float(heads.output_of(Seq2Seq()).loss(Seq2Seq(), {"logits": logits}, batch)) < 1e-6
 
 
 def test_decoding_cuts_at_eos_and_scores_against_the_references(copy_task, tokenizer):

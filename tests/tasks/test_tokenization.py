@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mtl_jax.tasks import tokenization
-from mtl_jax.tasks.tokenization import IGNORE_LABEL
+from mtl_jax.constants import IGNORE_LABEL
 
 
 @pytest.fixture(scope="module")

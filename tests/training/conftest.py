@@ -3,13 +3,13 @@
 import jax
 import pytest
 
-from test_gradients import batch, model, reference
+from helpers import NO_DROPOUT, per_task_gradients, two_task_batch, two_task_model
 
 
 @pytest.fixture(scope="session")
 def tiny_setup():
-  """A tiny model, a batch, a key, and the per-task gradients (the reference)."""
-  the_model = model()
-  params = the_model.init(jax.random.PRNGKey(0))
-  the_batch, rng = batch(), jax.random.PRNGKey(3)
-  return the_model, params, the_batch, rng, reference(the_model, params, the_batch, rng)
+  """A tiny model (no dropout), a batch, a key, and the per-task gradients (the reference)."""
+  model = two_task_model(NO_DROPOUT)
+  params = model.init(jax.random.PRNGKey(0))
+  batch, rng = two_task_batch(), jax.random.PRNGKey(3)
+  return model, params, batch, rng, per_task_gradients(model, params, batch, rng)

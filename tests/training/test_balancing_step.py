@@ -7,11 +7,12 @@ import optax
 import pytest
 
 from mtl_jax import weighting
-from mtl_jax.training import TrainState, make_train_step
+from mtl_jax.training import TrainState, make_train_step, task_losses
 from mtl_jax.training.step import balancing_rng
 from mtl_jax.weighting import diagnostics, linalg
 
-from test_gradients import KINDS, assert_trees_close, batch, model
+from helpers import (NO_DROPOUT, assert_trees_close, two_task_batch as batch,
+                     two_task_model)
 
 LEARNING_RATE = 0.1
 SGD = optax.sgd(LEARNING_RATE)
@@ -20,7 +21,7 @@ SGD = optax.sgd(LEARNING_RATE)
 def _step(the_model, method, params, the_batch, rng, **options):
   """One eager SGD step (no compilation: the tiny model runs op by op)."""
   state = TrainState.create(params, SGD, method.init(2), jax.random.PRNGKey(1))
-  return make_train_step(the_model, KINDS, method, SGD, **options)(state, the_batch, rng)
+  return make_train_step(the_model, method, SGD, **options)(state, the_batch, rng)
 
 
 def _sgd(params, grads):
@@ -129,27 +130,26 @@ def test_absent_task_leaves_the_update_to_the_others(tiny_setup, name):
 
 
 def reference_losses(the_model, params, the_batch, rng):
-  from mtl_jax.training import task_losses
-  return task_losses(the_model, KINDS, params, the_batch, train=True, rng=rng)
+  return task_losses(the_model, params, the_batch, train=True, rng=rng)
 
 
 def test_gradient_mode_errors_name_the_setting():
-  the_model = model()
+  the_model = two_task_model(NO_DROPOUT)
   with pytest.raises(ValueError, match="supports gradient_mode 'full', not 'representation'"):
-    make_train_step(the_model, KINDS, weighting.from_spec("graddrop", num_tasks=2), SGD,
+    make_train_step(the_model, weighting.from_spec("graddrop", num_tasks=2), SGD,
                     gradient_mode="representation")
   with pytest.raises(ValueError, match="supports gradient_mode 'representation', not 'full'"):
-    make_train_step(the_model, KINDS, weighting.from_spec("mgda_ub", num_tasks=2), SGD,
+    make_train_step(the_model, weighting.from_spec("mgda_ub", num_tasks=2), SGD,
                     gradient_mode="full")
   with pytest.raises(ValueError, match=r"unknown gradient mode 'ful' \(config.balancing"):
-    make_train_step(the_model, KINDS, weighting.from_spec("equal", num_tasks=2), SGD,
+    make_train_step(the_model, weighting.from_spec("equal", num_tasks=2), SGD,
                     gradient_mode="ful")
 
 
 def test_jitted_aggregation_step_compiles_once_and_matches_eager(tiny_setup):
   the_model, params, the_batch, rng, _ = tiny_setup
   method = weighting.from_spec("pcgrad", num_tasks=2)
-  step = make_train_step(the_model, KINDS, method, SGD, gradient_mode="full", diagnostics=True)
+  step = make_train_step(the_model, method, SGD, gradient_mode="full", diagnostics=True)
   state = TrainState.create(params, SGD, method.init(2), jax.random.PRNGKey(1))
   jitted = jax.jit(step)
   eager_state, eager_metrics = step(state, the_batch, rng)

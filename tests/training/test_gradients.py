@@ -5,40 +5,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtl_jax.encoders import EncoderConfig
-from mtl_jax.sharing import HardSharingModel, TaskHead
+from mtl_jax.sharing import HardSharingModel
 from mtl_jax.training import gradients, task_losses
 from mtl_jax.weighting import linalg
 
-from test_step import KINDS, _batch as batch
-
-# No encoder dropout, so the per-task encoder passes and the stacked pass agree.
-TINY = EncoderConfig(vocab_size=30, hidden_size=16, num_layers=2, num_heads=2,
-                     intermediate_size=32, max_position_embeddings=16, hidden_dropout=0.0,
-                     attention_dropout=0.0)
-
-
-def model():
-  return HardSharingModel(TINY, [TaskHead("news", KINDS["news"], 3),
-                                 TaskHead("ner", KINDS["ner"], 4)])
+from helpers import NO_DROPOUT as TINY, assert_trees_close, two_task_batch as batch
 
 
 class MixingModel(HardSharingModel):
   """The same model declared non-separable: exercises the generic paths."""
 
   separable_tasks = False
-
-
-def reference(the_model, params, the_batch, rng):
-  """Per-task gradients of every parameter: one backward pass per task."""
-  return jax.jacrev(lambda p: task_losses(the_model, KINDS, p, the_batch, train=True,
-                                          rng=rng))(params)
-
-
-def assert_trees_close(actual, expected, atol=1e-6):
-  assert jax.tree.structure(actual) == jax.tree.structure(expected)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol),
-               actual, expected)
 
 
 COEFFS = jnp.array([0.7, -1.3])
@@ -50,8 +27,8 @@ WEIGHTS = jnp.array([2.0, 0.5])
 def test_combined_gradients_are_exact_in_every_mode(tiny_setup, model_class, mode):
   the_model, params, the_batch, rng, expected = tiny_setup
   the_model = model_class(TINY, the_model.tasks)
-  grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng, mode=mode)
-  np.testing.assert_allclose(grads.losses_k, task_losses(the_model, KINDS, params, the_batch,
+  grads = gradients.task_gradients(the_model, params, the_batch, rng, mode=mode)
+  np.testing.assert_allclose(grads.losses_k, task_losses(the_model, params, the_batch,
                                                          train=True, rng=rng), rtol=1e-6)
   # Any coefficients on the shared part, any weights on the heads: exactly the
   # gradient of the weighted sum of losses.
@@ -64,17 +41,17 @@ def test_combined_gradients_are_exact_in_every_mode(tiny_setup, model_class, mod
 def test_full_mode_gives_every_task_gradient(tiny_setup, model_class):
   the_model, params, the_batch, rng, expected = tiny_setup
   the_model = model_class(TINY, the_model.tasks)
-  grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng, mode="full")
+  grads = gradients.task_gradients(the_model, params, the_batch, rng, mode="full")
   assert_trees_close(grads.shared_grads_k, expected["encoder"])
   assert_trees_close(grads.probes_k, expected["encoder"])
 
 
 def test_last_layer_mode_probes_the_last_layer(tiny_setup):
   the_model, params, the_batch, rng, expected = tiny_setup
-  grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng,
+  grads = gradients.task_gradients(the_model, params, the_batch, rng,
                                    mode="last_layer")
   assert_trees_close(grads.probes_k, jax.tree.leaves(expected["encoder"]["layer_1"]))
-  grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng,
+  grads = gradients.task_gradients(the_model, params, the_batch, rng,
                                    mode="last_layer", last_layer="layer_1/output_norm")
   assert_trees_close(grads.probes_k, jax.tree.leaves(expected["encoder"]["layer_1"]
                                                      ["output_norm"]))
@@ -86,7 +63,7 @@ def test_representation_probes_are_the_final_layernorm_bias_gradients(tiny_setup
   # tasks is, for a post-LN encoder, the gradient of its last LayerNorm bias.
   the_model, params, the_batch, rng, expected = tiny_setup
   the_model = model_class(TINY, the_model.tasks)
-  grads = gradients.task_gradients(the_model, KINDS, params, the_batch, rng,
+  grads = gradients.task_gradients(the_model, params, the_batch, rng,
                                    mode="representation")
   assert grads.shared_grads_k is None
   np.testing.assert_allclose(grads.probes_k,
@@ -101,4 +78,4 @@ def test_last_layer_errors_name_the_problem(tiny_setup):
   with pytest.raises(ValueError, match="no 'layer_<i>' entries"):
     gradients.last_layer_mask({"dense": params["encoder"]["embeddings"]})
   with pytest.raises(ValueError, match="unknown gradient mode 'rep'"):
-    gradients.task_gradients(the_model, KINDS, params, batch(), None, mode="rep")
+    gradients.task_gradients(the_model, params, batch(), None, mode="rep")

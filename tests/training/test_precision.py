@@ -6,19 +6,13 @@ import numpy as np
 import optax
 
 from mtl_jax import weighting
-from mtl_jax.encoders import EncoderConfig
-from mtl_jax.sharing import HardSharingModel, TaskHead
-from mtl_jax.tasks.kinds import Classification, Tagging
 from mtl_jax.training import TrainState, make_train_step, task_losses
 
-KINDS = {"news": Classification(), "ner": Tagging()}
+from helpers import tiny_config, two_task_model
 
 
 def _model(dtype):
-  config = EncoderConfig(vocab_size=30, hidden_size=16, num_layers=1, num_heads=2,
-                         intermediate_size=32, max_position_embeddings=16, dtype=dtype)
-  return HardSharingModel(config, [TaskHead("news", KINDS["news"], 3),
-                                   TaskHead("ner", KINDS["ner"], 4)])
+  return two_task_model(tiny_config(num_layers=1, dtype=dtype))
 
 
 def test_bf16_encoder_fp32_heads_losses_params_and_optimizer_state(two_task_batch):
@@ -32,7 +26,7 @@ def test_bf16_encoder_fp32_heads_losses_params_and_optimizer_state(two_task_batc
 
   optimizer, balance = optax.adamw(1e-3), weighting.from_spec("equal", num_tasks=2)
   state = TrainState.create(params, optimizer, balance.init(2), jax.random.PRNGKey(1))
-  new_state, metrics = jax.eval_shape(make_train_step(model, KINDS, balance, optimizer),
+  new_state, metrics = jax.eval_shape(make_train_step(model, balance, optimizer),
                                       state, batch, jax.random.PRNGKey(2))
   for leaf in jax.tree.leaves((new_state.params, new_state.opt_state)):
     assert leaf.dtype in (jnp.float32, jnp.int32)
@@ -42,7 +36,6 @@ def test_bf16_encoder_fp32_heads_losses_params_and_optimizer_state(two_task_batc
 def test_bf16_losses_are_close_to_fp32_losses(two_task_batch):
   batch = two_task_batch()
   params = _model("float32").init(jax.random.PRNGKey(0))  # the same params for both
-  losses = {dtype: jax.jit(lambda p, m=_model(dtype): task_losses(
-      m, KINDS, p, batch, train=False, rng=None))(params) for dtype in ("float32", "bfloat16")}
+  losses = {dtype: jax.jit(lambda p, m=_model(dtype): task_losses(m, p, batch, train=False, rng=None))(params) for dtype in ("float32", "bfloat16")}
   np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=2e-2)
   assert not np.array_equal(losses["bfloat16"], losses["float32"])  # bf16 really ran

@@ -146,7 +146,7 @@ def test_one_compiled_step_serves_every_schedule():
   balance = weighting.from_spec("equal")
   state = TrainState.create(model.init(jax.random.PRNGKey(0)), optimizer, balance.init(2),
                             jax.random.PRNGKey(1))
-  step = jax.jit(make_train_step(model, kinds, balance, optimizer))
+  step = jax.jit(make_train_step(model, balance, optimizer))
   sizes = {"ner": 10, "news": 12}
   specs = ["joint", "alternating", "proportional", "temperature(temperature=3)",
            "progressive(main_task='news', start_steps=2)",

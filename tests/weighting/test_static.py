@@ -5,15 +5,6 @@ import pytest
 from mtl_jax import weighting
 
 
-def test_parse_spec():
-  assert weighting.parse_spec("equal") == ("equal", {})
-  assert weighting.parse_spec("static(weights=[1, 0.5])") == ("static", {"weights": [1, 0.5]})
-  with pytest.raises(ValueError, match="cannot parse"):
-    weighting.parse_spec("static(weights=[1,")
-  with pytest.raises(ValueError, match="must look like"):
-    weighting.parse_spec("static(1, 2)")
-
-
 def test_equal_and_static_weights():
   losses = jnp.array([2.0, 3.0])
   method = weighting.from_spec("equal", num_tasks=2)

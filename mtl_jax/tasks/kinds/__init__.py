@@ -1,4 +1,7 @@
-"""Task kinds: what each shape of NLP task reads, encodes, predicts and scores.
+"""Task kinds: what each shape of NLP task reads, encodes and scores.
+
+The head and loss columns are the model layer's side of each kind
+(`mtl_jax.heads.OUTPUTS`); nothing here imports it.
 
 | kind | fields | head, loss | metrics |
 | --- | --- | --- | --- |
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mtl_jax.registry import Registry
 from mtl_jax.tasks.kinds.base import EncodedSplit, Kind
 from mtl_jax.tasks.kinds.classification import Classification
 from mtl_jax.tasks.kinds.multilabel import MultiLabel
@@ -25,24 +29,25 @@ from mtl_jax.tasks.kinds.seq2seq import Seq2Seq, Seq2SeqSplit
 from mtl_jax.tasks.kinds.sequence import SequenceKind
 from mtl_jax.tasks.kinds.tagging import Tagging
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (
-    Classification(), Classification(pair=True),
-    Regression(), Regression(pair=True),
-    MultiLabel(), MultiLabel(pair=True),
-    Tagging(),
-    Seq2Seq(),
-)}
+KINDS: Registry[Kind] = Registry("task kind")
+for _kind in (Classification(), Classification(pair=True),
+              Regression(), Regression(pair=True),
+              MultiLabel(), MultiLabel(pair=True),
+              Tagging(),
+              Seq2Seq()):
+  KINDS.register(_kind.name, _kind)
 
 
 def register_kind(kind: Kind) -> None:
   """Adds a kind (with its default options) to `KINDS`, under its `name`.
 
+  Its head, loss and prediction are the model layer's (`mtl_jax.heads.OUTPUTS`,
+  chosen by the kind's `base_name`).
+
   Raises:
     ValueError: a kind of that name is already registered.
   """
-  if kind.name in KINDS:
-    raise ValueError(f"task kind {kind.name!r} is already registered")
-  KINDS[kind.name] = kind
+  KINDS.register(kind.name, kind)
 
 
 def get_kind(name: str, **options) -> Kind:
@@ -51,8 +56,6 @@ def get_kind(name: str, **options) -> Kind:
   Raises:
     ValueError: an unknown kind or option (named, with the known ones).
   """
-  if name not in KINDS:
-    raise ValueError(f"unknown task kind {name!r}; known kinds: {', '.join(KINDS)}")
   kind = KINDS[name]
   if not options:
     return kind

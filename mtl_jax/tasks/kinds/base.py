@@ -1,10 +1,12 @@
 """What every kind shares: the tokenized split, the kind contract, per-part metrics.
 
-A kind ties the pieces of one task shape together: the raw fields it reads
-from a source, how examples become token ids and label ids, its head and
-loss, its device-side prediction and its host-side metrics. Kinds are small
-frozen dataclasses whose fields are the task's `kind_options` (and its
-`metrics` selection).
+A kind is the data side of one task shape: the raw fields it reads from a
+source, how examples become token ids and label ids, how many outputs its
+head has and how its predictions are decoded and scored on the host. Its
+head, loss and on-device prediction are the model layer's
+(`mtl_jax.heads.OUTPUTS`, chosen by `base_name`). Kinds are small frozen
+dataclasses whose fields are the task's `kind_options` (and its `metrics`
+selection).
 """
 
 from __future__ import annotations
@@ -220,8 +222,8 @@ class Kind:
   """The contract of a task kind (see the module docstring).
 
   Subclasses set `base_name`, `available_metrics` and `default_metrics`,
-  and implement `fields`, `label_vocab`, `texts`, `encode`, `head`, `loss`,
-  `predict`, `score`, `raw_inputs` and `decode`.
+  and implement `fields`, `label_vocab`, `texts`, `encode`, `score`,
+  `raw_inputs` and `decode`.
 
   Attributes:
     metrics: the metrics to report (None: the kind's defaults).
@@ -232,9 +234,6 @@ class Kind:
   default_metrics: ClassVar[tuple[str, ...]] = ()
   # Fewer labels in the train split is an error (one class cannot be learnt).
   min_labels: ClassVar[int] = 1
-  # Batch arrays the model passes to the head besides the encoder output
-  # (keyword arguments of its `__call__`, e.g. a decoder's inputs).
-  head_inputs: ClassVar[tuple[str, ...]] = ()
 
   metrics: tuple[str, ...] | None = None
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
-from mtl_jax import heads
 from mtl_jax import metrics as metrics_lib
 from mtl_jax.tasks.kinds.base import EncodedSplit, label_ids, natural
 from mtl_jax.tasks.kinds.sequence import SequenceKind
@@ -45,13 +43,6 @@ class Classification(SequenceKind):
 
   def placeholder(self, labels: Sequence[str]) -> str:
     return labels[0]
-
-  def loss(self, outputs, batch):
-    return heads.classification_loss(outputs, batch["labels"],
-                                     batch["attention_mask"][:, 0])
-
-  def predict(self, outputs):
-    return jnp.argmax(outputs, axis=-1)
 
   def score(self, predictions: list[Any], split: EncodedSplit, labels: Sequence[str],
             indices: np.ndarray) -> dict[str, float]:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-import jax
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mtl_jax import heads
 from mtl_jax import metrics as metrics_lib
 from mtl_jax.tasks.kinds.base import EncodedSplit, label_ids, natural
 from mtl_jax.tasks.kinds.sequence import SequenceKind
@@ -67,12 +65,6 @@ class MultiLabel(SequenceKind):
 
   def placeholder(self, labels: Sequence[str]) -> list[str]:
     return [labels[0]]
-
-  def loss(self, outputs, batch):
-    return heads.multilabel_loss(outputs, batch["labels"], batch["attention_mask"][:, 0])
-
-  def predict(self, outputs):
-    return (jax.nn.sigmoid(outputs) > self.threshold).astype(np.int32)
 
   def score(self, predictions: list[Any], split: EncodedSplit, labels: Sequence[str],
             indices: np.ndarray) -> dict[str, float]:

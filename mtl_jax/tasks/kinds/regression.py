@@ -16,7 +16,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mtl_jax import heads
 from mtl_jax import metrics as metrics_lib
 from mtl_jax.tasks.kinds.base import EncodedSplit
 from mtl_jax.tasks.kinds.sequence import SequenceKind
@@ -90,13 +89,6 @@ class Regression(SequenceKind):
       return output
     low, high = self.range
     return low + output * (high - low)
-
-  def loss(self, outputs, batch):
-    return heads.regression_loss(outputs[:, 0], batch["labels"],
-                                 batch["attention_mask"][:, 0])
-
-  def predict(self, outputs):
-    return outputs[:, 0]
 
   def score(self, predictions: list[Any], split: EncodedSplit, labels: Sequence[str],
             indices: np.ndarray) -> dict[str, float]:

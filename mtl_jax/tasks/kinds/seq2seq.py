@@ -21,15 +21,13 @@ import dataclasses
 import functools
 from typing import Any, Mapping, Sequence
 
-import flax.linen as nn
 import numpy as np
 
-from mtl_jax import heads
 from mtl_jax import metrics as metrics_lib
 from mtl_jax.tasks import tokenization
 from mtl_jax.tasks.kinds.base import EncodedSplit, Kind, encode_split, token_columns
 from mtl_jax.tasks.sources import RawSplit
-from mtl_jax.tasks.tokenization import IGNORE_LABEL
+from mtl_jax.constants import IGNORE_LABEL
 
 DEFAULT_TARGET_LENGTH = 32
 
@@ -107,7 +105,6 @@ class Seq2Seq(Kind):
   default_metrics = available_metrics
   min_labels = 0  # outputs are tokens of the run's vocabulary, not labels
   fields = ("text", "target")
-  head_inputs = ("decoder_input_ids",)
 
   max_target_length: int = DEFAULT_TARGET_LENGTH
 
@@ -147,17 +144,6 @@ class Seq2Seq(Kind):
 
     split = encode_split(raw, encode_batch, (repr(self), max_length, source_tok.to_str()))
     return Seq2SeqSplit.from_encoded(split, self.max_target_length, tokenizer)
-
-  def head(self, num_labels: int, options: Mapping[str, Any]) -> nn.Module:
-    """A token decoder over the run's vocabulary (`num_labels` = its size)."""
-    return heads.Seq2SeqHead(heads.TokenDecoder(
-        num_labels, **heads.decoder_options(options, heads.TokenDecoder)))
-
-  def loss(self, outputs, batch):
-    return heads.tagging_loss(outputs["logits"], batch["decoder_labels"])
-
-  def predict(self, outputs):
-    return outputs["tokens"]
 
   def score(self, predictions: list[Any], split: Seq2SeqSplit, labels: Sequence[str],
             indices: np.ndarray) -> dict[str, float]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-import flax.linen as nn
 
-from mtl_jax import heads
 from mtl_jax.tasks import tokenization
 from mtl_jax.tasks.kinds.base import (EncodedSplit, Kind, encode_split, locations,
                                       token_columns)
@@ -70,19 +68,6 @@ class SequenceKind(Kind):
 
   def placeholder(self, labels: Sequence[str]) -> Any:
     raise NotImplementedError
-
-  def head(self, num_labels: int, options: Mapping[str, Any]) -> nn.Module:
-    """The pooled head, or with `type='decoder'` learned queries decoding the output."""
-    head_type = options.get("type", "pooled")
-    if head_type not in ("pooled", "decoder"):
-      raise ValueError(f"{self.name} head: unknown type {head_type!r}; use 'pooled' or "
-                       "'decoder'")
-    if head_type == "decoder":
-      return heads.DecoderClassificationHead(num_labels, **heads.decoder_options(
-          options, heads.DecoderClassificationHead))
-    return heads.SequenceClassificationHead(
-        num_outputs=num_labels, pooling=options.get("pooling", "cls"),
-        dropout=options.get("dropout", 0.1))
 
   def raw_inputs(self, inputs: list[Any], labels: Sequence[str]) -> dict[str, list]:
     """Raw fields for unlabelled inputs, with placeholder labels.

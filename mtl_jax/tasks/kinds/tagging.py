@@ -5,12 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-import flax.linen as nn
-import jax.numpy as jnp
 import numpy as np
 import pyarrow.compute as pc
 
-from mtl_jax import heads
 from mtl_jax import metrics as metrics_lib
 from mtl_jax.tasks import tokenization
 from mtl_jax.tasks.kinds.base import (EncodedSplit, Kind, encode_split, label_ids,
@@ -60,16 +57,6 @@ class Tagging(Kind):
 
     return encode_split(raw, encode_batch,
                         (repr(self), tuple(labels), max_length, tok.to_str()))
-
-  def head(self, num_labels: int, options: Mapping[str, Any]) -> nn.Module:
-    return heads.TokenClassificationHead(num_labels=num_labels,
-                                         dropout=options.get("dropout", 0.1))
-
-  def loss(self, outputs, batch):
-    return heads.tagging_loss(outputs, batch["labels"])
-
-  def predict(self, outputs):
-    return jnp.argmax(outputs, axis=-1)
 
   def word_tags(self, predicted_subwords: np.ndarray, word_ids: np.ndarray,
                 num_words: int, labels: Sequence[str]) -> list[str]:

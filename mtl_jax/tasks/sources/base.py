@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mtl_jax.registry import Registry, UnknownNameError
+
 log = logging.getLogger(__name__)
 
 LINE = "_line"
@@ -73,8 +75,7 @@ class Source:
 
   def __post_init__(self):
     if self.format not in READERS:
-      raise ValueError(f"unknown source format {self.format!r}; known: "
-                       f"{', '.join(sorted(READERS))}")
+      raise UnknownNameError(READERS.unknown(self.format))
 
   def target(self, split: str) -> str | dict[str, str]:
     """What a split points at: a path or split name, or {part: path or split name}."""
@@ -138,7 +139,7 @@ def _where(path: str, unit: str, part_paths: Mapping[str, str], line: int,
 
 
 Reader = Callable[[Source, str, tuple[str, ...]], RawSplit]
-READERS: dict[str, Reader] = {}
+READERS: Registry[Reader] = Registry("source format")
 
 
 def register_reader(*formats: str):
@@ -146,7 +147,7 @@ def register_reader(*formats: str):
 
   def decorator(reader: Reader) -> Reader:
     for name in formats:
-      READERS[name] = reader
+      READERS.register(name, reader)
     return reader
 
   return decorator
