@@ -41,7 +41,7 @@ from mtl_jax.sharing import HardSharingModel, TaskHead
 from mtl_jax.tasks.kinds import Classification, Tagging
 from mtl_jax.training import TrainState, make_optimizer, make_train_step
 from mtl_jax.training.checkpoint import Checkpointer
-from mtl_jax.training.sharded import create_state, jit_train_step
+from mtl_jax.training.sharded import create_state, jit_loop_step
 
 KINDS = {"news": Classification(), "ner": Tagging()}
 
@@ -89,7 +89,7 @@ def main():
   train_step = make_train_step(model, balance, optimizer)
   plain = jax.jit(lambda state, batch: train_step(
       state, batch, jax.random.fold_in(state.rng, state.step)), donate_argnums=0)
-  guarded = jit_train_step(train_step, abstract, layout)
+  guarded = jit_loop_step(train_step, abstract, layout)
   data = [layout.put_batch(b) for b in batches(args.steps)]
 
   def run(step_fn, read_flag):

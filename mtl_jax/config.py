@@ -13,6 +13,7 @@ import ast
 import difflib
 import importlib.util
 import os
+import warnings
 from typing import Any, Sequence
 
 import ml_collections
@@ -71,10 +72,13 @@ def default_config() -> ml_collections.ConfigDict:
       # Per-task upper layers mixed by cross-stitch units (0: only embeddings shared).
       cross_stitch=dict(shared_layers=0, self_weight=0.9),
   )
-  # A balancing method and its arguments, e.g. 'equal', 'static(weights=[1, 0.5])',
-  # 'gradnorm(alpha=1.5)', 'cagrad(c=0.4)' (mtl_jax.weighting.names() lists them).
-  config.weighting = "equal"
+  # Deprecated: config.balancing.method (a config that sets it still runs, with
+  # a warning; '' = not set).
+  config.weighting = ""
   config.balancing = dict(
+      # The balancing method and its arguments, e.g. 'equal', 'static(weights=[1,
+      # 0.5])', 'gradnorm(alpha=1.5)', 'cagrad(c=0.4)' (mtl_jax.weighting.names()).
+      method="equal",
       # Where per-task gradients are taken: auto (the method's paper) |
       # representation | last_layer | full (see mtl_jax/training/gradients.py).
       gradient_mode="auto",
@@ -174,7 +178,30 @@ def resolve(config: ml_collections.ConfigDict | dict) -> ml_collections.ConfigDi
   merged = default_config()
   given = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
   _merge(merged, given, prefix="")
-  return merged
+  return migrate(merged)
+
+
+def migrate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Moves deprecated keys to their new place (in place), with a warning.
+
+  `config.weighting` (the balancing method) is now `config.balancing.method`.
+
+  Raises:
+    ValueError: both the old and the new key are set, to different methods.
+  """
+  old = config.get("weighting", "")
+  if not old:
+    return config
+  new = config.balancing.method
+  if new not in ("equal", old):
+    raise ValueError(f"config.weighting={old!r} (deprecated) and "
+                     f"config.balancing.method={new!r} disagree: set only "
+                     "config.balancing.method")
+  warnings.warn(f"config.weighting is deprecated: write config.balancing.method = {old!r}",
+                DeprecationWarning, stacklevel=3)
+  config.balancing.method = old
+  config.weighting = ""
+  return config
 
 
 def _merge(target: ml_collections.ConfigDict, given: dict, prefix: str) -> None:
@@ -238,4 +265,4 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]
     else:
       with node.unlocked():
         node[leaf] = value
-  return config
+  return migrate(config)

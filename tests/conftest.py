@@ -27,6 +27,9 @@ import helpers
 
 # Implicit rank promotion hides shape bugs (a [b] vector meeting a [b, 1] one).
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Implicit dtype promotion hides precision bugs (a float64 constant, a bf16 value
+# silently widened): every mixed-dtype operation must say which dtype it means.
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 DATA = pathlib.Path(__file__).parent / "data"
 # ../shared beside the checkout, or $MTL_JAX_SHARED (as experiments/configs/common.py).

@@ -26,7 +26,7 @@ SPECS = [
 def test_experiment_config_loads(spec):
   config = config_lib.load_config(str(CONFIGS / spec))
   assert config.tasks, spec
-  weighting.from_spec(config.weighting, num_tasks=len(config.tasks))
+  weighting.from_spec(config.balancing.method, num_tasks=len(config.tasks))
 
 
 def test_every_config_file_is_covered():
@@ -38,5 +38,5 @@ def test_balancing_config_names_an_unknown_method():
   with pytest.raises(ValueError, match="pcgard"):
     config_lib.load_config(str(CONFIGS / "balancing.py:method=pcgard"))
   config = config_lib.load_config(str(CONFIGS / "balancing.py:method=gradnorm,steps=300"))
-  assert config.weighting == "gradnorm" and config.balancing.diagnostics
+  assert config.balancing.method == "gradnorm" and config.balancing.diagnostics
   assert config.train.steps == 300

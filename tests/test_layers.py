@@ -21,6 +21,7 @@ RULES = {
     "registry.py": ("*",),
     "specs.py": ("*",),
     "constants.py": ("*",),
+    "promotion.py": ("*",),
 }
 
 

@@ -3,7 +3,8 @@
     mtl-jax train --config experiments/configs/agnews_conll.py --workdir runs/agnews_conll
     # single-task baselines, same budget (steps, batch size per task, schedule):
     mtl-jax train --config experiments/configs/agnews_conll.py:tasks=ag_news --workdir runs/ag_news
-    mtl-jax train --config experiments/configs/agnews_conll.py:tasks=conll2003_ner --workdir runs/conll
+    mtl-jax train --config experiments/configs/agnews_conll.py:tasks=conll2003_ner \\
+        --workdir runs/conll
 
 Arguments (after ':'): tasks=a+b (default both), steps=N, seed=N.
 """

@@ -2,7 +2,7 @@
 
 One command per method, the same tasks, data, steps, batch size and hard
 sharing (the seed-setup-1 budget of `agnews_conll.py`); only
-`config.weighting` changes, with diagnostics on so every run logs per-task
+`config.balancing.method` changes, with diagnostics on so every run logs per-task
 gradient norms and their cosine:
 
     for method in gradnorm uncertainty pcgrad cagrad; do
@@ -31,6 +31,6 @@ def get_config(arg=None):
   config = agnews_conll.get_config(f"steps={args['steps']},seed={args['seed']}")
   # Fails here, naming the known methods, rather than after the data is read.
   weighting.from_spec(args["method"], num_tasks=len(config.tasks))
-  config.weighting = args["method"]
+  config.balancing.method = args["method"]
   config.balancing.update(gradient_mode=args["mode"], diagnostics=True)
   return config

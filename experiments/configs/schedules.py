@@ -4,12 +4,18 @@ Every row is the same run (model, optimizer, steps, batch size per task) but
 for `config.schedule`; task relatedness is measured along the way
 (`relatedness.json` / `relatedness.png` in the workdir):
 
-    mtl-jax train --config experiments/configs/schedules.py:schedule=joint --workdir runs/sched_joint
-    mtl-jax train --config experiments/configs/schedules.py:schedule=alternating --workdir runs/sched_alternating
-    mtl-jax train --config experiments/configs/schedules.py:schedule=proportional --workdir runs/sched_proportional
-    mtl-jax train --config experiments/configs/schedules.py:schedule=temperature --workdir runs/sched_temperature
-    mtl-jax train --config experiments/configs/schedules.py:schedule=progressive --workdir runs/sched_progressive
-    mtl-jax train --config experiments/configs/schedules.py:schedule=ramp --workdir runs/sched_ramp
+    mtl-jax train --config experiments/configs/schedules.py:schedule=joint \\
+        --workdir runs/sched_joint
+    mtl-jax train --config experiments/configs/schedules.py:schedule=alternating \\
+        --workdir runs/sched_alternating
+    mtl-jax train --config experiments/configs/schedules.py:schedule=proportional \\
+        --workdir runs/sched_proportional
+    mtl-jax train --config experiments/configs/schedules.py:schedule=temperature \\
+        --workdir runs/sched_temperature
+    mtl-jax train --config experiments/configs/schedules.py:schedule=progressive \\
+        --workdir runs/sched_progressive
+    mtl-jax train --config experiments/configs/schedules.py:schedule=ramp \\
+        --workdir runs/sched_ramp
 
 Arguments (after ':'): schedule=NAME (below), steps=N, seed=N, measure=N
 (relatedness measurements over the run, 0 for none).

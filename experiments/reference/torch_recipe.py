@@ -185,7 +185,7 @@ def main(argv=None):
   parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
   args = parser.parse_args(argv)
   config = load_config(args.config)
-  if config.schedule != "joint" or config.weighting not in ("equal", "equal()"):
+  if config.schedule != "joint" or config.balancing.method not in ("equal", "equal()"):
     raise ValueError("the reference implements the joint schedule with equal weights only")
   if args.threads:
     torch.set_num_threads(args.threads)

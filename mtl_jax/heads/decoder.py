@@ -23,9 +23,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
 
-from mtl_jax.heads.classification import dense
-
-_KERNEL = nn.initializers.truncated_normal(0.02)
+from mtl_jax.heads.classification import KERNEL_INIT, dense
 
 
 def _zeros(names):
@@ -79,8 +77,8 @@ class DecoderLayer(nn.Module):
     def attention(name):
       return nn.MultiHeadDotProductAttention(
           num_heads=heads, dropout_rate=self.dropout, name=name,
-          kernel_init=nn.with_logical_partitioning(_KERNEL, ("embed", "heads", "kv")),
-          out_kernel_init=nn.with_logical_partitioning(_KERNEL, ("heads", "kv", "embed")),
+          kernel_init=nn.with_logical_partitioning(KERNEL_INIT, ("embed", "heads", "kv")),
+          out_kernel_init=nn.with_logical_partitioning(KERNEL_INIT, ("heads", "kv", "embed")),
           bias_init=_zeros(("heads", "kv")), out_bias_init=_zeros(("embed",)))
 
     query_bt = jnp.ones(x_btd.shape[:2], bool)
@@ -98,10 +96,10 @@ class DecoderLayer(nn.Module):
     h_btd = _layer_norm("mlp_norm")(x_btd)
     h_btf = jax.nn.gelu(nn.Dense(self.mlp_dim or 4 * width, name="intermediate",
                                  kernel_init=nn.with_logical_partitioning(
-                                     _KERNEL, ("embed", "mlp")),
+                                     KERNEL_INIT, ("embed", "mlp")),
                                  bias_init=_zeros(("mlp",)))(h_btd))
     h_btd = nn.Dense(width, name="output",
-                     kernel_init=nn.with_logical_partitioning(_KERNEL, ("mlp", "embed")),
+                     kernel_init=nn.with_logical_partitioning(KERNEL_INIT, ("mlp", "embed")),
                      bias_init=_zeros(("embed",)))(h_btf)
     return x_btd + drop(h_btd, deterministic=deterministic)
 
@@ -126,7 +124,7 @@ class TokenDecoder(nn.Module):
     """Logits [b, t, vocab], or [b, vocab] at `position` only (greedy decoding)."""
     width = memory_bld.shape[-1]
     embed = nn.Embed(self.vocab_size, width, name="embed", embedding_init=(
-        nn.with_logical_partitioning(_KERNEL, ("vocab", "embed"))))
+        nn.with_logical_partitioning(KERNEL_INIT, ("vocab", "embed"))))
     length = ids_bt.shape[1]
     x_btd = embed(ids_bt) * np.sqrt(width) + sinusoidal_positions(length, width)[None]
     x_btd = nn.Dropout(self.dropout)(x_btd, deterministic=deterministic)
@@ -222,7 +220,7 @@ class DecoderClassificationHead(nn.Module):
   def __call__(self, hidden_bld, attention_mask_bl, *, deterministic: bool):
     memory_bld = hidden_bld.astype(jnp.float32)
     batch, width = memory_bld.shape[0], memory_bld.shape[-1]
-    queries_qd = self.param("queries", nn.with_logical_partitioning(_KERNEL, (None, "embed")),
+    queries_qd = self.param("queries", nn.with_logical_partitioning(KERNEL_INIT, (None, "embed")),
                             (self.num_queries, width))
     x_bqd = jnp.broadcast_to(queries_qd[None], (batch, self.num_queries, width))
     for i in range(self.num_layers):

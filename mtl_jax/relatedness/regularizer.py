@@ -78,7 +78,7 @@ def learned_relatedness(distances_kk: jax.Array, present_k: jax.Array,
   active_k = present_k > 0
   pairs_kk = active_k[:, None] & active_k[None, :] & ~jnp.eye(k, dtype=bool)
   mean = (jnp.sum(jnp.where(pairs_kk, distances_kk, 0.0))
-          / jnp.maximum(jnp.sum(pairs_kk), 1))
+          / jnp.maximum(jnp.sum(pairs_kk), 1).astype(distances_kk.dtype))
   logits_kk = -distances_kk / (temperature * jnp.maximum(mean, 1e-12))
   logits_kk = jnp.where(pairs_kk, logits_kk, -jnp.inf)
   # A row with no other present task would be softmax(-inf...) = NaN.

@@ -5,7 +5,7 @@ each of its tasks, the same configuration with that task alone: the same
 encoder, steps, batch size per task, optimizer and schedule, so each
 single-task run sees exactly the examples of its task that the multi-task
 run sees. A single task has nothing to balance, so the baselines use
-`weighting='equal'` and no balancing diagnostics. Then it writes
+`balancing.method='equal'` and no balancing diagnostics. Then it writes
 `DIR/report.md` and `DIR/report.json`: per task, its main metric (the
 kind's first metric) as mean ± std over seeds in both settings, the
 relative gain and the average relative gain Δm (`mtl_jax.reports.gain`),
@@ -72,7 +72,7 @@ def single_task_config(config: ml_collections.ConfigDict, task: str
   single = config_lib.resolve(config)
   single.mixture = ""
   single.tasks = {task: specs[task]}
-  single.weighting = "equal"
+  single.balancing.method = "equal"
   single.balancing.diagnostics = False
   if single.checkpoint.best_metric.partition("/")[0] != task:
     single.checkpoint.best_metric = ""
@@ -195,7 +195,7 @@ def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict
   summary["runs"] = [{"task": run.task, "seed": run.seed, "workdir": run.workdir,
                       "seconds": round(_seconds(run.workdir), 2),
                       "metrics": metrics[run.task, run.seed]} for run in runs]
-  summary["setup"] = {"weighting": config.weighting, "sharing": config.sharing.kind,
+  summary["setup"] = {"weighting": config.balancing.method, "sharing": config.sharing.kind,
                       "steps": config.train.steps, "batch_size": config.train.batch_size,
                       "encoder": config.encoder.pretrained or "from scratch"}
   return summary

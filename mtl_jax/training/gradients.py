@@ -44,6 +44,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mtl_jax import sharding
 from mtl_jax.weighting import GRADIENT_MODES, linalg
 
 SHARED = "encoder"
@@ -78,6 +79,20 @@ def split_params(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     raise ValueError(f"the model's params have no {SHARED!r} entry (the shared part); "
                      f"keys: {sorted(params)}")
   return params[SHARED], {key: value for key, value in params.items() if key != SHARED}
+
+
+def lay_out_per_task(model, shared_grads_k: Any) -> Any:
+  """Per-task gradients of the shared params laid out on the active mesh.
+
+  The task axis `k` and then each leaf's own axes are placed by the rules
+  (`sharding.task_axes`), so k copies of a sharded parameter's gradient are
+  sharded as the parameter is (and along `task` where the rules say), never
+  gathered onto one device. Outside an active layout: unchanged.
+  """
+  if sharding.active_layout() is None:
+    return shared_grads_k
+  shared_axes, _ = split_params(model.logical_axes())
+  return sharding.constrain(shared_grads_k, sharding.task_axes(shared_axes))
 
 
 def merge(task_specific: Mapping[str, Any], shared: Any) -> dict[str, Any]:
@@ -179,7 +194,8 @@ def _per_task_encoders(model, params, batch, rng, mode, last_layer, train):
   losses_k, vjp = jax.vjp(losses_fn, tuple(shared for _ in names), rest)
   ones_k = jnp.ones_like(losses_k)
   copies_grads, _ = vjp(ones_k)
-  shared_grads_k = jax.tree.map(lambda *leaves: jnp.stack(leaves), *copies_grads)
+  shared_grads_k = lay_out_per_task(
+      model, jax.tree.map(lambda *leaves: jnp.stack(leaves), *copies_grads))
   probes_k = shared_grads_k
   if mode == "last_layer":
     probes_k = _probe_last_layer(shared_grads_k, last_layer_mask(shared, last_layer))
@@ -251,7 +267,8 @@ def _shared_encoder(model, params, batch, rng, train, separable):
 def _per_task_backward(model, params, batch, rng, mode, last_layer, train):
   """Models that mix tasks: the encoder's vjp applied to each task's cotangent."""
   rep = _representation(model, params, batch, rng, train, separable=False)
-  shared_grads_k = jax.vmap(lambda cotangent: rep.encode_vjp(cotangent)[0])(rep.cotangents_k)
+  shared_grads_k = lay_out_per_task(
+      model, jax.vmap(lambda cotangent: rep.encode_vjp(cotangent)[0])(rep.cotangents_k))
   probes_k = shared_grads_k
   if mode == "last_layer":
     probes_k = _probe_last_layer(shared_grads_k,

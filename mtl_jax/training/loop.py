@@ -1,19 +1,25 @@
 """The training loop: data, one sharded jitted step, logs, evaluation, checkpoints.
 
-One readable function (`train`), as big_vision's train.py:
+One readable function (`train`) in banner sections, as big_vision's train.py:
 
-1. join the other hosts (`config.distributed`), build the run and the mesh;
-2. take the state's shapes with `jax.eval_shape` and lay them out on the mesh
-   by the logical-axis rules; create the state with a jitted init whose
-   outputs are sharded (no device ever holds more than its part), or restore
-   the latest checkpoint straight into those shardings;
-3. jit the step once, state donated, with its output laid out like its input;
-   every batch (every task, the schedule's `task_present`/`task_weight`
-   saying which ones train) is put on the mesh split along `batch`;
-4. log every `log_every` steps, evaluate every `eval_every`, measure task
-   relatedness every `relatedness.measure_every`, checkpoint
+1. Setup: join the other hosts (`config.distributed`), open the workdir's
+   checkpoints, build the run (tasks, labels, tokenizer, model);
+2. Data: read and tokenize every task's train and eval splits;
+3. Mesh and state: the run's `Trainer` (`run.make_trainer`: optimizer,
+   balancing method, the state's shapes laid out on the mesh by the
+   logical-axis rules, the pure step); the state is created by a jitted init
+   whose outputs are sharded (no device ever holds more than its part), or
+   restored straight into those shardings; the step is jitted with the state
+   donated and its output laid out like its input (compiled once per length
+   bucket);
+4. Input pipeline: each task's stream, the schedule (`task_present` /
+   `task_weight` say which tasks train), batches prefetched onto the mesh
+   split along `batch`;
+5. The loop: log every `log_every` steps, evaluate every `eval_every`,
+   measure task relatedness every `relatedness.measure_every`, checkpoint
    (asynchronously) every `checkpoint_every`, at evaluations when keeping the
-   best checkpoint, at the end, and on SIGTERM/SIGINT before stopping.
+   best checkpoint, and on SIGTERM/SIGINT before stopping;
+6. The end: the final evaluation and checkpoint, the run's files.
 
 The host only waits for the device to read one flag a step (whether the
 previous step was skipped as non-finite), while the next step is queued.
@@ -36,7 +42,6 @@ import ml_collections
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from mtl_jax import encoders
 from mtl_jax import metrics as metrics_lib
 from mtl_jax import relatedness
 from mtl_jax import sharding
@@ -45,14 +50,13 @@ from mtl_jax.tasks import tokenization
 from mtl_jax.tasks.batching import StreamPosition, TaskStream, stream_seed
 from mtl_jax.training import resume
 from mtl_jax.training import run as run_lib
-from mtl_jax.training import sharded
 from mtl_jax.training.checkpoint import Checkpointer
 from mtl_jax.training.evaluate import evaluate
 from mtl_jax.training.nonfinite import NonFiniteCounter, NonFiniteLossError
 from mtl_jax.training.preemption import Interrupted, stop_on_signals
 from mtl_jax.training.prefetch import Prefetcher
 from mtl_jax.training.schedules import make_schedule, scheduled_batches
-from mtl_jax.training.step import make_predict_step, make_train_step, task_losses
+from mtl_jax.training.step import make_predict_step, task_losses
 from mtl_jax.training.tensorboard import open_writer
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     ValueError: a bad config, or a workdir checkpoint that is corrupt or
       from a different run.
   """
+  # --------------------------------------------------------------------------
+  # Setup: the hosts, the workdir's checkpoints, the run's fixed parts.
+  # --------------------------------------------------------------------------
   sharding.initialize(config.distributed)
   primary = sharding.is_primary()
   os.makedirs(workdir, exist_ok=True)
@@ -118,52 +125,39 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     stack.callback(checkpointer.close)  # also waits for a save in flight
     latest = checkpointer.latest_step()
     run = _prepare(config, workdir, resuming=latest is not None, primary=primary)
-    names = run.task_names
-
-    train_splits, eval_splits = {}, {}
-    for task in run.tasks:
-      train_splits[task.name] = task.load("train", run.tokenizer, run.labels[task.name],
-                                          raw=run.train_raw[task.name])
-      if "eval" in task.source.splits:
-        eval_splits[task.name] = task.load("eval", run.tokenizer, run.labels[task.name])
-    _report_data(train_splits, eval_splits)
-
-    train_cfg = config.train
+    names, train_cfg = run.task_names, config.train
     best_metric = config.checkpoint.best_metric
+
+    # ------------------------------------------------------------------------
+    # Data: every task's train split (and eval split, where it has one).
+    # ------------------------------------------------------------------------
+    train_splits, eval_splits = _load_splits(run)
     _check_best_metric(best_metric, eval_splits, train_cfg.eval_every)
-    layout = sharding.Layout.from_config(config.mesh)
-    if train_cfg.batch_size % layout.batch_parallelism:
-      raise ValueError(f"train.batch_size ({train_cfg.batch_size}) must be a multiple of "
-                       f"the {layout.batch_parallelism} ways the mesh splits a batch "
-                       f"(mesh.shape {config.mesh.shape.to_dict()})")
+
+    # ------------------------------------------------------------------------
+    # Mesh and state: the run's step and its state, created sharded or restored.
+    # ------------------------------------------------------------------------
+    layout = _layout(config)
     stack.enter_context(layout.activate())
-    init, abstract, optimizer, weighting, schedule = run_lib.abstract_state(run, layout)
-    meta = {}
+    trainer = run_lib.make_trainer(run, layout)
     if latest is None:
-      state = sharded.create_state(init, abstract, layout, run.pretrained_encoder,
-                                   encoders.logical_axes(run.model.encoder_config))
+      state, meta = trainer.create_state(run), {}
     else:
-      state, meta = checkpointer.restore(abstract, latest)
+      state, meta = checkpointer.restore(trainer.abstract_state, latest)
       log.info("resumed from step %d", latest)
     if primary:  # drop what a crashed run logged after its last checkpoint (or before any)
       _truncate_log(os.path.join(workdir, TRAIN_LOG), latest or 0)
-    positions = {name: StreamPosition(**meta.get("streams", {}).get(name, {}))
-                 for name in names}
+    first_step, total = int(state.step), train_cfg.steps
     nonfinite = NonFiniteCounter(train_cfg.max_nonfinite_in_a_row,
                                  **meta.get("nonfinite", {}))
+    loop_step = trainer.jit_loop_step()
+    predict_jit = jax.jit(make_predict_step(run.model), out_shardings=layout.replicated)
 
-    first_step = int(state.step)
-
-    balancing = config.balancing
-    regularizer = relatedness.make_regularizer(config.relatedness, names)
-    train_step = sharded.jit_train_step(
-        make_train_step(run.model, weighting, optimizer,
-                        gradient_mode=balancing.gradient_mode,
-                        diagnostics=balancing.diagnostics, last_layer=balancing.last_layer,
-                        regularizer=regularizer),
-        abstract, layout)
-    predict_jit = jax.jit(make_predict_step(run.model),
-                          out_shardings=layout.replicated)
+    # ------------------------------------------------------------------------
+    # Input pipeline: each task's stream, the schedule, batches on the mesh.
+    # ------------------------------------------------------------------------
+    positions = {name: StreamPosition(**meta.get("streams", {}).get(name, {}))
+                 for name in names}
     streams = make_streams(train_splits, train_cfg.batch_size, train_cfg.buckets,
                            config.seed, positions)
     # Sampled schedules draw tasks by the mixture's rates, else by train size.
@@ -176,11 +170,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         scheduled_batches(streams, task_schedule, first_step), put=layout.put_batch,
         positions=lambda: {n: dict(vars(s.position)) for n, s in streams.items()}))
     monitor = relatedness.RelatednessMonitor(
-        run.model, functools.partial(task_losses, run.model, train=False,
-                                     rng=None),
+        run.model, functools.partial(task_losses, run.model, train=False, rng=None),
         train_splits, train_cfg.batch_size, train_cfg.buckets, config.seed,
-        config.relatedness, regularizer, workdir, first_step, meta.get("probe_streams"),
-        put=layout.put_batch, write=primary)
+        config.relatedness, trainer.regularizer, workdir, first_step,
+        meta.get("probe_streams"), put=layout.put_batch, write=primary)
 
     def evaluate_now():
       return evaluate(lambda params, batch: predict_jit(params, layout.put_batch(batch)),
@@ -188,8 +181,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                       train_cfg.eval_batch_size, train_cfg.buckets)
 
     def checkpoint(step, results=None):
-      meta = {"streams": batches.positions,
-              "nonfinite": nonfinite.to_json(),
+      meta = {"streams": batches.positions, "nonfinite": nonfinite.to_json(),
               "probe_streams": monitor.positions()}
       flat = {f"{task}/{name}": value for task, values in (results or {}).items()
               for name, value in values.items()}
@@ -206,18 +198,18 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       checkpointer.wait()
       raise Interrupted(should_stop.signal_number, step, workdir)
 
-    total = train_cfg.steps
+    # ------------------------------------------------------------------------
+    # The loop: a step, then whatever is due after it (log, eval, checkpoint).
+    # ------------------------------------------------------------------------
     bar = tqdm(range(first_step, total), initial=first_step, total=total,
                disable=not (progress and primary), desc="train", unit="step")
     train_log = (stack.enter_context(open(os.path.join(workdir, TRAIN_LOG), "a"))
                  if primary else None)
     board = stack.enter_context(open_writer(workdir, train_cfg.tensorboard, primary, first_step))
     should_stop = stack.enter_context(stop_on_signals(checkpointer.reached_preemption))
+    losses = _LossMeans(len(names))
     # (step, its `skipped` flag) of the last step not yet counted.
     pending = None
-    # Each task's losses summed over the steps it took part in since the last
-    # log (on device, so logging every N steps still never waits for it).
-    loss_sums_k, present_counts_k = 0.0, np.zeros(len(names))
 
     def count_pending():
       nonlocal pending
@@ -230,10 +222,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       if should_stop(step):
         count_pending()
         stop(step)
-      state, step_metrics = train_step(state, next(batches))
-      present_k = task_schedule.present(step)
-      loss_sums_k = loss_sums_k + jnp.where(present_k, step_metrics["losses"], 0.0)
-      present_counts_k += present_k
+      state, step_metrics = loop_step(state, next(batches))
+      losses.add(step_metrics["losses"], task_schedule.present(step))
       done = step + 1
       monitor.maybe_measure(done, state.params)
       count_pending()  # the previous step's, while this one runs
@@ -247,9 +237,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       if logging_now or evaluating or checkpointing:
         count_pending()
       if logging_now:
-        record = _record(step_metrics, names, done, float(schedule(step)), nonfinite,
-                         loss_sums_k, present_counts_k)
-        loss_sums_k, present_counts_k = 0.0, np.zeros(len(names))
+        record = _record(step_metrics, names, done, float(trainer.learning_rate(step)),
+                         nonfinite, *losses.take())
         _write(train_log, record, board)
         bar.set_postfix({n: f"{v:.3f}" if v is not None else "nan"
                          for n, v in record["losses"].items()})
@@ -264,6 +253,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     elapsed = time.time() - start
     if should_stop(total):
       stop(total)
+
+    # ------------------------------------------------------------------------
+    # The end: the final evaluation and checkpoint, the run's files.
+    # ------------------------------------------------------------------------
     results = evaluate_now() if eval_splits else {}
     board.write({"step": total, "eval": results})
     if first_step < total:
@@ -271,7 +264,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     if run.model.frozen_keys and primary:
       save_trainable(os.path.join(workdir, run_lib.TRAINABLE_FILE), run.model, state.params)
     monitor.write()
-    if balancing.diagnostics and primary:
+    if config.balancing.diagnostics and primary:
       from mtl_jax.metrics import plots  # matplotlib only where it is used
       plots.plot_balancing(os.path.join(workdir, TRAIN_LOG),
                            os.path.join(workdir, BALANCING_PLOT))
@@ -281,6 +274,49 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       print(metrics_lib.format_table(results))
     log.info("trained %d steps in %.1fs", total - first_step, elapsed)
     return results
+
+
+class _LossMeans:
+  """Each task's losses summed over the steps it took part in since the last log.
+
+  The sums stay on device, so logging every N steps never waits for a step.
+  """
+
+  def __init__(self, num_tasks: int):
+    self.num_tasks = num_tasks
+    self.sums_k, self.counts_k = 0.0, np.zeros(num_tasks)
+
+  def add(self, losses_k, present_k) -> None:
+    self.sums_k = self.sums_k + jnp.where(present_k, losses_k, 0.0)
+    self.counts_k += present_k
+
+  def take(self):
+    """(sums_k, counts_k) since the last take, and a fresh start."""
+    taken = self.sums_k, self.counts_k
+    self.sums_k, self.counts_k = 0.0, np.zeros(self.num_tasks)
+    return taken
+
+
+def _load_splits(run: run_lib.Run):
+  """({task: train split}, {task: eval split} for the tasks that have one), reported."""
+  train_splits, eval_splits = {}, {}
+  for task in run.tasks:
+    train_splits[task.name] = task.load("train", run.tokenizer, run.labels[task.name],
+                                        raw=run.train_raw[task.name])
+    if "eval" in task.source.splits:
+      eval_splits[task.name] = task.load("eval", run.tokenizer, run.labels[task.name])
+  _report_data(train_splits, eval_splits)
+  return train_splits, eval_splits
+
+
+def _layout(config: ml_collections.ConfigDict) -> sharding.Layout:
+  """The mesh and its rules; the batch must split evenly over the mesh."""
+  layout = sharding.Layout.from_config(config.mesh)
+  if config.train.batch_size % layout.batch_parallelism:
+    raise ValueError(f"train.batch_size ({config.train.batch_size}) must be a multiple of "
+                     f"the {layout.batch_parallelism} ways the mesh splits a batch "
+                     f"(mesh.shape {config.mesh.shape.to_dict()})")
+  return layout
 
 
 def _prepare(config: ml_collections.ConfigDict, workdir: str, *, resuming: bool,

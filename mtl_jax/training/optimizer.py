@@ -15,6 +15,8 @@ from typing import Any, Mapping, Sequence
 import jax
 import optax
 
+from mtl_jax.promotion import standard_promotion
+
 
 def learning_rate_schedule(peak: float, warmup_steps: int, total_steps: int,
                            kind: str = "linear") -> optax.Schedule:
@@ -81,7 +83,8 @@ def make_optimizer(config: Mapping[str, Any], total_steps: int,
                                           else "train", value)
                         for key, value in params.items()})
   if accumulate == 1:
-    return optimizer, schedule
+    return standard_promotion(optimizer), schedule
   # The inner optimizer (and its schedule) counts updates, not train steps.
-  return (optax.MultiSteps(optimizer, every_k_schedule=accumulate).gradient_transformation(),
+  return (standard_promotion(
+      optax.MultiSteps(optimizer, every_k_schedule=accumulate).gradient_transformation()),
           lambda step: schedule(step // accumulate))

@@ -54,7 +54,8 @@ def differences(saved: dict[str, Any], new: dict[str, Any], prefix: str = ""
   saved, new = dict(_flatten(_json(saved))), dict(_flatten(_json(new)))
   missing = "(absent)"
   return [f"{prefix}{key}: {saved.get(key, missing)!r} -> {new.get(key, missing)!r}"
-          for key in sorted(set(saved) | set(new)) if saved.get(key, missing) != new.get(key, missing)]
+          for key in sorted(set(saved) | set(new))
+          if saved.get(key, missing) != new.get(key, missing)]
 
 
 def check_compatible(workdir: str, run) -> None:

@@ -5,7 +5,9 @@ vocabulary, the tokenizer (the checkpoint's, or a WordPiece trained on the
 train texts) and the encoder architecture, and builds the model.
 `save(run, workdir)` writes those choices next to the checkpoints, so that
 `load(workdir)` rebuilds the same model for `eval` and `predict` without the
-training data.
+training data. `make_trainer(run, layout)` builds everything of the run's
+step in one place: optimizer, balancing method, state initialiser and the
+train step (`Trainer`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from mtl_jax import config as config_lib
+from mtl_jax import encoders
+from mtl_jax import relatedness
 from mtl_jax import sharding
 from mtl_jax import weighting as weighting_lib
 from mtl_jax.encoders.config import EncoderConfig
@@ -29,8 +34,10 @@ from mtl_jax.tasks import RawSplit, Task, task_from_config
 from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.tasks import tokenization
 from mtl_jax.training.checkpoint import Checkpointer
+from mtl_jax.training import sharded
 from mtl_jax.training.optimizer import make_optimizer
 from mtl_jax.training.state import TrainState
+from mtl_jax.training.step import make_train_step
 
 CONFIG_FILE = "config.json"
 TASKS_FILE = "tasks.json"
@@ -74,22 +81,52 @@ class Run:
                    f"{', '.join(self.task_names)}")
 
 
-def make_state_init(run: Run):
-  """The run's optimizer, weighting, LR schedule and a pure state initialiser.
+class Trainer(NamedTuple):
+  """The one owner of a run's step, built by `make_trainer(run, layout)`.
 
-  `init(pretrained_encoder)` builds the step-0 train state (random params,
-  with `pretrained_encoder`'s params where given); being pure, it can run
-  under `jax.eval_shape` (shapes only) and `jax.jit` with output shardings
-  (each device creates only its part of the state).
-
-  Returns:
-    (init, optimizer, weighting, schedule).
+  Attributes:
+    init: the pure state initialiser, `init(pretrained_encoder) -> TrainState`
+      (random params, with a pretrained encoder's params where given); pure,
+      so it runs under `jax.eval_shape` and `jax.jit` with output shardings.
+    abstract_state: the step-0 state's `jax.ShapeDtypeStruct`s carrying their
+      `NamedSharding`s (a target for the jitted init and for restores).
+    optimizer: the optax optimizer (`config.optimizer`).
+    weighting: the balancing method (`config.balancing.method`).
+    learning_rate: the learning-rate schedule, a function of the step.
+    regularizer: the task-relatedness penalty (`config.relatedness`), or None.
+    train_step: the pure `train_step(state, batch, rng) -> (state, metrics)`.
+    layout: the mesh and its rules.
   """
+
+  init: Callable[..., TrainState]
+  abstract_state: TrainState
+  optimizer: optax.GradientTransformation
+  weighting: Any
+  learning_rate: optax.Schedule
+  regularizer: Any
+  train_step: Callable
+  layout: sharding.Layout
+
+  def create_state(self, run: "Run") -> TrainState:
+    """The step-0 state, each device creating only its shards."""
+    return sharded.create_state(self.init, self.abstract_state, self.layout,
+                                run.pretrained_encoder,
+                                encoders.logical_axes(run.model.encoder_config))
+
+  def jit_loop_step(self) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+    """The step the loop runs: keyed by the step, guarded, donated, laid out."""
+    return sharded.jit_loop_step(self.train_step, self.abstract_state, self.layout)
+
+
+def make_trainer(run: Run, layout: sharding.Layout) -> Trainer:
+  """Everything of the run's step, from its config: see `Trainer`."""
   config = run.config
-  optimizer, schedule = make_optimizer(config.optimizer, config.train.steps,
-                                       frozen=run.model.frozen_keys)
-  weighting = weighting_lib.from_spec(config.weighting, num_tasks=len(run.tasks),
+  optimizer, learning_rate = make_optimizer(config.optimizer, config.train.steps,
+                                            frozen=run.model.frozen_keys)
+  balancing = config.balancing
+  weighting = weighting_lib.from_spec(balancing.method, num_tasks=len(run.tasks),
                                       task_names=run.task_names)
+  regularizer = relatedness.make_regularizer(config.relatedness, run.task_names)
 
   def init(pretrained_encoder=None) -> TrainState:
     init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(config.seed))
@@ -100,34 +137,16 @@ def make_state_init(run: Run):
     return TrainState.create(params, optimizer, weighting.init(len(run.tasks)),
                              dropout_rng)
 
-  return init, optimizer, weighting, schedule
-
-
-def initial_state(run: Run):
-  """The run's optimizer, weighting, LR schedule and step-0 train state.
-
-  Returns:
-    (state, optimizer, weighting, schedule).
-  """
-  init, optimizer, weighting, schedule = make_state_init(run)
-  return init(run.pretrained_encoder), optimizer, weighting, schedule
-
-
-def abstract_state(run: Run, layout: sharding.Layout):
-  """The step-0 state's shapes, dtypes and shardings on `layout`, without creating it.
-
-  Returns:
-    (init, abstract_state, optimizer, weighting, schedule): `init` as in
-    `make_state_init`, `abstract_state` a `TrainState` of
-    `jax.ShapeDtypeStruct`s carrying their `NamedSharding`s (a target for
-    `jax.jit(init, out_shardings=...)` and for checkpoint restores).
-  """
-  init, optimizer, weighting, schedule = make_state_init(run)
   shapes = jax.eval_shape(init, run.pretrained_encoder)
   shardings = layout.state_shardings(shapes, run.model.logical_axes())
   abstract = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
-  return init, abstract, optimizer, weighting, schedule
+  train_step = make_train_step(run.model, weighting, optimizer,
+                               gradient_mode=balancing.gradient_mode,
+                               diagnostics=balancing.diagnostics,
+                               last_layer=balancing.last_layer, regularizer=regularizer)
+  return Trainer(init, abstract, optimizer, weighting, learning_rate, regularizer,
+                 train_step, layout)
 
 
 def restore_params(run: Run, workdir: str, step: int | str | None = None):
@@ -140,7 +159,7 @@ def restore_params(run: Run, workdir: str, step: int | str | None = None):
                                           run.config.checkpoint)
   try:
     layout = sharding.Layout(sharding.make_mesh({"data": -1}))
-    state, _ = checkpointer.restore(abstract_state(run, layout)[1], step)
+    state, _ = checkpointer.restore(make_trainer(run, layout).abstract_state, step)
   finally:
     checkpointer.close()
   return state.params
@@ -188,6 +207,7 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
     ValueError, FileNotFoundError, DataError: a bad config or data file,
       named in the message.
   """
+  config_lib.migrate(config)  # a deprecated key set after `resolve`
   tasks = build_tasks(config)
   train_raw = {t.name: t.read("train") for t in tasks}
   labels = {t.name: t.label_vocab(train_raw[t.name]) for t in tasks}
@@ -220,7 +240,8 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
         max_position_embeddings=enc.max_position_embeddings,
         type_vocab_size=enc.type_vocab_size, hidden_dropout=enc.hidden_dropout,
         attention_dropout=enc.attention_dropout, dtype=enc.dtype,
-        attention_impl=enc.attention_impl, dropout_rng=enc.dropout_rng, pad_token_id=tokenizer.token_to_id("[PAD]") or 0)
+        attention_impl=enc.attention_impl, dropout_rng=enc.dropout_rng,
+        pad_token_id=tokenizer.token_to_id("[PAD]") or 0)
   longest = max(config.train.buckets)
   if longest + encoder_config.position_offset > encoder_config.max_position_embeddings:
     raise ValueError(f"the largest bucket {longest} exceeds the encoder's "

@@ -36,9 +36,10 @@ def create_state(init: Callable[..., Any], abstract_state: Any, layout: Layout,
   return jax.jit(init, out_shardings=shardings)(pretrained_encoder)
 
 
-def jit_train_step(pure_step: Callable, abstract_state: Any, layout: Layout
-                   ) -> Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]:
-  """`step(state, batch) -> (state, metrics)`: jitted once, state donated.
+def jit_loop_step(pure_step: Callable, abstract_state: Any, layout: Layout
+                  ) -> Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]:
+  """`loop_step(state, batch) -> (state, metrics)`: the pure train step as the loop
+  runs it, jitted (once per batch shape), state donated.
 
   Step s gets the dropout key `fold_in(state.rng, s)` (computed on device),
   non-finite updates are skipped (`nonfinite.skip_nonfinite`), the new state
@@ -51,8 +52,8 @@ def jit_train_step(pure_step: Callable, abstract_state: Any, layout: Layout
   """
   guarded = skip_nonfinite(pure_step)
 
-  def train_step(state, batch):  # the name compile logs show: jit(train_step)
+  def loop_step(state, batch):  # the name compile logs show: jit(loop_step)
     return guarded(state, batch, jax.random.fold_in(state.rng, state.step))
 
   shardings = jax.tree.map(lambda x: x.sharding, abstract_state)
-  return jax.jit(train_step, out_shardings=(shardings, layout.replicated), donate_argnums=0)
+  return jax.jit(loop_step, out_shardings=(shardings, layout.replicated), donate_argnums=0)

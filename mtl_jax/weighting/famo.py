@@ -44,7 +44,7 @@ def famo(learning_rate: float = 0.025, gamma: float = 0.01) -> LossWeighting:
     learning_rate: of the logits' Adam.
     gamma: the logits' L2 penalty (weight decay).
   """
-  opt = learned.make_optimizer("adam", learning_rate, weight_decay=gamma)
+  opt = learned.weights_optimizer("adam", learning_rate, weight_decay=gamma)
 
   def init(num_tasks):
     logits_k = jnp.zeros((num_tasks,), jnp.float32)

@@ -61,7 +61,7 @@ def gradnorm(alpha: float = 1.5, learning_rate: float = 0.025,
     learning_rate: of the weights' own optimizer.
     optimizer: 'adam' or 'sgd', the weights' own optimizer.
   """
-  opt = learned.make_optimizer(optimizer, learning_rate)
+  opt = learned.weights_optimizer(optimizer, learning_rate)
 
   def init(num_tasks):
     weights_k = jnp.ones((num_tasks,), jnp.float32)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import optax
 
+from mtl_jax.promotion import standard_promotion
+
 OPTIMIZERS = ("adam", "sgd")
 
 
-def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0
-                   ) -> optax.GradientTransformation:
+def weights_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0
+                      ) -> optax.GradientTransformation:
   """'adam' or 'sgd' with an L2 penalty added to the gradient (PyTorch's coupled
   `weight_decay`, as the methods' reference code uses).
 
@@ -27,5 +29,5 @@ def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0
                      f"{' or '.join(OPTIMIZERS)}")
   base = optax.adam(learning_rate) if name == "adam" else optax.sgd(learning_rate)
   if weight_decay:
-    return optax.chain(optax.add_decayed_weights(weight_decay), base)
-  return base
+    base = optax.chain(optax.add_decayed_weights(weight_decay), base)
+  return standard_promotion(base)

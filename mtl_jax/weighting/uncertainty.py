@@ -41,7 +41,7 @@ def uncertainty(learning_rate: float = 0.01, optimizer: str = "adam") -> LossWei
     learning_rate: of the log-variances' own optimizer.
     optimizer: 'adam' or 'sgd'.
   """
-  opt = learned.make_optimizer(optimizer, learning_rate)
+  opt = learned.weights_optimizer(optimizer, learning_rate)
 
   def init(num_tasks):
     log_vars_k = jnp.zeros((num_tasks,), jnp.float32)

@@ -7,6 +7,7 @@ import pytest
 from mtl_jax import heads
 from mtl_jax.tasks.kinds import Classification
 from mtl_jax.constants import IGNORE_LABEL
+from mtl_jax.promotion import standard_promotion
 
 VOCAB, WIDTH = 12, 16
 
@@ -77,7 +78,7 @@ def test_toy_copy_task_learns_with_teacher_forcing_and_decodes_greedily():
   memory, targets, inputs = data(jax.random.PRNGKey(1))
   mask = jnp.ones(memory.shape[:2], jnp.int32)
   params = head.init(jax.random.PRNGKey(2), memory, mask, deterministic=True)
-  optimizer = optax.adam(1e-2)
+  optimizer = standard_promotion(optax.adam(1e-2))
   opt_state = optimizer.init(params)
 
   @jax.jit

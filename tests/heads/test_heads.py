@@ -7,6 +7,17 @@ from mtl_jax import heads
 from mtl_jax.constants import IGNORE_LABEL
 
 
+def test_head_kernels_are_initialised_as_transformers_does():
+  """A normal of std 0.02, not truncated: the reference's heads (RESULTS.md, single-task gap)."""
+  head = heads.TokenClassificationHead(num_labels=512)
+  params = head.init(jax.random.PRNGKey(0), jnp.zeros((1, 1, 384)), None, deterministic=True)
+  kernel = np.asarray(params["params"]["output"]["kernel"].value)  # 196,608 draws
+  assert abs(kernel.std() / 0.02 - 1) < 0.01  # truncated at 2 std it would be 0.0176
+  assert abs(kernel.mean()) < 1e-4
+  assert np.mean(np.abs(kernel) > 0.04) > 0.04  # a normal has 4.6% beyond 2 std
+  np.testing.assert_array_equal(params["params"]["output"]["bias"].value, 0.0)
+
+
 def test_classification_loss_ignores_padding_rows():
   logits = jnp.array([[2.0, 0.0], [0.0, 0.0], [9.0, -9.0]])
   labels = jnp.array([0, 1, 1])

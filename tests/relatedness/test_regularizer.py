@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mtl_jax import relatedness
+from mtl_jax.promotion import standard_promotion
 
 NAMES = ("a", "b", "c")
 
@@ -99,7 +100,7 @@ def test_probed_balancing_step_adds_the_regularizer_gradient(two_task_batch):
   kinds = {"news": Classification(), "ner": Tagging()}
   model = HardSharingModel(config, [TaskHead("news", kinds["news"], 3, {"dropout": 0.0}),
                                     TaskHead("ner", kinds["ner"], 4, {"dropout": 0.0})])
-  optimizer, balance = optax.sgd(0.1), weighting.from_spec("equal")
+  optimizer, balance = standard_promotion(optax.sgd(0.1)), weighting.from_spec("equal")
   state = TrainState.create(model.init(jax.random.PRNGKey(0)), optimizer, balance.init(2),
                             jax.random.PRNGKey(1))
   regularizer = relatedness.make_regularizer(

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mtl_jax import cli
 from mtl_jax import config as config_lib
-from mtl_jax.reports import compare, gain
+from mtl_jax.reports import compare
 
 CONFIG = """
 from mtl_jax.config import default_config
@@ -25,7 +25,7 @@ def get_config(arg=None):
   }}
   c.encoder.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
   c.tokenizer.vocab_size = 200
-  c.weighting = "uncertainty"
+  c.balancing.method = "uncertainty"
   c.balancing.diagnostics = True
   c.optimizer.update(learning_rate=3e-3, schedule="constant")
   c.train.update(steps=8, batch_size=8, buckets=(32,), log_every=4, eval_batch_size=32)
@@ -52,7 +52,7 @@ def test_single_task_config_keeps_the_budget_and_drops_balancing(data_dir, tmp_p
   single = compare.single_task_config(config, "ner")
   assert list(single.tasks) == ["ner"]
   assert single.tasks.ner.max_length == 32
-  assert single.weighting == "equal" and not single.balancing.diagnostics
+  assert single.balancing.method == "equal" and not single.balancing.diagnostics
   assert single.train == config.train and single.encoder == config.encoder
   with pytest.raises(KeyError, match="no task 'pos'"):
     compare.single_task_config(config, "pos")

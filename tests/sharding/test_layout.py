@@ -104,6 +104,29 @@ def test_put_batch_gives_each_device_its_rows():
   assert placed["news"]["task_present"].sharding.is_fully_replicated
 
 
+def test_full_mode_per_task_gradients_are_laid_out_by_the_rules(two_task_batch):
+  """The train step's per-task gradients: task axis, then each parameter's own layout."""
+  from helpers import two_task_model
+  from mtl_jax.training import gradients
+
+  model = two_task_model()
+  params = model.init(jax.random.PRNGKey(0))
+  layout = _layout((("task", "data"), ("mlp", "model"), ("embed", None)), data=2, model=4)
+
+  def per_task(params, batch):
+    return gradients.task_gradients(model, params, batch, None, mode="full",
+                                    train=False).shared_grads_k
+
+  batch = two_task_batch()
+  reference = per_task(params, batch)  # no active layout: unconstrained
+  with layout.activate():  # active while the step is traced
+    grads_k = jax.jit(per_task)(params, batch)
+  kernel = grads_k["layer_0"]["intermediate"]["kernel"]  # axes (embed, mlp)
+  assert kernel.shape[0] == 2 and kernel.sharding.spec == P("data", None, "model")
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               grads_k, reference)
+
+
 def test_constrain_lays_out_the_task_axis_of_per_task_gradients_by_the_rules():
   rules = (("task", "data"), ("mlp", "model"))
   layout = _layout(rules, data=4, model=2)

@@ -8,7 +8,7 @@ from jax.sharding import PartitionSpec as P
 from mtl_jax import sharding, weighting
 from mtl_jax.config import default_config
 from mtl_jax.training import TrainState, make_optimizer, make_train_step
-from mtl_jax.training.sharded import create_state, jit_train_step
+from mtl_jax.training.sharded import create_state, jit_loop_step
 
 from helpers import tiny_config, two_task_model
 
@@ -44,7 +44,7 @@ def _train(mesh_shape, make_batch):
   with layout.activate():
     state = create_state(init, abstract, layout)
     initial = jax.tree.map(lambda x: x.copy(), state)  # `state` is donated below
-    step = jit_train_step(make_train_step(model, balance, optimizer), abstract,
+    step = jit_loop_step(make_train_step(model, balance, optimizer), abstract,
                           layout)
     losses = []
     for i in range(STEPS):

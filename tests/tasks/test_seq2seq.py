@@ -51,12 +51,13 @@ def test_teacher_forced_loss_known_answer(copy_task, tokenizer):
   batch = batching.pad_batch(split, [0, 1], length=16, batch_size=2)
   vocab = tokenizer.get_vocab_size()
   logits = np.zeros((2, 4, vocab), np.float32)
-  assert float(heads.output_of(Seq2Seq()).loss(Seq2Seq(), {"logits": logits}, batch)) == pytest.approx(np.log(vocab))
+  loss = heads.output_of(Seq2Seq()).loss
+  assert float(loss(Seq2Seq(), {"logits": logits}, batch)) == pytest.approx(np.log(vocab))
   # Certain of every target token: loss ~0.
   labels = batch["decoder_labels"]
   rows, cols = np.nonzero(labels >= 0)
   logits[rows, cols, labels[rows, cols]] = 50.0
-  assert float(heads.output_of(Seq2Seq()).loss(Seq2Seq(), {"logits": logits}, batch)) < 1e-6
+  assert float(loss(Seq2Seq(), {"logits": logits}, batch)) < 1e-6
 
 
 def test_decoding_cuts_at_eos_and_scores_against_the_references(copy_task, tokenizer):

@@ -18,7 +18,7 @@ def test_run_logs_and_plots_balancing_diagnostics(tmp_path, data_dir):
   }
   config.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
   config.tokenizer.vocab_size = 100
-  config_lib.apply_overrides(config, ["weighting=pcgrad", "balancing.diagnostics=True",
+  config_lib.apply_overrides(config, ["balancing.method=pcgrad", "balancing.diagnostics=True",
                                       "balancing.gradient_mode=representation",
                                       "train.steps=4", "train.log_every=2",
                                       "train.batch_size=4", "train.buckets=(16,)",

@@ -10,12 +10,13 @@ from mtl_jax import weighting
 from mtl_jax.training import TrainState, make_train_step, task_losses
 from mtl_jax.training.step import balancing_rng
 from mtl_jax.weighting import diagnostics, linalg
+from mtl_jax.promotion import standard_promotion
 
 from helpers import (NO_DROPOUT, assert_trees_close, two_task_batch as batch,
                      two_task_model)
 
 LEARNING_RATE = 0.1
-SGD = optax.sgd(LEARNING_RATE)
+SGD = standard_promotion(optax.sgd(LEARNING_RATE))
 
 
 def _step(the_model, method, params, the_batch, rng, **options):

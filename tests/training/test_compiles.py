@@ -44,7 +44,7 @@ def test_one_compilation_per_bucket_shape_and_none_after_warm_up(tmp_path, data_
 
   def count(event, duration, fun_name=None, **kwargs):
     del duration, kwargs
-    if event == COMPILE_EVENT:  # fun_name is e.g. "jit(train_step)"
+    if event == COMPILE_EVENT:  # fun_name is e.g. "jit(loop_step)"
       compiles[fun_name.removeprefix("jit(").removesuffix(")")] += 1
 
   jax.monitoring.register_event_duration_secs_listener(count)
@@ -55,5 +55,5 @@ def test_one_compilation_per_bucket_shape_and_none_after_warm_up(tmp_path, data_
 
   shapes = set(lengths[:steps])  # the prefetcher may have built a few more
   assert len(shapes) >= 2, f"the run should meet several bucket shapes, met {shapes}"
-  assert compiles["train_step"] == len(shapes), compiles
+  assert compiles["loop_step"] == len(shapes), compiles
   assert 1 <= compiles["predict_step"] <= len(config.train.buckets)

@@ -12,6 +12,7 @@ from mtl_jax.tasks.kinds import Classification, EncodedSplit, Tagging
 from mtl_jax.tasks.sources import RawSplit
 from mtl_jax.training import TrainState, make_train_step
 from mtl_jax.training.schedules import make_schedule, scheduled_batches
+from mtl_jax.promotion import standard_promotion
 
 NAMES = ("a", "b", "c")
 SIZES = {"a": 100, "b": 400, "c": 1600}
@@ -142,7 +143,7 @@ def test_one_compiled_step_serves_every_schedule():
                          intermediate_size=32, max_position_embeddings=16)
   model = HardSharingModel(config, [TaskHead("ner", kinds["ner"], 4),
                                     TaskHead("news", kinds["news"], 3)])
-  optimizer = optax.sgd(0.1)
+  optimizer = standard_promotion(optax.sgd(0.1))
   balance = weighting.from_spec("equal")
   state = TrainState.create(model.init(jax.random.PRNGKey(0)), optimizer, balance.init(2),
                             jax.random.PRNGKey(1))

@@ -6,6 +6,7 @@ import pytest
 
 from mtl_jax import weighting
 from mtl_jax.training import TrainState, make_train_step, task_losses
+from mtl_jax.promotion import standard_promotion
 
 from helpers import two_task_batch, two_task_model
 
@@ -22,7 +23,7 @@ def _state(optimizer, method="equal"):
 
 
 def test_jit_equals_no_jit():
-  optimizer = optax.adamw(1e-3)
+  optimizer = standard_promotion(optax.adamw(1e-3))
   model, balance, state = _state(optimizer)
   step = make_train_step(model, balance, optimizer)
   rng = jax.random.PRNGKey(5)
@@ -37,7 +38,7 @@ def test_jit_equals_no_jit():
                                              ("static(weights=[0.3, 2.0])", [0.3, 2.0])])
 def test_weighted_sgd_step_equals_sgd_on_the_weighted_sum(method, weights):
   learning_rate = 0.1
-  optimizer = optax.sgd(learning_rate)
+  optimizer = standard_promotion(optax.sgd(learning_rate))
   model, balance, state = _state(optimizer, method)
   batch, rng = _batch(), jax.random.PRNGKey(7)
   new_state, metrics = jax.jit(make_train_step(model, balance, optimizer))(
@@ -65,7 +66,7 @@ def test_stacked_encoder_pass_equals_one_pass_per_task():
 
 
 def test_absent_task_does_not_move_its_head():
-  optimizer = optax.sgd(0.1)
+  optimizer = standard_promotion(optax.sgd(0.1))
   model, balance, state = _state(optimizer)
   batch = _batch()
   batch["ner"]["task_present"] = np.float32(0.0)

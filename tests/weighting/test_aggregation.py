@@ -7,7 +7,7 @@ import pytest
 import scipy.optimize
 
 from mtl_jax import weighting
-from mtl_jax.weighting import linalg, nash_mtl, pcgrad, upgrad
+from mtl_jax.weighting import nash_mtl, pcgrad, upgrad
 
 
 def _update(name, grads, **extras):

@@ -3,7 +3,6 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from mtl_jax.weighting import diagnostics, linalg
 
@@ -77,7 +76,8 @@ def test_min_norm_point_matches_a_fine_grid():
 def test_minimize_on_simplex_finds_a_quadratic_minimum():
   target = jnp.array([0.2, 0.5, 0.3, 0.0])
   mask = jnp.array([1.0, 1.0, 1.0, 0.0])
-  found = linalg.minimize_on_simplex(lambda w: jnp.sum((w - target) ** 2 * jnp.array([1.0, 3.0, 10.0, 1.0])),
+  scale = jnp.array([1.0, 3.0, 10.0, 1.0])
+  found = linalg.minimize_on_simplex(lambda w: jnp.sum((w - target) ** 2 * scale),
                                      linalg.uniform(mask), mask)
   np.testing.assert_allclose(found, target, atol=1e-4)
 
