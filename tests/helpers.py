@@ -81,10 +81,10 @@ def capture_figures(monkeypatch) -> list:
 
 
 def drawn_lines(figure) -> dict[tuple[str, str], tuple[list, list]]:
-  """{(axis y label or title, line label): (x values, y values)} of a figure's lines."""
+  """{(axis title or y label, line label): (x values, y values)} of a figure's lines."""
   lines = {}
   for axis in figure.axes:
-    name = axis.get_ylabel() or axis.get_title()
+    name = axis.get_title() or axis.get_ylabel()
     for line in axis.get_lines():
       if line.get_label().startswith("_"):  # unlabelled guides (axhline)
         continue

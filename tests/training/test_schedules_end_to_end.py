@@ -1,10 +1,13 @@
 """A tiny run through the Python API: a seq2seq task, a sampled schedule, relatedness."""
 
+import csv
 import json
 
 import pytest
 
 import mtl_jax
+from mtl_jax import cli
+from mtl_jax.training.schedules import make_schedule
 
 
 @pytest.fixture(scope="module")
@@ -35,21 +38,37 @@ def test_seq2seq_trains_and_reports_its_metrics(trained):
   workdir, results = trained
   assert set(results["copy"]) == {"exact_match", "token_f1", "bleu"}
   assert set(results["news"]) == {"accuracy", "macro_f1"}
-  saved = json.loads((workdir / "metrics.json").read_text())
-  assert saved.keys() == results.keys()
+  # The checkpoint, evaluated again by `mtl-jax eval`, gives the run's metrics.
+  assert cli.main(["eval", "--workdir", str(workdir)]) == 0
+  again = json.loads((workdir / "metrics.json").read_text())
+  assert again.keys() == results.keys()
   for task, values in results.items():
-    assert saved[task] == pytest.approx(values)
+    assert again[task] == pytest.approx(values)
 
 
-def test_schedule_trains_one_task_per_step_and_logs_means_over_present_steps(trained):
+def _train_rows(path):
+  with open(path) as f:
+    return sum(1 for _ in csv.DictReader(f))
+
+
+def test_schedule_trains_one_task_per_step_and_logs_means_over_present_steps(trained, data_dir):
   workdir, _ = trained
   log = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()]
   assert [r["step"] for r in log] == [2, 4, 6, 8, 10, 12]
-  assert all(sorted(r["weights"].values()) == [0.0, 1.0] for r in log)
-  # A task absent from both steps since the last log has no loss to report.
-  losses = [v for r in log for v in r["losses"].values()]
-  assert all(v is None or v > 0 for v in losses)
-  assert all("regularizer" in r for r in log)
+  # The schedule the run drew (the same pure function of its seed and the tasks' sizes).
+  schedule = make_schedule("temperature(temperature=2)", ("copy", "news"),
+                           {"copy": _train_rows(data_dir / "copy_train.csv"),
+                            "news": _train_rows(data_dir / "news_train.csv")}, seed=0)
+  for record in log:
+    steps = (record["step"] - 2, record["step"] - 1)  # the two steps since the last log
+    present = {name: [bool(schedule.present(s)[k]) for s in steps]
+               for k, name in enumerate(("copy", "news"))}
+    # The logged weights are the last step's: one task, the one the schedule drew.
+    assert record["weights"] == {n: float(p[-1]) for n, p in present.items()}
+    for name, flags in present.items():
+      # A loss where the task took part in a step since the last log, none where it did not.
+      assert (record["losses"][name] is None) == (not any(flags)), (record, flags)
+  assert all(r["regularizer"] is not None for r in log)
 
 
 def test_relatedness_is_measured_and_drawn(trained):

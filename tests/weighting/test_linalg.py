@@ -82,6 +82,14 @@ def test_minimize_on_simplex_finds_a_quadratic_minimum():
   np.testing.assert_allclose(found, target, atol=1e-4)
 
 
-def test_helpers_are_jittable():
-  jax.jit(linalg.min_norm_simplex)(jnp.eye(3), jnp.ones(3))
-  jax.jit(linalg.project_simplex)(jnp.ones(3), jnp.ones(3))
+def test_helpers_give_known_answers_inside_jit():
+  # The min-norm point of three orthonormal gradients is their centroid.
+  np.testing.assert_allclose(jax.jit(linalg.min_norm_simplex)(jnp.eye(3), jnp.ones(3)),
+                             np.full(3, 1 / 3), atol=1e-5)
+  # Projections onto the simplex: an interior shift, a corner, a masked-out task.
+  project = jax.jit(linalg.project_simplex)
+  np.testing.assert_allclose(project(jnp.ones(3), jnp.ones(3)), np.full(3, 1 / 3), atol=1e-6)
+  np.testing.assert_allclose(project(jnp.array([2.0, 0.0, 0.0]), jnp.ones(3)), [1, 0, 0],
+                             atol=1e-6)
+  np.testing.assert_allclose(project(jnp.array([0.5, 0.5, 5.0]), jnp.array([1.0, 1.0, 0.0])),
+                             [0.5, 0.5, 0.0], atol=1e-6)
