@@ -174,7 +174,8 @@ def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict
   main_keys = {}
   for task in tasks:
     key = main_keys[task.name] = main_metric_key(
-        metrics[task.name, seeds[0]][task.name], task.spec.main_metric, task.name)
+        metrics[task.name, seeds[0]][task.name],
+        task.spec.main_metric_in(metrics[task.name, seeds[0]][task.name]), task.name)
     single = _mean_std([metrics[task.name, s][task.name][key] for s in seeds])
     multi = _mean_std([metrics[None, s][task.name][key] for s in seeds])
     lower = gain.lower_is_better(key)

@@ -179,3 +179,49 @@ def test_encoded_split_is_cached_on_disk(tmp_path, tokenizer):
   other = task.load("train", tokenizer, labels[::-1])  # other labels: another cache
   assert other.dataset.cache_files != [cache]
   assert list(other.labels) == [0, 1]
+
+
+def _conll_task(data_dir, column, **extra):
+  return task_from_config("t", {"kind": "tagging", "source": {
+      "format": "conll", "splits": {"train": str(data_dir / "ner_train.txt")},
+      "columns": {"tokens": 0, "tags": column}}, **extra})
+
+
+def _perfect_predictions(split, flip_every=0):
+  """Sub-word predictions equal to the gold tags (every `flip_every`-th word wrong)."""
+  out = []
+  for labels in split.labels:
+    predicted = np.where(np.asarray(labels) < 0, 0, labels)
+    if flip_every:
+      predicted[1::flip_every] = (predicted[1::flip_every] + 1) % 3
+    out.append(predicted)
+  return out
+
+
+def test_pos_tags_are_scored_by_token_accuracy_without_seqeval(data_dir, tokenizer, recwarn):
+  task = _conll_task(data_dir, 1)  # POS tags: NNP, VBD, DT, ...
+  labels = task.label_vocab()
+  split = task.load("train", tokenizer, labels)
+  assert not task.spec.chunks(labels)
+  scores = task.spec.evaluate(_perfect_predictions(split), split, labels)
+  assert scores == {"token_accuracy": 1.0}
+  assert task.spec.main_metric_in(scores) == "token_accuracy"
+  assert not [w for w in recwarn if "NE tag" in str(w.message)]  # no seqeval warning flood
+  with pytest.raises(ValueError, match="span metrics \\['span_f1'\\] need chunk tags"):
+    _conll_task(data_dir, 1, metrics=["span_f1"]).spec.evaluate(
+        _perfect_predictions(split), split, labels)
+
+
+def test_chunk_and_entity_tags_keep_span_f1(data_dir, tokenizer):
+  for column in (2, 3):  # chunks (B-NP, I-VP) and entities (B-ORG)
+    task = _conll_task(data_dir, column)
+    labels = task.label_vocab()
+    split = task.load("train", tokenizer, labels)
+    assert task.spec.chunks(labels)
+    scores = task.spec.evaluate(_perfect_predictions(split), split, labels)
+    assert scores["span_f1"] == 1.0 and task.spec.main_metric_in(scores) == "span_f1"
+  # The scheme can be set: POS tags forced to chunks are scored as spans.
+  forced = _conll_task(data_dir, 1, kind_options={"scheme": "chunks"}).spec
+  assert forced.chunks(["NN", "VBD"]) and not get_kind("tagging").chunks(["NN", "VBD"])
+  with pytest.raises(ValueError, match="scheme must be one of"):
+    get_kind("tagging", scheme="iob")

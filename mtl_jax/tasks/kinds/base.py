@@ -257,6 +257,11 @@ class Kind:
   def main_metric(self) -> str:
     return self.metric_names[0]
 
+  def main_metric_in(self, results) -> str:
+    """The main metric among the metrics a run reported (a kind may report fewer)."""
+    del results
+    return self.main_metric
+
   def num_outputs(self, labels: Sequence[str], vocab_size: int) -> int:
     """The head's output size: one per label (a text-generating kind: the vocabulary)."""
     del vocab_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -15,13 +16,31 @@ from mtl_jax.tasks.kinds.base import (EncodedSplit, Kind, encode_split, label_id
 from mtl_jax.tasks.sources import RawSplit
 
 
+# A chunk tag: a position prefix (IOB1/IOB2/IOBES/BILOU) and a type, e.g. B-PER, I-NP.
+_CHUNK_TAG = re.compile(r"^[BIESLU]-\S+$")
+SCHEMES = ("auto", "chunks", "tags")
+
+
+def is_chunk_scheme(labels: Sequence[str]) -> bool:
+  """Whether tags are chunks (O and prefixed types), whose spans seqeval scores."""
+  return any(t != "O" for t in labels) and all(
+      t == "O" or _CHUNK_TAG.match(t) for t in labels)
+
+
 @dataclasses.dataclass(frozen=True)
 class Tagging(Kind):
   """Words -> one tag per word; per-token softmax cross-entropy.
 
-  The first sub-word of each word carries its tag; the metric is entity-level
-  span F1 (seqeval, conlleval rules) over words, with words cut off by
-  truncation predicted as 'O' so they still count.
+  The first sub-word of each word carries its tag, with words cut off by
+  truncation predicted as 'O' so they still count. Chunk tags (NER, chunking:
+  'O', 'B-PER', 'I-PER', ...) are scored by entity-level span F1 (seqeval,
+  conlleval rules) and token accuracy; tags that are no chunks (POS tags such
+  as 'NN', 'VBD') by token accuracy alone, the standard metric there (span F1
+  would treat each tag as an entity type, and seqeval warns for each).
+
+  Attributes:
+    scheme: 'auto' (chunks where every tag is 'O' or prefixed B-/I-/E-/S-/L-/U-),
+      'chunks' or 'tags'.
   """
 
   base_name = "tagging"
@@ -29,6 +48,23 @@ class Tagging(Kind):
   default_metrics = available_metrics
   min_labels = 2
   fields = ("tokens", "tags")
+
+  scheme: str = "auto"
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.scheme not in SCHEMES:
+      raise ValueError(f"{self.name}: scheme must be one of {SCHEMES}, got {self.scheme!r}")
+
+  def chunks(self, labels: Sequence[str]) -> bool:
+    """Whether this task's tags are scored as chunks (spans)."""
+    return is_chunk_scheme(labels) if self.scheme == "auto" else self.scheme == "chunks"
+
+  def main_metric_in(self, results) -> str:
+    """Span F1 where the task is scored by spans, else token accuracy."""
+    spans = any(key == self.main_metric or key.startswith(self.main_metric + "_")
+                for key in results)
+    return self.main_metric if spans else "token_accuracy"
 
   def label_vocab(self, train: RawSplit) -> tuple[str, ...]:
     column = train.dataset.with_format("arrow")[:]["tags"]
@@ -71,9 +107,18 @@ class Tagging(Kind):
     predicted_all = self.decode(predictions, split, labels)
     gold = [gold_all[i] for i in indices]
     predicted = [predicted_all[i] for i in indices]
-    scores = metrics_lib.span_scores(predicted, gold)
-    scores["token_accuracy"] = metrics_lib.token_accuracy(predicted, gold)
-    return {name: scores[name] for name in self.metric_names}
+    scores = {"token_accuracy": metrics_lib.token_accuracy(predicted, gold)}
+    names = self.metric_names
+    if self.chunks(labels):
+      scores.update(metrics_lib.span_scores(predicted, gold))
+    elif self.metrics is not None and set(self.metrics) - {"token_accuracy"}:
+      raise ValueError(f"span metrics {sorted(set(self.metrics) - {'token_accuracy'})} need "
+                       f"chunk tags (O, B-X, I-X, ...); this task's tags are not "
+                       f"({', '.join(labels[:6])}, ...): use metrics=('token_accuracy',) or "
+                       "kind_options scheme='chunks'")
+    else:  # tags that are no chunks: token accuracy is the task's metric
+      names = ("token_accuracy",)
+    return {name: scores[name] for name in names}
 
   def raw_inputs(self, inputs: list[Any], labels: Sequence[str]) -> dict[str, list]:
     """Raw fields for unlabelled inputs (texts split on whitespace, or word lists)."""
