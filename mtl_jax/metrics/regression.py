@@ -10,25 +10,37 @@ from sklearn import metrics as sk
 
 
 def _correlation(fn, predictions: np.ndarray, targets: np.ndarray) -> float:
-  # A constant prediction (an untrained head, say) has no correlation: SciPy
-  # warns and returns NaN; report 0, as scikit-learn does for the MCC.
+  predictions = np.asarray(predictions, np.float64)
+  targets = np.asarray(targets, np.float64)
+  if len(predictions) != len(targets):
+    raise ValueError(f"{len(predictions)} predictions for {len(targets)} targets")
   if len(predictions) < 2:
-    return 0.0
+    raise ValueError(f"a correlation needs at least 2 examples, got {len(predictions)}")
+  # A diverged head (non-finite outputs) or a constant one (an untrained head)
+  # has no correlation: nan, as SciPy gives for constant inputs, never a 0 that
+  # reads as "uncorrelated". The evaluation names the task and says why.
+  if not (np.all(np.isfinite(predictions)) and np.all(np.isfinite(targets))):
+    return float("nan")
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", stats.ConstantInputWarning)
-    value = fn(np.asarray(predictions, np.float64), np.asarray(targets, np.float64))[0]
-  return 0.0 if np.isnan(value) else float(value)
+    return float(fn(predictions, targets)[0])
 
 
 def pearson(predictions: np.ndarray, targets: np.ndarray) -> float:
-  """Pearson correlation (GLUE's STS-B metric); 0 when a side is constant."""
+  """Pearson correlation (GLUE's STS-B metric); nan when a side is constant or not finite."""
   return _correlation(stats.pearsonr, predictions, targets)
 
 
 def spearman(predictions: np.ndarray, targets: np.ndarray) -> float:
-  """Spearman rank correlation (GLUE's STS-B metric); 0 when a side is constant."""
+  """Spearman rank correlation (GLUE's STS-B metric); nan as `pearson`."""
   return _correlation(stats.spearmanr, predictions, targets)
 
 
 def mse(predictions: np.ndarray, targets: np.ndarray) -> float:
+  """Mean squared error; nan for non-finite predictions (scikit-learn would raise)."""
+  predictions = np.asarray(predictions, np.float64)
+  if not len(predictions):
+    raise ValueError("no predictions to score")
+  if not np.all(np.isfinite(predictions)):
+    return float("nan")
   return float(sk.mean_squared_error(targets, predictions))

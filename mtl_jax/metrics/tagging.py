@@ -26,6 +26,8 @@ def span_scores(predicted: Sequence[Sequence[str]], gold: Sequence[Sequence[str]
   if len(predicted) != len(gold) or any(
       len(p) != len(g) for p, g in zip(predicted, gold)):
     raise ValueError("predicted and gold tag sequences are not aligned")
+  if not any(len(g) for g in gold):
+    raise ValueError("no tagged words to score")
   predicted, gold = [list(p) for p in predicted], [list(g) for g in gold]
   return {
       "span_f1": float(seqeval_metrics.f1_score(gold, predicted, zero_division=0)),
@@ -40,4 +42,6 @@ def token_accuracy(predicted: Sequence[Sequence[str]], gold: Sequence[Sequence[s
                    ) -> float:
   """Fraction of words whose tag is right."""
   pairs = [(p, g) for ps, gs in zip(predicted, gold) for p, g in zip(ps, gs)]
-  return sum(p == g for p, g in pairs) / max(len(pairs), 1)
+  if not pairs:
+    raise ValueError("no tagged words to score")
+  return sum(p == g for p, g in pairs) / len(pairs)

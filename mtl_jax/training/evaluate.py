@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+import logging
+
 import jax
 import numpy as np
 
 from mtl_jax.tasks.batching import eval_batches
 from mtl_jax.tasks.kinds import EncodedSplit
+
+log = logging.getLogger(__name__)
 
 
 def predict_split(predict_step: Callable, params: Any, task: str, split: EncodedSplit,
@@ -36,4 +40,16 @@ def evaluate(predict_step: Callable, params: Any, splits: Mapping[str, EncodedSp
   for name, split in splits.items():
     predictions = predict_split(predict_step, params, name, split, batch_size, buckets)
     results[name] = kinds[name].evaluate(predictions, split, labels[name])
+    undefined = [metric for metric, value in results[name].items() if value != value]
+    if undefined:
+      log.warning("task %s: %s undefined (nan): its predictions are constant or not finite "
+                  "(%s)", name, ", ".join(undefined), _describe(predictions))
   return results
+
+
+def _describe(predictions: list[Any]) -> str:
+  values = np.concatenate([np.ravel(np.asarray(p, np.float64)) for p in predictions])
+  bad = int(np.sum(~np.isfinite(values)))
+  if bad:
+    return f"{bad} of {values.size} predicted values are not finite: the head diverged"
+  return f"every prediction is {values[0]:g}"

@@ -85,9 +85,49 @@ def test_correlations_match_scipy(seed):
   assert metrics.mse(predicted, gold) == pytest.approx(np.mean((predicted - gold) ** 2))
 
 
-def test_correlation_of_a_constant_prediction_is_zero():
-  assert metrics.pearson(np.ones(5), np.arange(5.0)) == 0.0
-  assert metrics.spearman(np.ones(5), np.arange(5.0)) == 0.0
+def test_undefined_correlations_are_nan_as_in_scipy_never_zero():
+  from scipy import stats
+  constant, gold = np.ones(5), np.arange(5.0)
+  with pytest.warns(stats.ConstantInputWarning):
+    assert np.isnan(stats.pearsonr(constant, gold)[0])  # the reference
+  assert np.isnan(metrics.pearson(constant, gold)) and np.isnan(metrics.spearman(constant, gold))
+  diverged = np.array([0.5, np.nan, 1.0, np.inf, 2.0])
+  for metric in (metrics.pearson, metrics.spearman, metrics.mse):
+    assert np.isnan(metric(diverged, gold))
+
+
+def test_empty_inputs_are_a_clear_error():
+  for metric in (metrics.pearson, metrics.spearman):
+    with pytest.raises(ValueError, match="at least 2 examples"):
+      metric(np.array([]), np.array([]))
+  with pytest.raises(ValueError, match="no predictions"):
+    metrics.mse(np.array([]), np.array([]))
+  with pytest.raises(ValueError, match="no tagged words"):
+    metrics.span_scores([], [])
+  with pytest.raises(ValueError, match="no tagged words"):
+    metrics.token_accuracy([], [])
+
+
+def test_evaluation_names_the_task_whose_metric_is_undefined(tmp_path, caplog):
+  from mtl_jax.tasks import task_from_config, tokenization
+  from mtl_jax.training import evaluate
+
+  path = tmp_path / "sts.tsv"
+  path.write_text("a\tb\tscore\n" + "".join(f"the cat\ta dog\t{i}\n" for i in range(4)))
+  task = task_from_config("sts", {"kind": "pair_regression", "source": {
+      "format": "tsv", "splits": {"train": str(path)},
+      "columns": {"text": "a", "text_pair": "b", "label": "score"}}})
+  tokenizer = tokenization.train_wordpiece(["the cat a dog"] * 5, vocab_size=40)
+  split = task.load("train", tokenizer, task.label_vocab())
+
+  def diverged(params, batch):  # a regression head gone to nan
+    return {"sts": np.full(len(batch["sts"]["input_ids"]), np.nan, np.float32)}
+
+  results = evaluate(diverged, None, {"sts": split}, {"sts": task.spec},
+                     {"sts": task.label_vocab()}, batch_size=4, buckets=(16,))
+  assert np.isnan(results["sts"]["pearson"]) and np.isnan(results["sts"]["spearman"])
+  assert "task sts: pearson, spearman undefined (nan)" in caplog.text
+  assert "4 of 4 predicted values are not finite: the head diverged" in caplog.text
 
 
 def test_multilabel_scores_match_sklearn():
