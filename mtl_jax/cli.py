@@ -113,8 +113,9 @@ def _eval(args) -> None:
 
   run = run_lib.load(args.workdir)
   params = run_lib.restore_params(run, args.workdir, args.step)
-  splits = {t.name: t.load("eval", run.tokenizer, run.labels[t.name])
-            for t in run.tasks if "eval" in t.source.splits}
+  split = run.config.train.eval_split
+  splits = {t.name: t.load(split, run.tokenizer, run.labels[t.name])
+            for t in run.tasks if t.source.has_split(split)}
   predict_step = jax.jit(make_predict_step(run.model))
   results = evaluate(predict_step, params, splits, run.kinds, run.labels,
                      run.config.train.eval_batch_size, run.config.train.buckets)

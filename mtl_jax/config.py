@@ -121,6 +121,9 @@ def default_config() -> ml_collections.ConfigDict:
       buckets=(32, 64, 128),  # padded lengths; the largest bounds max_length
       log_every=10,
       eval_every=0,  # 0: evaluate at the end only
+      # The split evaluations score: 'eval', or 'heldout' (a source's `holdout`
+      # slice of train) to choose settings without touching the reported split.
+      eval_split="eval",
       checkpoint_every=0,  # 0: checkpoint at the end only
       eval_batch_size=64,
       # A non-finite loss or gradient skips the step's update; this many in a

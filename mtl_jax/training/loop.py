@@ -298,14 +298,19 @@ class _LossMeans:
 
 
 def _load_splits(run: run_lib.Run):
-  """({task: train split}, {task: eval split} for the tasks that have one), reported."""
+  """({task: train split}, {task: its `train.eval_split`, where it has one}), reported."""
   train_splits, eval_splits = {}, {}
+  eval_split = run.config.train.eval_split
   for task in run.tasks:
     train_splits[task.name] = task.load("train", run.tokenizer, run.labels[task.name],
                                         raw=run.train_raw[task.name])
-    if "eval" in task.source.splits:
-      eval_splits[task.name] = task.load("eval", run.tokenizer, run.labels[task.name])
-  _report_data(train_splits, eval_splits)
+    if task.source.has_split(eval_split):
+      eval_splits[task.name] = task.load(eval_split, run.tokenizer, run.labels[task.name])
+  if eval_split != "eval" and not eval_splits:
+    raise ValueError(f"train.eval_split {eval_split!r}: no task has that split (for "
+                     "'heldout', set a task's source holdout, e.g. "
+                     "tasks.NAME.source.holdout=0.1)")
+  _report_data(train_splits, eval_splits, eval_split)
   return train_splits, eval_splits
 
 
@@ -405,8 +410,8 @@ def _write(train_log, record: dict[str, Any], board=None) -> None:
     train_log.flush()
 
 
-def _report_data(train_splits, eval_splits) -> None:
-  for split_name, splits in (("train", train_splits), ("eval", eval_splits)):
+def _report_data(train_splits, eval_splits, eval_name: str = "eval") -> None:
+  for split_name, splits in (("train", train_splits), (eval_name, eval_splits)):
     for name, split in splits.items():
       message = f"{name} {split_name}: {len(split)} examples"
       if split.num_truncated:

@@ -134,3 +134,27 @@ def test_split_with_parts_names_each_part_file(tmp_path):
   bad = _csv(tmp_path, "text,label\n,1\n", "c.csv")
   with pytest.raises(DataError, match=r"c.csv: line 2: empty 'text'"):
     read_split(Source("csv", {"eval": {"in": a, "bad": bad}}), "eval", ("text", "label"))
+
+
+def test_holdout_splits_train_into_a_fixed_heldout_slice_and_the_rest(tmp_path):
+  from mtl_jax.tasks.sources import HELDOUT
+  path = tmp_path / "t.csv"
+  path.write_text("text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(40)))
+  source = Source("csv", {"train": str(path)}, holdout=0.25)
+  train = read_split(source, "train", ("text", "label"))
+  heldout = read_split(source, HELDOUT, ("text", "label"))
+  texts = lambda raw: raw.column("text")
+  assert len(heldout.dataset) == 10 and len(train.dataset) == 30
+  assert not set(texts(train)) & set(texts(heldout))
+  assert sorted(texts(train) + texts(heldout)) == sorted(f"row {i}" for i in range(40))
+  # Rows keep their file lines (errors still name them)...
+  assert [int(t.split()[1]) + 2 for t in texts(heldout)] == heldout.column("_line")
+  # ...and the slice is the same in every read, not a function of a run's seed.
+  assert texts(read_split(source, HELDOUT, ("text", "label"))) == texts(heldout)
+  assert source.has_split(HELDOUT) and not Source("csv", {"train": str(path)}).has_split(HELDOUT)
+  with pytest.raises(KeyError, match="set the source's holdout"):
+    read_split(Source("csv", {"train": str(path)}), HELDOUT, ("text", "label"))
+  with pytest.raises(ValueError, match="holdout must be a fraction"):
+    Source("csv", {"train": str(path)}, holdout=1.5)
+  with pytest.raises(DataError, match="both need at least one"):
+    read_split(Source("csv", {"train": str(path)}, holdout=0.001), "train", ("text", "label"))

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from mtl_jax import cli
@@ -111,3 +112,25 @@ def test_unknown_task_in_predict(trained, capsys, tmp_path):
   assert cli.main(["predict", "--workdir", str(workdir), "--task", "nope",
                    "--input", str(tmp_path / "in.txt")]) == 2
   assert "no task 'nope'" in capsys.readouterr().err
+
+
+def test_settings_can_be_chosen_on_a_heldout_slice_of_train(trained, tmp_path, data_dir):
+  """`train.eval_split=heldout` scores the source's `holdout` slice, which train never sees."""
+  import mtl_jax
+  from mtl_jax.tasks import HELDOUT, Source, read_split
+
+  config, _ = trained
+  workdir = tmp_path / "heldout"
+  assert cli.main(["train", "--config", f"{config}:4", "--workdir", str(workdir),
+                   "--no-progress", "--set", "tasks.news.source.holdout=0.25",
+                   "--set", "train.eval_split=heldout"]) == 0
+  metrics = json.loads((workdir / "metrics.json").read_text())
+  assert set(metrics) == {"news"}  # ner has no holdout: no evaluation
+  source = Source("csv", {"train": str(data_dir / "news_train.csv")}, holdout=0.25)
+  heldout = read_split(source, HELDOUT, ("text", "label"))
+  predicted = mtl_jax.Predictor.from_workdir(str(workdir)).predict("news",
+                                                                  heldout.column("text"))
+  accuracy = np.mean([p == g for p, g in zip(predicted, heldout.column("label"))])
+  assert metrics["news"]["accuracy"] == pytest.approx(accuracy)
+  assert cli.main(["train", "--config", f"{config}:4", "--workdir", str(tmp_path / "none"),
+                   "--no-progress", "--set", "train.eval_split=heldout"]) == 2

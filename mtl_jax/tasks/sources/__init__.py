@@ -6,7 +6,7 @@ TensorFlow Datasets, without TensorFlow, `tfds.py`). The contract is in
 `base.py`.
 """
 
-from mtl_jax.tasks.sources.base import (LINE, PART, READERS, DataError, RawSplit,
+from mtl_jax.tasks.sources.base import (HELDOUT, LINE, PART, READERS, DataError, RawSplit,
                                         Source, column_values, read_split,
                                         register_reader)
 # Each module registers its formats in READERS.

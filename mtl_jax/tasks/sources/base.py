@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 LINE = "_line"
 PART = "_part"
+# The split a source's `holdout` carves out of its train split (model selection).
+HELDOUT = "heldout"
 # Rows checked at a time, so a large split is never held in Python lists.
 CHECK_BATCH = 10_000
 # Why a field may be empty, for the error message.
@@ -64,6 +66,11 @@ class Source:
       `path`, `name` and other `datasets.load_dataset` arguments (hf);
       `name` + `data_dir`, or `path` (tfds); `class_labels` ('names' or
       'ids': how hf/tfds class-label features become label strings).
+    holdout: a fraction (0 <= f < 1) of the train split's examples held out
+      for choosing settings: they form the split 'heldout' and leave
+      'train'. Which examples is fixed (a seeded draw over the rows, the
+      same in every run and seed), so every setting of a sweep is chosen on
+      the same slice, never on the split a report scores.
   """
 
   format: str
@@ -72,10 +79,20 @@ class Source:
   header: bool = True
   skip_bad_rows: bool = False
   options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  holdout: float = 0.0
 
   def __post_init__(self):
     if self.format not in READERS:
       raise UnknownNameError(READERS.unknown(self.format))
+    if not (isinstance(self.holdout, (int, float)) and 0.0 <= self.holdout < 1.0):
+      raise ValueError(f"source holdout must be a fraction in [0, 1), got {self.holdout!r}")
+    if self.holdout and HELDOUT in self.splits:
+      raise ValueError(f"a source with holdout makes its own {HELDOUT!r} split; "
+                       f"rename the split {HELDOUT!r} of `splits`")
+
+  def has_split(self, split: str) -> bool:
+    """Whether `split` can be read (a split of `splits`, or 'heldout' with a holdout)."""
+    return split in self.splits or (split == HELDOUT and self.holdout > 0)
 
   def target(self, split: str) -> str | dict[str, str]:
     """What a split points at: a path or split name, or {part: path or split name}."""
@@ -170,6 +187,28 @@ def read_split(source: Source, split: str, fields: tuple[str, ...]) -> RawSplit:
     FileNotFoundError: the split's file does not exist.
     DataError: the data or a row is malformed (file and line named).
   """
+  if source.holdout and split in ("train", HELDOUT):
+    return _held_out(_read(source, "train", fields), source.holdout, split == HELDOUT)
+  if split == HELDOUT:
+    raise KeyError(f"no {HELDOUT!r} split: set the source's holdout (a fraction of train)")
+  return _read(source, split, fields)
+
+
+def _held_out(raw: RawSplit, fraction: float, held_out: bool) -> RawSplit:
+  """The held-out rows of a train split (or the rest); rows keep their line numbers."""
+  n = len(raw.dataset)
+  count = int(round(fraction * n))
+  if not 0 < count < n:
+    raise DataError(f"{raw.path}: holdout {fraction} of {n} examples leaves "
+                    f"{count} held out and {n - count} to train; both need at least one")
+  # A fixed draw (not the run's seed): every run and seed holds out the same rows.
+  chosen = np.zeros(n, bool)
+  chosen[np.random.default_rng(0).permutation(n)[:count]] = True
+  rows = np.flatnonzero(chosen if held_out else ~chosen)
+  return dataclasses.replace(raw, dataset=raw.dataset.select(rows))
+
+
+def _read(source: Source, split: str, fields: tuple[str, ...]) -> RawSplit:
   target = source.target(split)
   reader = READERS[source.format]
   if not isinstance(target, dict):
