@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import difflib
 import functools
+import re
 from typing import Any, Callable, Iterator, Mapping
 
 from mtl_jax.tasks import sources
@@ -21,6 +22,9 @@ from mtl_jax.tasks.kinds import EncodedSplit, get_kind
 
 # The length a task outside a run truncates to when it sets none (BERT's).
 UNSET_MAX_LENGTH = 512
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +57,11 @@ class Task:
   kind_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
+    # The name becomes folder names (compare's runs), metric keys ('task/metric')
+    # and config keys: a safe set of characters keeps every path inside its workdir.
+    if not isinstance(self.name, str) or not _SAFE_NAME.match(self.name) or ".." in self.name:
+      raise ValueError(f"task name {self.name!r}: use letters, digits, '_', '-' and '.', "
+                       "starting with a letter or digit (it names folders and metrics)")
     if self.labels is not None:
       object.__setattr__(self, "labels", tuple(str(l) for l in self.labels))
     if self.metrics is not None:

@@ -1,6 +1,6 @@
 import pytest
 
-from mtl_jax.tasks import DataError, Task, TaskRegistry, task_from_config
+from mtl_jax.tasks import DataError, Source, Task, TaskRegistry, task_from_config
 from mtl_jax.tasks import tokenization
 
 
@@ -78,3 +78,25 @@ def test_bad_task_config_is_named(spec, message):
 def test_unknown_registered_name_suggests():
   with pytest.raises(KeyError, match="did you mean 'ag_news'"):
     TaskRegistry.get("ag_newz")
+
+
+@pytest.mark.parametrize("name", ["/tmp/escape", "../up", "a/b", "", ".hidden", "a..b", "x y"])
+def test_unsafe_task_names_are_refused(name, data_dir):
+  source = Source("csv", {"train": str(data_dir / "news_train.csv")})
+  with pytest.raises(ValueError, match="use letters, digits"):
+    Task(name, "classification", source)
+
+
+def test_compare_never_writes_outside_its_workdir(tmp_path, data_dir):
+  """A task named by an absolute path is refused before any run folder is made."""
+  from mtl_jax import config as config_lib
+  from mtl_jax.reports import compare
+
+  outside = tmp_path / "outside"
+  config = config_lib.default_config()
+  spec = {"kind": "classification", "source": {"format": "csv", "splits": {
+      "train": str(data_dir / "news_train.csv")}}}
+  config.tasks = {"news": spec, str(outside): spec}
+  with pytest.raises(ValueError, match="use letters, digits"):
+    compare.plan(config, str(tmp_path / "work"), [0])
+  assert not outside.exists() and not (tmp_path / "work").exists()
