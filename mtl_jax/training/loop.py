@@ -116,6 +116,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   # --------------------------------------------------------------------------
   # Setup: the hosts, the workdir's checkpoints, the run's fixed parts.
   # --------------------------------------------------------------------------
+  _check_counts(config.train)  # before anything is written
   sharding.initialize(config.distributed)
   primary = sharding.is_primary()
   os.makedirs(workdir, exist_ok=True)
@@ -295,6 +296,15 @@ class _LossMeans:
     taken = self.sums_k, self.counts_k
     self.sums_k, self.counts_k = 0.0, np.zeros(self.num_tasks)
     return taken
+
+
+def _check_counts(train_cfg) -> None:
+  """The `train` counts a run divides and loops by: a clear error, not a traceback later."""
+  for key, least in (("steps", 1), ("batch_size", 1), ("eval_batch_size", 1),
+                     ("log_every", 1), ("eval_every", 0), ("checkpoint_every", 0)):
+    value = train_cfg[key]
+    if not isinstance(value, int) or value < least:
+      raise ValueError(f"train.{key} must be an integer >= {least}, got {value!r}")
 
 
 def _load_splits(run: run_lib.Run):

@@ -158,3 +158,23 @@ def test_holdout_splits_train_into_a_fixed_heldout_slice_and_the_rest(tmp_path):
     Source("csv", {"train": str(path)}, holdout=1.5)
   with pytest.raises(DataError, match="both need at least one"):
     read_split(Source("csv", {"train": str(path)}, holdout=0.001), "train", ("text", "label"))
+
+
+def test_conll_with_a_byte_order_mark_reads_as_without(tmp_path):
+  text = "-DOCSTART- -X- O\n\nMaria B-PER\nsang O\n\nParis B-LOC\n"
+  plain, marked = tmp_path / "plain.txt", tmp_path / "bom.txt"
+  plain.write_text(text, encoding="utf-8")
+  marked.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+  read = lambda path: read_split(Source("conll", {"train": str(path)}), "train",
+                                 ("tokens", "tags")).column("tokens")
+  assert read(marked) == read(plain) == [["Maria", "sang"], ["Paris"]]
+
+
+def test_conll_bytes_that_are_not_utf8_are_named(tmp_path):
+  path = tmp_path / "latin1.txt"
+  path.write_bytes("Maria B-PER\n\nJos\u00e9 B-PER\n".encode("latin-1"))
+  with pytest.raises(DataError, match=r"latin1.txt: line 3: byte 0xe9 at column 4 is not "
+                     r"utf-8 text; set the source's options.encoding"):
+    read_split(Source("conll", {"train": str(path)}), "train", ("tokens", "tags"))
+  source = Source("conll", {"train": str(path)}, options={"encoding": "latin-1"})
+  assert read_split(source, "train", ("tokens", "tags")).column("tokens")[1] == ["Jos\u00e9"]

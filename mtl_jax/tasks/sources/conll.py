@@ -41,8 +41,10 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
       skipped += 1
     tokens, tags, bad_sentence = [], [], False
 
-  with open(path, encoding=source.options.get("encoding", "utf-8")) as f:
-    for number, line in enumerate(f, start=1):
+  encoding = source.options.get("encoding", "utf-8")
+  with open(path, "rb") as f:
+    for number, raw_line in enumerate(f, start=1):
+      line = _decode(raw_line, number, encoding, path)
       parts = line.split()
       if not parts:
         flush()
@@ -75,3 +77,19 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
   if wanted:
     raise DataError(f"{path}: CoNLL files have only tokens and tags, not {wanted}")
   return RawSplit(datasets.Dataset.from_dict(sentences), path, skipped)
+
+
+def _decode(raw_line: bytes, number: int, encoding: str, path: str) -> str:
+  """One line as text; a UTF-8 byte-order mark on the first line is dropped.
+
+  Raises:
+    DataError: the line is not `encoding` text (file, line and byte named).
+  """
+  if number == 1 and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+    encoding = "utf-8-sig"  # else the mark glues onto the first token (-DOCSTART-)
+  try:
+    return raw_line.decode(encoding)
+  except UnicodeDecodeError as error:
+    raise DataError(f"{path}: line {number}: byte {raw_line[error.start]:#04x} at column "
+                    f"{error.start + 1} is not {error.encoding} text; set the source's "
+                    "options.encoding (e.g. 'latin-1')") from None
