@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
   except Interrupted as stopped:
     print(f"mtl-jax: {stopped}", file=sys.stderr)
     return 128 + stopped.signal_number if stopped.signal_number else 1
-  except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as error:
+  except (ValueError, KeyError, OSError, FloatingPointError) as error:
     if args.debug:
       raise
     message = error.args[0] if isinstance(error, KeyError) and error.args else error

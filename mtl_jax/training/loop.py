@@ -52,6 +52,7 @@ from mtl_jax.training import resume
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.checkpoint import Checkpointer
 from mtl_jax.training.evaluate import evaluate
+from mtl_jax.training.lock import workdir_lock
 from mtl_jax.training.nonfinite import NonFiniteCounter, NonFiniteLossError
 from mtl_jax.training.preemption import Interrupted, stop_on_signals
 from mtl_jax.training.prefetch import Prefetcher
@@ -119,10 +120,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   _check_counts(config.train)  # before anything is written
   sharding.initialize(config.distributed)
   primary = sharding.is_primary()
-  os.makedirs(workdir, exist_ok=True)
-  checkpointer = Checkpointer.from_config(os.path.join(workdir, run_lib.CHECKPOINT_DIR),
-                                          config.checkpoint)
   with contextlib.ExitStack() as stack:
+    stack.enter_context(workdir_lock(workdir, take=primary))  # one trainer per workdir
+    os.makedirs(workdir, exist_ok=True)
+    checkpointer = Checkpointer.from_config(os.path.join(workdir, run_lib.CHECKPOINT_DIR),
+                                            config.checkpoint)
     stack.callback(checkpointer.close)  # also waits for a save in flight
     latest = checkpointer.latest_step()
     run = _prepare(config, workdir, resuming=latest is not None, primary=primary)

@@ -1,0 +1,60 @@
+"""One trainer per workdir: a second run is refused, naming the holder; the lock dies with it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mtl_jax import cli
+from mtl_jax.training.lock import WorkdirBusy, workdir_lock
+
+HOLDER = """
+import sys, time
+from mtl_jax.training.lock import workdir_lock
+with workdir_lock(sys.argv[1]):
+  print("held", flush=True)
+  time.sleep(120)
+"""
+
+
+@pytest.fixture
+def held(tmp_path):
+  """Another process holding `tmp_path/work`'s lock."""
+  workdir = tmp_path / "work"
+  process = subprocess.Popen([sys.executable, "-c", HOLDER, str(workdir)],
+                             stdout=subprocess.PIPE, text=True)
+  assert process.stdout.readline().strip() == "held"
+  yield workdir, process
+  process.kill()
+  process.wait()
+
+
+def test_a_second_trainer_is_refused_and_names_the_holder(held, tmp_path, capsys):
+  workdir, process = held
+  config = tmp_path / "c.py"
+  config.write_text("from mtl_jax.config import default_config\n"
+                    "def get_config(arg=None):\n  return default_config()\n")
+  assert cli.main(["train", "--config", str(config), "--workdir", str(workdir)]) == 2
+  error = capsys.readouterr().err
+  assert f"is in use by another run (host {os.uname().nodename} pid {process.pid})" in error
+  assert sorted(os.listdir(workdir)) == [".lock"]  # nothing of the refused run written
+
+
+def test_the_lock_goes_with_its_process_even_on_kill(held):
+  workdir, process = held
+  with pytest.raises(WorkdirBusy):
+    with workdir_lock(str(workdir)):
+      pass
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  deadline = time.time() + 10
+  while True:  # the kernel releases the lock with the process
+    try:
+      with workdir_lock(str(workdir)):
+        break
+    except WorkdirBusy:
+      assert time.time() < deadline
+      time.sleep(0.05)
