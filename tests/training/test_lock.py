@@ -58,3 +58,27 @@ def test_the_lock_goes_with_its_process_even_on_kill(held):
     except WorkdirBusy:
       assert time.time() < deadline
       time.sleep(0.05)
+
+
+def test_a_full_disk_at_the_start_is_one_clear_error(tmp_path, capsys, monkeypatch, data_dir):
+  import errno
+
+  from mtl_jax.training import run as run_lib
+
+  def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "w" / "config.json"))
+
+  monkeypatch.setattr(run_lib, "save", full)
+  config = tmp_path / "c.py"
+  config.write_text(f"""
+from mtl_jax.config import default_config
+def get_config(arg=None):
+  c = default_config()
+  c.tasks = {{"news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
+      "train": "{data_dir}/news_train.csv"}}}}}}}}
+  c.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+  c.tokenizer.vocab_size = 100
+  return c
+""")
+  assert cli.main(["train", "--config", str(config), "--workdir", str(tmp_path / "w")]) == 2
+  assert "mtl-jax: error: [Errno 28] No space left on device" in capsys.readouterr().err
