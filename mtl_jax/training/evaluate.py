@@ -40,11 +40,27 @@ def evaluate(predict_step: Callable, params: Any, splits: Mapping[str, EncodedSp
   for name, split in splits.items():
     predictions = predict_split(predict_step, params, name, split, batch_size, buckets)
     results[name] = kinds[name].evaluate(predictions, split, labels[name])
+    _warn_if_one_class(name, kinds[name], predictions, split, labels[name])
     undefined = [metric for metric, value in results[name].items() if value != value]
     if undefined:
       log.warning("task %s: %s undefined (nan): its predictions are constant or not finite "
                   "(%s)", name, ", ".join(undefined), _describe(predictions))
   return results
+
+
+def _warn_if_one_class(task: str, kind: Any, predictions: list[Any], split: EncodedSplit,
+                       labels: Sequence[str]) -> None:
+  """A classifier (or tagger) that predicts one label everywhere says so: its 0 F1 has a cause."""
+  if kind.base_name == "classification":
+    predicted = {labels[int(p)] for p in predictions}
+  elif kind.base_name == "tagging":  # the words' tags, not the special tokens'
+    predicted = {tag for tags in kind.decode(predictions, split, labels) for tag in tags}
+  else:
+    return
+  if len(predicted) == 1 and len(labels) > 1:
+    log.warning("task %s predicts %r for every %s (a majority-class model: not yet learned, "
+                "or the learning rate or budget is too small)", task, predicted.pop(),
+                "word" if kind.base_name == "tagging" else "example")
 
 
 def _describe(predictions: list[Any]) -> str:

@@ -148,6 +148,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     else:
       state, meta = checkpointer.restore(trainer.abstract_state, latest)
       log.info("resumed from step %d", latest)
+      if primary:
+        print(f"resuming from step {latest}", flush=True)
     if primary:  # drop what a crashed run logged after its last checkpoint (or before any)
       _truncate_log(os.path.join(workdir, TRAIN_LOG), latest or 0)
     first_step, total = int(state.step), train_cfg.steps
@@ -220,12 +222,19 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         nonfinite.record(pending[0], bool(jax.device_get(pending[1])))
         pending = None
 
-    start = time.time()
+    start = last_log = time.time()
+    last_logged_step, lengths_seen = first_step, set()
     for step in bar:
       if should_stop(step):
         count_pending()
         stop(step)
-      state, step_metrics = loop_step(state, next(batches))
+      batch = next(batches)
+      length = next(iter(batch.values()))["input_ids"].shape[1]
+      if length not in lengths_seen:  # the first step of each bucket compiles (35-70 s here)
+        lengths_seen.add(length)
+        if primary:
+          bar.write(f"compiling the step for length {length} (once per length bucket)")
+      state, step_metrics = loop_step(state, batch)
       losses.add(step_metrics["losses"], task_schedule.present(step))
       done = step + 1
       monitor.maybe_measure(done, state.params)
@@ -240,8 +249,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       if logging_now or evaluating or checkpointing:
         count_pending()
       if logging_now:
+        sums_k, counts_k = losses.take()
         record = _record(step_metrics, names, done, float(trainer.learning_rate(step)),
-                         nonfinite, *losses.take())
+                         nonfinite, sums_k, counts_k)
+        # Wall time since the last log (the record's device_get waited for its steps);
+        # examples: each task's batch in each step it took part in.
+        now = time.time()
+        record["seconds_per_step"] = round((now - last_log) / (done - last_logged_step), 4)
+        record["examples_per_second"] = round(
+            train_cfg.batch_size * float(np.sum(counts_k)) / max(now - last_log, 1e-9), 2)
+        last_log, last_logged_step = now, done
         _write(train_log, record, board)
         bar.set_postfix({n: f"{v:.3f}" if v is not None else "nan"
                          for n, v in record["losses"].items()})

@@ -86,7 +86,8 @@ def open_writer(workdir: str, enabled: bool, primary: bool, start_step: int = 0
 
 def _scalars(record: Mapping[str, Any]):
   """(tag, value) of every finite number in a record."""
-  for key in ("loss", "grad_norm", "learning_rate", "nonfinite_total", "regularizer"):
+  for key in ("loss", "grad_norm", "learning_rate", "nonfinite_total", "regularizer",
+              "seconds_per_step", "examples_per_second"):
     if isinstance(record.get(key), (int, float)) and not isinstance(record[key], bool):
       yield key, float(record[key])
   for key in ("losses", "weights", "grad_norms"):

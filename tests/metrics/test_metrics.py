@@ -138,3 +138,35 @@ def test_multilabel_scores_match_sklearn():
   assert scores["micro_f1"] == pytest.approx(sk.f1_score(gold, predicted, average="micro"))
   assert scores["macro_f1"] == pytest.approx(sk.f1_score(gold, predicted, average="macro"))
   assert scores["subset_accuracy"] == pytest.approx(np.mean((predicted == gold).all(1)))
+
+
+def test_a_one_class_model_is_named_at_evaluation(data_dir, caplog):
+  from mtl_jax.tasks import task_from_config, tokenization
+  from mtl_jax.training import evaluate
+
+  news = task_from_config("news", {"kind": "classification", "source": {
+      "format": "csv", "splits": {"train": str(data_dir / "news_dev.csv")}}})
+  ner = task_from_config("ner", {"kind": "tagging", "source": {
+      "format": "conll", "splits": {"train": str(data_dir / "ner_valid.txt")}}})
+  tokenizer = tokenization.train_wordpiece(
+      [line for name in ("news_dev.csv", "ner_valid.txt")
+       for line in (data_dir / name).read_text().splitlines()], vocab_size=200)
+  splits = {t.name: t.load("train", tokenizer, t.label_vocab()) for t in (news, ner)}
+  labels = {t.name: t.label_vocab() for t in (news, ner)}
+  kinds = {t.name: t.spec for t in (news, ner)}
+
+  def majority(params, batch):  # label id 0 everywhere ('O' for the tagger: labels sort it first)
+    return {name: np.zeros(b["input_ids"].shape if name == "ner" else len(b["input_ids"]),
+                           np.int32) for name, b in batch.items()}
+
+  evaluate(majority, None, splits, kinds, labels, batch_size=8, buckets=(64,))
+  assert f"task news predicts {labels['news'][0]!r} for every example" in caplog.text
+  assert "task ner predicts 'O' for every word" in caplog.text
+  caplog.clear()
+
+  def varied(params, batch):  # labels 0 and 1 in turn
+    return {name: (np.indices(b["input_ids"].shape).sum(0) if name == "ner"
+                   else np.arange(len(b["input_ids"]))) % 2 for name, b in batch.items()}
+
+  evaluate(varied, None, splits, kinds, labels, batch_size=8, buckets=(64,))
+  assert "for every" not in caplog.text

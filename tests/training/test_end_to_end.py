@@ -96,6 +96,17 @@ def test_training_further_resumes_from_the_checkpoint(trained, tmp_path, capsys)
   log = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()]
   steps = [r["step"] for r in log if "loss" in r]
   assert steps == [10, 20, 30, 40]
+  out = capsys.readouterr().out
+  assert "resuming from step 30" in out
+  # Each new length bucket says it compiles (the buckets are 16 and 32).
+  compiling = [line for line in out.splitlines() if line.startswith("compiling the step")]
+  assert 1 <= len(compiling) <= 2
+  for record in log:
+    if "loss" in record:
+      assert record["seconds_per_step"] > 0
+      # Both tasks' batches of 8 in every step.
+      assert record["examples_per_second"] == pytest.approx(16 / record["seconds_per_step"],
+                                                            rel=0.05)
 
 
 def test_bad_config_key_is_a_clear_cli_error(trained, tmp_path, capsys):
