@@ -117,7 +117,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   # --------------------------------------------------------------------------
   # Setup: the hosts, the workdir's checkpoints, the run's fixed parts.
   # --------------------------------------------------------------------------
-  _check_counts(config.train)  # before anything is written
+  # Everything checkable without the data, before anything is written.
+  _check_counts(config.train)
+  run_lib.validate(config)
   sharding.initialize(config.distributed)
   primary = sharding.is_primary()
   with contextlib.ExitStack() as stack:

@@ -29,7 +29,7 @@ from mtl_jax import sharding
 from mtl_jax import weighting as weighting_lib
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.pretrained import load_pretrained
-from mtl_jax.sharing import HardSharingModel, TaskHead, build_model
+from mtl_jax.sharing import ARCHITECTURES, HardSharingModel, TaskHead, build_model
 from mtl_jax.tasks import RawSplit, Task, task_from_config
 from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.tasks import tokenization
@@ -193,6 +193,26 @@ def _model(config: ml_collections.ConfigDict, encoder_config: EncoderConfig, tas
                                                        encoder_config.vocab_size),
                     dict(t.head)) for t in tasks]
   return build_model(config.sharing, encoder_config, heads)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks what a run can check without reading data, so a bad config writes nothing.
+
+  Every task (kind, options, metrics, source), its files, the sharing kind
+  and the balancing method.
+
+  Raises:
+    ValueError, FileNotFoundError: the first problem, named.
+  """
+  config_lib.migrate(config)
+  tasks = build_tasks(config)
+  for task in tasks:
+    missing = task.source.missing_files()
+    if missing:
+      raise FileNotFoundError(f"task {task.name}: no such file for split {missing[0]}")
+  ARCHITECTURES[config.sharing.kind]  # an unknown kind: an error naming the closest
+  weighting_lib.from_spec(config.balancing.method, num_tasks=len(tasks),
+                          task_names=tuple(t.name for t in tasks))
 
 
 def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:

@@ -160,3 +160,19 @@ def test_impossible_counts_are_refused_before_anything_is_written(trained, tmp_p
                    "--set", setting]) == 2
   assert message in capsys.readouterr().err
   assert not workdir.exists()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("tasks.news.kind=clasification", "unknown task kind 'clasification'"),
+    ("tasks.news.metrics=['acuracy']", "unknown metric(s) ['acuracy']"),
+    ("tasks.news.source.splits.train=/no/such.csv", "task news: no such file for split train"),
+    ("sharing.kind=hardd", "unknown sharing.kind 'hardd'"),
+    ("balancing.method=pcgrd", "unknown balancing method 'pcgrd'"),
+])
+def test_a_bad_config_leaves_no_workdir_behind(trained, tmp_path, capsys, setting, message):
+  config, _ = trained
+  workdir = tmp_path / "w"
+  assert cli.main(["train", "--config", str(config), "--workdir", str(workdir),
+                   "--set", setting]) == 2
+  assert message in capsys.readouterr().err
+  assert not workdir.exists()

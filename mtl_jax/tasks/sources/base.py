@@ -34,6 +34,8 @@ LINE = "_line"
 PART = "_part"
 # The split a source's `holdout` carves out of its train split (model selection).
 HELDOUT = "heldout"
+# Formats whose splits are local files (the others name hub or TFDS splits).
+FILE_FORMATS = ("csv", "tsv", "jsonl", "parquet", "conll")
 # Rows checked at a time, so a large split is never held in Python lists.
 CHECK_BATCH = 10_000
 # Why a field may be empty, for the error message.
@@ -89,6 +91,18 @@ class Source:
     if self.holdout and HELDOUT in self.splits:
       raise ValueError(f"a source with holdout makes its own {HELDOUT!r} split; "
                        f"rename the split {HELDOUT!r} of `splits`")
+
+  def missing_files(self) -> list[str]:
+    """'split: path' of each split whose file does not exist (file formats; else [])."""
+    if self.format not in FILE_FORMATS:
+      return []
+    missing = []
+    for split in self.splits:
+      paths = self.path(split)
+      for path in (paths.values() if isinstance(paths, dict) else [paths]):
+        if not os.path.exists(path):
+          missing.append(f"{split}: {path}")
+    return missing
 
   def has_split(self, split: str) -> bool:
     """Whether `split` can be read (a split of `splits`, or 'heldout' with a holdout)."""
