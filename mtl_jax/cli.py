@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -57,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="a text file with one input per line, or - for stdin")
   predict.add_argument("--step", type=_step, default=None,
                        help="checkpoint: a step, 'latest' (default) or 'best'")
+  predict.add_argument("--format", choices=("text", "jsonl"), default="text",
+                       help="text: 'prediction<TAB>input' lines; jsonl: one JSON object "
+                       "per line with the input, the prediction and each label's probability")
+  predict.add_argument("--batch-size", type=int, default=None,
+                       help="inputs per batch (default: the run's train.eval_batch_size)")
   compare = commands.add_parser(
       "compare", help="train the config and each of its tasks alone, over seeds; "
       "write DIR/report.md (per-task gains, Δm, times, figures)")
@@ -137,10 +143,21 @@ def _predict(args) -> None:
 
   stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
   with stream:
-    lines = [line.rstrip("\r\n") for line in stream if line.strip()]
+    lines = [line.rstrip("\r\n") for line in stream]
   predictor = Predictor.from_workdir(args.workdir, args.step)
-  for line, prediction in zip(lines, predictor.predict(args.task, lines)):
-    print(f"{predictor.show(args.task, prediction)}\t{line}")
+  if args.batch_size is not None and args.batch_size < 1:
+    raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+  # One output line per input line: an empty input line gets an empty prediction.
+  present = [line for line in lines if line.strip()]
+  results = iter(predictor.predict(args.task, present, batch_size=args.batch_size,
+                                   scores=args.format == "jsonl") if present else [])
+  for line in lines:
+    if args.format == "text":
+      print(f"{predictor.show(args.task, next(results))}\t{line}" if line.strip() else "")
+      continue
+    prediction, scores = next(results) if line.strip() else (None, None)
+    print(json.dumps({"input": line, "prediction": prediction, "scores": scores},
+                     ensure_ascii=False, default=float))
 
 
 def main(argv: list[str] | None = None) -> int:

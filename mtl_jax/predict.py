@@ -25,6 +25,7 @@ class Predictor:
     self.run = run
     self.params = params
     self._predict_step = jax.jit(make_predict_step(run.model))
+    self._scores_step = jax.jit(make_predict_step(run.model, scores=True))
 
   @classmethod
   def from_workdir(cls, workdir: str, step: int | str | None = None) -> "Predictor":
@@ -32,7 +33,8 @@ class Predictor:
     run = run_lib.load(workdir)
     return cls(run, run_lib.restore_params(run, workdir, step))
 
-  def predict(self, task: str, inputs: Sequence[Any]) -> list[Any]:
+  def predict(self, task: str, inputs: Sequence[Any], *, batch_size: int | None = None,
+              scores: bool = False) -> list[Any]:
     """Predicts raw inputs of one task.
 
     Args:
@@ -41,11 +43,16 @@ class Predictor:
         multi-label, seq2seq); for sentence-pair kinds (text, text_pair) pairs or
         'text<TAB>text_pair' strings; texts split on whitespace or lists of
         words (tagging).
+      batch_size: inputs per device batch (default `train.eval_batch_size`).
+      scores: also return each label's probability.
 
     Returns:
       One prediction per input: a label, a score (regression), a list of
       labels (multi-label), a list of tags (tagging, one per word), or a
-      generated text (seq2seq, greedy decoding).
+      generated text (seq2seq, greedy decoding). With `scores`, a list of
+      (prediction, scores) pairs: scores are {label: probability}
+      (classification, multi-label), a list of those per word (tagging), or
+      None (regression, seq2seq).
 
     Raises:
       KeyError: no such task in the run.
@@ -61,9 +68,17 @@ class Predictor:
     except DataError as error:
       raise DataError(f"task {task}: {error}") from error
     config = self.run.config.train
-    predictions = predict_split(self._predict_step, self.params, task, split,
-                                config.eval_batch_size, config.buckets)
-    return kind.decode(predictions, split, labels)
+    batch_size = batch_size or config.eval_batch_size
+    predictions = kind.decode(predict_split(self._predict_step, self.params, task, split,
+                                            batch_size, config.buckets), split, labels)
+    if not scores:
+      return predictions
+    if self.run.model.outputs[task].scores is None:
+      return [(p, None) for p in predictions]
+    probabilities = kind.decode_scores(
+        predict_split(self._scores_step, self.params, task, split, batch_size,
+                      config.buckets), split, labels)
+    return list(zip(predictions, probabilities))
 
   def show(self, task: str, prediction: Any) -> str:
     """One prediction of `task` as text: a label, a score, labels or tags."""

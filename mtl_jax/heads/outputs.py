@@ -48,12 +48,16 @@ class Output(NamedTuple):
     predict: `predict(kind, outputs) -> array`, on device, one row per example.
     inputs: batch arrays the head reads besides the encoder output (e.g. a
       decoder's teacher-forcing inputs).
+    scores: `scores(outputs) -> array`, each label's probability ([b, labels],
+      tagging [b, l, labels]); None where the prediction is its own score
+      (regression) or is generated text.
   """
 
   build: Callable[[Any, int, Mapping[str, Any]], nn.Module]
   loss: Callable[[Any, Any, Batch], jax.Array]
   predict: Callable[[Any, Any], jax.Array]
   inputs: tuple[str, ...] = ()
+  scores: Callable[[Any], jax.Array] | None = None
 
 
 OUTPUTS: Registry[Output] = Registry("output (head) for task kind")
@@ -91,7 +95,7 @@ def _argmax(kind, outputs):
 OUTPUTS.register("classification", Output(
     pooled_head,
     lambda kind, outputs, batch: classification_loss(outputs, batch["labels"], _rows(batch)),
-    _argmax))
+    _argmax, scores=jax.nn.softmax))
 OUTPUTS.register("regression", Output(
     pooled_head,
     lambda kind, outputs, batch: regression_loss(outputs[:, 0], batch["labels"],
@@ -100,12 +104,13 @@ OUTPUTS.register("regression", Output(
 OUTPUTS.register("multilabel", Output(
     pooled_head,
     lambda kind, outputs, batch: multilabel_loss(outputs, batch["labels"], _rows(batch)),
-    lambda kind, outputs: (jax.nn.sigmoid(outputs) > kind.threshold).astype(jnp.int32)))
+    lambda kind, outputs: (jax.nn.sigmoid(outputs) > kind.threshold).astype(jnp.int32),
+    scores=jax.nn.sigmoid))
 OUTPUTS.register("tagging", Output(
     lambda kind, num_outputs, options: TokenClassificationHead(
         num_labels=num_outputs, dropout=options.get("dropout", 0.1)),
     lambda kind, outputs, batch: tagging_loss(outputs, batch["labels"]),
-    _argmax))
+    _argmax, scores=jax.nn.softmax))
 OUTPUTS.register("seq2seq", Output(
     # A token decoder over the run's vocabulary (`num_outputs` = its size).
     lambda kind, num_outputs, options: Seq2SeqHead(TokenDecoder(

@@ -176,3 +176,8 @@ class HardSharingModel:
     by_name = {t.name: t for t in self.tasks}
     return {name: self.outputs[name].predict(by_name[name].kind, out)
             for name, out in outputs.items()}
+
+  def scores(self, outputs: Mapping[str, Any]) -> dict[str, jax.Array]:
+    """Each label's probability, for the tasks whose kind has them (`Output.scores`)."""
+    return {name: self.outputs[name].scores(out.astype(jnp.float32))
+            for name, out in outputs.items() if self.outputs[name].scores is not None}

@@ -231,10 +231,16 @@ def make_train_step(model, weighting: LossWeighting | GradientAggregation,
   return train_step
 
 
-def make_predict_step(model) -> Callable[[Any, Batch], dict[str, jax.Array]]:
-  """`predict_step(params, batch) -> {task: predictions}` without dropout."""
+def make_predict_step(model, scores: bool = False
+                      ) -> Callable[[Any, Batch], dict[str, jax.Array]]:
+  """`predict_step(params, batch) -> {task: predictions}` without dropout.
+
+  With `scores`, each label's probability instead (`model.scores`: tasks of
+  kinds that have them).
+  """
 
   def predict_step(params, batch: Batch):
-    return model.predict(model.apply(params, batch, train=False))
+    outputs = model.apply(params, batch, train=False)
+    return model.scores(outputs) if scores else model.predict(outputs)
 
   return predict_step

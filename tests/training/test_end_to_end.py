@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+import mtl_jax
 from mtl_jax import cli
 
 CONFIG = """
@@ -127,7 +128,6 @@ def test_unknown_task_in_predict(trained, capsys, tmp_path):
 
 def test_settings_can_be_chosen_on_a_heldout_slice_of_train(trained, tmp_path, data_dir):
   """`train.eval_split=heldout` scores the source's `holdout` slice, which train never sees."""
-  import mtl_jax
   from mtl_jax.tasks import HELDOUT, Source, read_split
 
   config, _ = trained
@@ -176,3 +176,27 @@ def test_a_bad_config_leaves_no_workdir_behind(trained, tmp_path, capsys, settin
                    "--set", setting]) == 2
   assert message in capsys.readouterr().err
   assert not workdir.exists()
+
+
+def test_predict_jsonl_keeps_one_line_per_input_with_probabilities(trained, tmp_path, capsys):
+  _, workdir = trained
+  inputs = tmp_path / "in.txt"
+  inputs.write_text("Stocks rally as the Fed holds rates.\n\nThe team won the final.\n")
+  assert cli.main(["predict", "--workdir", str(workdir), "--task", "news", "--input",
+                   str(inputs), "--format", "jsonl", "--batch-size", "8"]) == 0
+  rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert [r["input"] for r in rows] == inputs.read_text().splitlines()
+  assert rows[1] == {"input": "", "prediction": None, "scores": None}
+  for row in (rows[0], rows[2]):
+    assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert row["prediction"] == max(row["scores"], key=row["scores"].get)
+  # The text format keeps the empty line too.
+  assert cli.main(["predict", "--workdir", str(workdir), "--task", "news", "--input",
+                   str(inputs)]) == 0
+  lines = capsys.readouterr().out.split("\n")
+  assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+  # Tagging: a tag and a {tag: probability} per word, from the Python API.
+  predictor = mtl_jax.Predictor.from_workdir(str(workdir))
+  ((tags, scores),) = predictor.predict("ner", ["Maria visited Paris"], scores=True)
+  assert len(tags) == len(scores) == 3
+  assert [max(s, key=s.get) for s in scores] == tags

@@ -284,6 +284,12 @@ class Kind:
     """The selected metrics over the examples at `indices`."""
     raise NotImplementedError
 
+  def decode_scores(self, scores: list[Any], split: EncodedSplit, labels: Sequence[str]
+                    ) -> list[Any]:
+    """Each example's {label: probability} (one row of label scores per example)."""
+    del split
+    return [{label: float(p) for label, p in zip(labels, row)} for row in scores]
+
   def show(self, prediction: Any) -> str:
     """One decoded prediction as text (the CLI's output)."""
     return str(prediction)

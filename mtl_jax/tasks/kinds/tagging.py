@@ -131,5 +131,14 @@ class Tagging(Kind):
     return [self.word_tags(p, w, len(t), labels)
             for p, w, t in zip(predictions, split.word_ids, split.raw.column("tags"))]
 
+  def decode_scores(self, scores: list[Any], split: EncodedSplit, labels: Sequence[str]
+                    ) -> list[list[dict[str, float]]]:
+    """Per word, {tag: probability} of its first sub-word (truncated words: none)."""
+    out = []
+    for rows, word_ids in zip(scores, split.word_ids):
+      out.append([{label: float(p) for label, p in zip(labels, rows[position])}
+                  for position in tokenization.first_subword_positions(word_ids)])
+    return out
+
   def show(self, prediction: list[str]) -> str:
     return " ".join(prediction)
