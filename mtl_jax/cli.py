@@ -1,4 +1,4 @@
-"""The `mtl-jax` command: train, eval, predict, compare, report.
+"""The `mtl-jax` command: train, eval, predict, compare, report, doctor.
 
     mtl-jax train --config experiments/configs/demo.py --workdir runs/demo
     mtl-jax eval --workdir runs/demo
@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                        "per line with the input, the prediction and each label's probability")
   predict.add_argument("--batch-size", type=int, default=None,
                        help="inputs per batch (default: the run's train.eval_batch_size)")
+  commands.add_parser("doctor", help="print the backend, devices, kernel, versions and caches "
+                      "(paste it into a bug report)")
   compare = commands.add_parser(
       "compare", help="train the config and each of its tasks alone, over seeds; "
       "write DIR/report.md (per-task gains, Δm, times, figures)")
@@ -160,6 +162,13 @@ def _predict(args) -> None:
                      ensure_ascii=False, default=float))
 
 
+def _doctor(args) -> None:
+  del args
+  from mtl_jax import doctor
+
+  print("\n".join(doctor.report()))
+
+
 def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
   datasets.disable_progress_bars()
   datasets.logging.set_verbosity_error()
   commands = {"train": _train, "eval": _eval, "predict": _predict, "compare": _compare,
-              "report": _report}
+              "report": _report, "doctor": _doctor}
   from mtl_jax.training.preemption import Interrupted
   try:
     commands[args.command](args)
