@@ -19,5 +19,6 @@ from mtl_jax.predict import Predictor
 from mtl_jax.sharing import HardSharingModel, TaskHead
 from mtl_jax.tasks import Mixture, MixtureRegistry, Source, Task, TaskRegistry
 from mtl_jax.training import TrainState, make_train_step, train
+from mtl_jax.training.evaluate import evaluate_workdir as evaluate
 
 __version__ = "0.1.0"

@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
 
   evaluate = commands.add_parser("eval", help="evaluate a trained workdir")
   evaluate.add_argument("--workdir", required=True)
+  evaluate.add_argument("--split", default=None,
+                        help="the split to score: any split the tasks define ('eval', 'test', "
+                        "'heldout'; default the run's train.eval_split); tasks without it "
+                        "are skipped; other than 'eval' it writes metrics_SPLIT.json")
   evaluate.add_argument("--step", type=_step, default=None,
                         help="checkpoint: a step, 'latest' (default) or 'best' "
                         "(by checkpoint.best_metric)")
@@ -115,19 +119,12 @@ def _train(args) -> None:
 
 def _eval(args) -> None:
   from mtl_jax import metrics
-  from mtl_jax.training import evaluate, make_predict_step
-  from mtl_jax.training import run as run_lib
-  import jax
+  from mtl_jax.training.evaluate import evaluate_workdir
 
-  run = run_lib.load(args.workdir)
-  params = run_lib.restore_params(run, args.workdir, args.step)
-  split = run.config.train.eval_split
-  splits = {t.name: t.load(split, run.tokenizer, run.labels[t.name])
-            for t in run.tasks if t.source.has_split(split)}
-  predict_step = jax.jit(make_predict_step(run.model))
-  results = evaluate(predict_step, params, splits, run.kinds, run.labels,
-                     run.config.train.eval_batch_size, run.config.train.buckets)
-  metrics.write_json(results, os.path.join(args.workdir, "metrics.json"))
+  results = evaluate_workdir(args.workdir, args.split, args.step)
+  # The run's own evaluation split rewrites metrics.json; another split has its own file.
+  name = "metrics.json" if args.split in (None, "eval") else f"metrics_{args.split}.json"
+  metrics.write_json(results, os.path.join(args.workdir, name))
   print(metrics.format_table(results))
   _print_glue(results)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from mtl_jax.tasks.batching import eval_batches
 from mtl_jax.tasks.kinds import EncodedSplit
+from mtl_jax.tasks.sources import HELDOUT
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +70,39 @@ def _describe(predictions: list[Any]) -> str:
   if bad:
     return f"{bad} of {values.size} predicted values are not finite: the head diverged"
   return f"every prediction is {values[0]:g}"
+
+
+def evaluate_workdir(workdir: str, split: str | None = None, step=None
+                     ) -> dict[str, dict[str, float]]:
+  """A trained workdir's checkpoint scored on one split of its tasks (`mtl_jax.evaluate`).
+
+  Args:
+    workdir: a training workdir.
+    split: any split the tasks define ('eval', 'test', 'heldout', ...; default
+      the run's `train.eval_split`); tasks without it are skipped with a note.
+    step: the checkpoint: a step number, 'best' or latest (None).
+
+  Returns:
+    {task: {metric: value}} for the tasks that have the split.
+
+  Raises:
+    ValueError: no task has the split (the known splits are listed).
+  """
+  from mtl_jax.training import run as run_lib
+  from mtl_jax.training.step import make_predict_step
+
+  run = run_lib.load(workdir)
+  split = split or run.config.train.eval_split
+  having = [t for t in run.tasks if t.source.has_split(split)]
+  if not having:
+    known = sorted({name for t in run.tasks for name in t.source.splits if name != "train"}
+                   | ({HELDOUT} if any(t.source.holdout for t in run.tasks) else set()))
+    raise ValueError(f"no task of {workdir} has a split {split!r}; the tasks' splits: "
+                     f"{', '.join(known) or 'none besides train'}")
+  for task in run.tasks:
+    if task not in having:
+      log.warning("task %s has no %r split: not evaluated", task.name, split)
+  params = run_lib.restore_params(run, workdir, step)
+  splits = {t.name: t.load(split, run.tokenizer, run.labels[t.name]) for t in having}
+  return evaluate(jax.jit(make_predict_step(run.model)), params, splits, run.kinds, run.labels,
+                  run.config.train.eval_batch_size, run.config.train.buckets)

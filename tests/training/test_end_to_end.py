@@ -200,3 +200,21 @@ def test_predict_jsonl_keeps_one_line_per_input_with_probabilities(trained, tmp_
   ((tags, scores),) = predictor.predict("ner", ["Maria visited Paris"], scores=True)
   assert len(tags) == len(scores) == 3
   assert [max(s, key=s.get) for s in scores] == tags
+
+
+def test_eval_scores_any_split_the_tasks_define(trained, tmp_path, data_dir, capsys):
+  config, _ = trained
+  workdir = tmp_path / "with_test"
+  assert cli.main(["train", "--config", f"{config}:4", "--workdir", str(workdir),
+                   "--no-progress", "--set",
+                   f"tasks.ner.source.splits.test={data_dir / 'ner_valid.txt'}"]) == 0
+  assert cli.main(["eval", "--workdir", str(workdir), "--split", "test"]) == 0
+  on_test = json.loads((workdir / "metrics_test.json").read_text())
+  assert set(on_test) == {"ner"}  # news has no test split: skipped
+  # The test file is the eval file here: the same scores, through either split.
+  assert on_test["ner"] == pytest.approx(json.loads((workdir / "metrics.json").read_text())["ner"])
+  assert mtl_jax.evaluate(str(workdir), split="test") == on_test
+  capsys.readouterr()
+  assert cli.main(["eval", "--workdir", str(workdir), "--split", "tset"]) == 2
+  error = capsys.readouterr().err
+  assert "has a split 'tset'; the tasks' splits: eval, test" in error
