@@ -24,7 +24,7 @@ from mtl_jax.sharding.rules import DEFAULT_RULES
 def default_config() -> ml_collections.ConfigDict:
   """Every key a run reads, with its default. `tasks` is free-form (name -> spec)."""
   config = ml_collections.ConfigDict()
-  config.seed = 0
+  config.seed = 0  # the run's seed: initialisation, dropout, data order, sampled schedules
   # Task name -> spec: a registered task's options ({} or {'data_dir': ...}), or
   # a custom task {'kind': ..., 'source': {...}, 'labels': ..., 'max_length': ...}.
   config.tasks = ml_collections.ConfigDict()
@@ -36,15 +36,15 @@ def default_config() -> ml_collections.ConfigDict:
       # A Hugging Face checkpoint directory (config.json + model.safetensors);
       # when set, the architecture below is read from it instead.
       pretrained="",
-      hidden_size=256,
-      num_layers=4,
-      num_heads=4,
-      intermediate_size=1024,
-      max_position_embeddings=512,
-      type_vocab_size=2,
-      hidden_dropout=0.1,
-      attention_dropout=0.1,
-      dtype="float32",
+      hidden_size=256,  # from-scratch encoder: width
+      num_layers=4,  # Transformer layers
+      num_heads=4,  # attention heads (divide hidden_size)
+      intermediate_size=1024,  # feed-forward width
+      max_position_embeddings=512,  # longest input (>= the largest bucket)
+      type_vocab_size=2,  # token types (2: sentence pairs)
+      hidden_dropout=0.1,  # dropout after embeddings and sub-layers (pretrained: its own)
+      attention_dropout=0.1,  # dropout of attention probabilities (pretrained: its own)
+      dtype="float32",  # activations: float32 or bfloat16 (params stay float32)
       # The attention core: 'auto' (the fused CPU kernel for float32 on one
       # CPU device, else XLA's ops), 'xla' or 'cpu_kernel' (EncoderConfig).
       attention_impl="auto",
@@ -56,8 +56,8 @@ def default_config() -> ml_collections.ConfigDict:
       # tokenizer.json / vocab.txt (file or folder); '' uses the pretrained
       # checkpoint's, or trains a WordPiece on the train texts.
       path="",
-      vocab_size=8000,
-      lowercase=True,
+      vocab_size=8000,  # a WordPiece trained on the train texts: its size
+      lowercase=True,  # ...and whether it lowercases
   )
   # How the tasks share the encoder (mtl_jax.sharing): `kind` picks the
   # architecture; the sub-dict named after it holds its options.
@@ -102,30 +102,30 @@ def default_config() -> ml_collections.ConfigDict:
       lookahead_lr=0.1,
   )
   config.optimizer = dict(
-      learning_rate=5e-5,
-      warmup_steps=0,
+      learning_rate=5e-5,  # AdamW peak learning rate
+      warmup_steps=0,  # linear warm-up from 0
       schedule="linear",  # linear | cosine | constant (after warm-up)
-      weight_decay=0.01,
-      clip_norm=1.0,
-      b1=0.9,
-      b2=0.999,
-      eps=1e-8,
+      weight_decay=0.01,  # AdamW decay (not on biases and LayerNorm scales)
+      clip_norm=1.0,  # global gradient-norm clip; 0: none
+      b1=0.9,  # Adam first-moment decay
+      b2=0.999,  # Adam second-moment decay
+      eps=1e-8,  # Adam epsilon
       # Gradient accumulation: the optimizer steps once every n train steps, on
       # the mean of their gradients (optax.MultiSteps); train.steps counts
       # micro-batches and must be a multiple of n.
       accumulate_steps=1,
   )
   config.train = dict(
-      steps=1000,
+      steps=1000,  # train steps
       batch_size=32,  # per task and step
       buckets=(32, 64, 128),  # padded lengths; the largest bounds max_length
-      log_every=10,
+      log_every=10,  # steps between train-log records
       eval_every=0,  # 0: evaluate at the end only
       # The split evaluations score: 'eval', or 'heldout' (a source's `holdout`
       # slice of train) to choose settings without touching the reported split.
       eval_split="eval",
       checkpoint_every=0,  # 0: checkpoint at the end only
-      eval_batch_size=64,
+      eval_batch_size=64,  # examples per evaluation batch
       # A non-finite loss or gradient skips the step's update; this many in a
       # row stop the run (the last checkpoint holds the last good state).
       max_nonfinite_in_a_row=10,
@@ -144,8 +144,8 @@ def default_config() -> ml_collections.ConfigDict:
   # the logical-axis rules that map parameter and batch dimensions onto it
   # (see mtl_jax/sharding/rules.py). The default is data parallel.
   config.mesh = dict(
-      shape=dict(data=-1, fsdp=1, model=1),
-      rules=DEFAULT_RULES,
+      shape=dict(data=-1, fsdp=1, model=1),  # devices per mesh axis (-1: the rest)
+      rules=DEFAULT_RULES,  # (logical axis, mesh axes) pairs
   )
   # Several hosts (jax.distributed.initialize); see mtl_jax/sharding/distributed.py.
   config.distributed = dict(
