@@ -122,6 +122,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   run_lib.validate(config)
   sharding.initialize(config.distributed)
   primary = sharding.is_primary()
+  layout = _layout(config)  # the mesh (and that the batch splits over it)
   with contextlib.ExitStack() as stack:
     stack.enter_context(workdir_lock(workdir, take=primary))  # one trainer per workdir
     os.makedirs(workdir, exist_ok=True)
@@ -142,7 +143,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     # ------------------------------------------------------------------------
     # Mesh and state: the run's step and its state, created sharded or restored.
     # ------------------------------------------------------------------------
-    layout = _layout(config)
     stack.enter_context(layout.activate())
     trainer = run_lib.make_trainer(run, layout)
     if latest is None:
