@@ -45,6 +45,7 @@ class Task:
       `('matthews_corr',)`.
     kind_options: the kind's options, e.g. `{'range': (0, 5)}` for
       regression, `{'positive_label': '1'}` for the `f1` metric.
+    batch_size: this task's examples per step (None: `train.batch_size`).
   """
 
   name: str
@@ -55,6 +56,7 @@ class Task:
   head: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   metrics: tuple[str, ...] | None = None
   kind_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  batch_size: int | None = None
 
   def __post_init__(self):
     # The name becomes folder names (compare's runs), metric keys ('task/metric')
@@ -62,6 +64,10 @@ class Task:
     if not isinstance(self.name, str) or not _SAFE_NAME.match(self.name) or ".." in self.name:
       raise ValueError(f"task name {self.name!r}: use letters, digits, '_', '-' and '.', "
                        "starting with a letter or digit (it names folders and metrics)")
+    if self.batch_size is not None and (not isinstance(self.batch_size, int)
+                                        or self.batch_size < 1):
+      raise ValueError(f"task {self.name}: batch_size must be a positive integer, got "
+                       f"{self.batch_size!r}")
     if self.labels is not None:
       object.__setattr__(self, "labels", tuple(str(l) for l in self.labels))
     if self.metrics is not None:

@@ -69,13 +69,13 @@ BALANCING_PLOT = "balancing.png"
 __all__ = ["Interrupted", "NonFiniteLossError", "train"]
 
 
-def make_streams(train_splits, batch_size: int, buckets, seed: int,
+def make_streams(train_splits, batch_size: int | dict[str, int], buckets, seed: int,
                  positions: dict[str, StreamPosition] | None = None) -> dict[str, TaskStream]:
   """Each task's training stream, its order keyed by the run's seed and the task's name.
 
   Args:
     train_splits: {task: its encoded train split}.
-    batch_size: rows per batch.
+    batch_size: rows per batch, or {task: its rows per batch}.
     buckets: the padded lengths.
     seed: the run's seed.
     positions: {task: where its stream resumes}; a task without one starts.
@@ -84,7 +84,8 @@ def make_streams(train_splits, batch_size: int, buckets, seed: int,
     {task: TaskStream}, in the order of `train_splits`.
   """
   positions = positions or {}
-  return {name: TaskStream(split, batch_size, buckets, stream_seed(seed, name),
+  sizes = batch_size if isinstance(batch_size, dict) else dict.fromkeys(train_splits, batch_size)
+  return {name: TaskStream(split, sizes[name], buckets, stream_seed(seed, name),
                            positions.get(name))
           for name, split in train_splits.items()}
 
@@ -165,8 +166,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     # ------------------------------------------------------------------------
     positions = {name: StreamPosition(**meta.get("streams", {}).get(name, {}))
                  for name in names}
-    streams = make_streams(train_splits, train_cfg.batch_size, train_cfg.buckets,
-                           config.seed, positions)
+    batch_sizes = {t.name: t.batch_size or train_cfg.batch_size for t in run.tasks}
+    streams = make_streams(train_splits, batch_sizes, train_cfg.buckets, config.seed, positions)
     # Sampled schedules draw tasks by the mixture's rates, else by train size.
     task_schedule = make_schedule(config.schedule, names,
                                   {n: len(s) for n, s in train_splits.items()},
@@ -259,7 +260,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         now = time.time()
         record["seconds_per_step"] = round((now - last_log) / (done - last_logged_step), 4)
         record["examples_per_second"] = round(
-            train_cfg.batch_size * float(np.sum(counts_k)) / max(now - last_log, 1e-9), 2)
+            float(np.dot([batch_sizes[n] for n in names], counts_k))
+            / max(now - last_log, 1e-9), 2)
         last_log, last_logged_step = now, done
         _write(train_log, record, board)
         bar.set_postfix({n: f"{v:.3f}" if v is not None else "nan"
@@ -348,10 +350,14 @@ def _load_splits(run: run_lib.Run):
 def _layout(config: ml_collections.ConfigDict) -> sharding.Layout:
   """The mesh and its rules; the batch must split evenly over the mesh."""
   layout = sharding.Layout.from_config(config.mesh)
-  if config.train.batch_size % layout.batch_parallelism:
-    raise ValueError(f"train.batch_size ({config.train.batch_size}) must be a multiple of "
-                     f"the {layout.batch_parallelism} ways the mesh splits a batch "
-                     f"(mesh.shape {config.mesh.shape.to_dict()})")
+  sizes = {"train.batch_size": config.train.batch_size}
+  sizes.update({f"tasks.{t.name}.batch_size": t.batch_size
+                for t in run_lib.build_tasks(config) if t.batch_size})
+  for key, size in sizes.items():
+    if size % layout.batch_parallelism:
+      raise ValueError(f"{key} ({size}) must be a multiple of the "
+                       f"{layout.batch_parallelism} ways the mesh splits a batch "
+                       f"(mesh.shape {config.mesh.shape.to_dict()})")
   return layout
 
 

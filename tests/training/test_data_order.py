@@ -30,3 +30,10 @@ def test_a_task_sees_the_same_batches_alone_and_beside_other_tasks():
   # ...and the order does depend on the seed and the name.
   assert _labels(make_streams({"ner": ner}, 4, (8, 16), seed=4)["ner"], 25) != expected
   assert _labels(make_streams({"ner2": ner}, 4, (8, 16), seed=3)["ner2"], 25) != expected
+
+
+def test_each_task_may_have_its_own_batch_size():
+  streams = make_streams({"ner": _split(40, 1), "news": _split(30, 100)},
+                         {"ner": 8, "news": 2}, (8, 16), seed=0)
+  assert next(streams["ner"])["input_ids"].shape[0] == 8
+  assert next(streams["news"])["input_ids"].shape[0] == 2

@@ -218,3 +218,16 @@ def test_eval_scores_any_split_the_tasks_define(trained, tmp_path, data_dir, cap
   assert cli.main(["eval", "--workdir", str(workdir), "--split", "tset"]) == 2
   error = capsys.readouterr().err
   assert "has a split 'tset'; the tasks' splits: eval, test" in error
+
+
+def test_a_task_can_take_its_own_batch_size(trained, tmp_path):
+  config, _ = trained
+  workdir = tmp_path / "sizes"
+  assert cli.main(["train", "--config", f"{config}:10", "--workdir", str(workdir),
+                   "--no-progress", "--set", "tasks.news.batch_size=16"]) == 0
+  (record,) = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()
+               if "loss" in json.loads(line)]
+  # news 16 + ner 8 examples per step (each a multiple of the 8 emulated devices).
+  assert record["examples_per_second"] == pytest.approx(24 / record["seconds_per_step"], rel=0.05)
+  with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    mtl_jax.Task("t", "classification", mtl_jax.Source("csv", {"train": "x.csv"}), batch_size=0)
