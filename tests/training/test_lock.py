@@ -32,11 +32,25 @@ def held(tmp_path):
   process.wait()
 
 
-def test_a_second_trainer_is_refused_and_names_the_holder(held, tmp_path, capsys):
-  workdir, process = held
+def _config(tmp_path, data_dir):
+  """A valid tiny config file (so only the lock or the disk can stop it)."""
   config = tmp_path / "c.py"
-  config.write_text("from mtl_jax.config import default_config\n"
-                    "def get_config(arg=None):\n  return default_config()\n")
+  config.write_text(f"""
+from mtl_jax.config import default_config
+def get_config(arg=None):
+  c = default_config()
+  c.tasks = {{"news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
+      "train": "{data_dir}/news_train.csv"}}}}}}}}
+  c.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+  c.tokenizer.vocab_size = 100
+  return c
+""")
+  return config
+
+
+def test_a_second_trainer_is_refused_and_names_the_holder(held, tmp_path, capsys, data_dir):
+  workdir, process = held
+  config = _config(tmp_path, data_dir)
   assert cli.main(["train", "--config", str(config), "--workdir", str(workdir)]) == 2
   error = capsys.readouterr().err
   assert f"is in use by another run (host {os.uname().nodename} pid {process.pid})" in error
@@ -69,16 +83,6 @@ def test_a_full_disk_at_the_start_is_one_clear_error(tmp_path, capsys, monkeypat
     raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "w" / "config.json"))
 
   monkeypatch.setattr(run_lib, "save", full)
-  config = tmp_path / "c.py"
-  config.write_text(f"""
-from mtl_jax.config import default_config
-def get_config(arg=None):
-  c = default_config()
-  c.tasks = {{"news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
-      "train": "{data_dir}/news_train.csv"}}}}}}}}
-  c.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
-  c.tokenizer.vocab_size = 100
-  return c
-""")
+  config = _config(tmp_path, data_dir)
   assert cli.main(["train", "--config", str(config), "--workdir", str(tmp_path / "w")]) == 2
   assert "mtl-jax: error: [Errno 28] No space left on device" in capsys.readouterr().err
