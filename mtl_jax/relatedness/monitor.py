@@ -18,7 +18,7 @@ import numpy as np
 from mtl_jax.relatedness.measure import make_measure_fn
 from mtl_jax.relatedness.regularizer import RelatednessRegularizer
 from mtl_jax.relatedness.report import RelatednessLog
-from mtl_jax.tasks.batching import StreamPosition, TaskStream, joint_batches
+from mtl_jax.tasks.batching import StreamPosition, TaskStream, joint_batches, stream_seed
 
 # Keeps the probe streams' seeds apart from the training streams'.
 _PROBE_SALT = 7919
@@ -60,9 +60,10 @@ class RelatednessMonitor:
     names = tuple(model.task_names)
     positions = positions or {}
     self.streams = {
-        name: TaskStream(splits[name], batch_size, buckets, seed * 1000 + k + _PROBE_SALT,
+        name: TaskStream(splits[name], batch_size, buckets,
+                         stream_seed(seed, name) + _PROBE_SALT,
                          StreamPosition(**positions[name]) if name in positions else None)
-        for k, name in enumerate(names)}
+        for name in names}
     self._batches = joint_batches(self.streams)
     self._measure = jax.jit(make_measure_fn(losses_fn))
     self._relatedness = None

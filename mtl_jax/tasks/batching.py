@@ -10,12 +10,13 @@ exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from mtl_jax.tasks.kinds import EncodedSplit
-from mtl_jax.tasks.tokenization import IGNORE_LABEL
+from mtl_jax.constants import IGNORE_LABEL
 
 Batch = dict[str, np.ndarray]
 # The arrays with a token axis in every batch.
@@ -104,6 +105,16 @@ def pad_to_length(batch: Batch, length: int, token_labels: bool = True) -> Batch
     fill = IGNORE_LABEL if key == "labels" else 0
     out[key] = np.pad(batch[key], ((0, 0), (0, length - current)), constant_values=fill)
   return out
+
+
+def stream_seed(seed: int, task_name: str) -> int:
+  """The seed of a task's training stream: the run's seed and the task's name.
+
+  Keyed by the name, not the task's place in the run, so a task sees the same
+  examples in the same order whichever tasks train beside it (a single-task
+  baseline and the multi-task run it is compared with).
+  """
+  return seed * 2**32 + zlib.crc32(task_name.encode("utf-8"))
 
 
 @dataclasses.dataclass

@@ -42,7 +42,7 @@ from mtl_jax import relatedness
 from mtl_jax import sharding
 from mtl_jax.sharing import save_trainable
 from mtl_jax.tasks import tokenization
-from mtl_jax.tasks.batching import StreamPosition, TaskStream
+from mtl_jax.tasks.batching import StreamPosition, TaskStream, stream_seed
 from mtl_jax.training import resume
 from mtl_jax.training import run as run_lib
 from mtl_jax.training import sharded
@@ -64,8 +64,24 @@ BALANCING_PLOT = "balancing.png"
 __all__ = ["Interrupted", "NonFiniteLossError", "train"]
 
 
-def _stream_seed(seed: int, index: int) -> int:
-  return seed * 1000 + index
+def make_streams(train_splits, batch_size: int, buckets, seed: int,
+                 positions: dict[str, StreamPosition] | None = None) -> dict[str, TaskStream]:
+  """Each task's training stream, its order keyed by the run's seed and the task's name.
+
+  Args:
+    train_splits: {task: its encoded train split}.
+    batch_size: rows per batch.
+    buckets: the padded lengths.
+    seed: the run's seed.
+    positions: {task: where its stream resumes}; a task without one starts.
+
+  Returns:
+    {task: TaskStream}, in the order of `train_splits`.
+  """
+  positions = positions or {}
+  return {name: TaskStream(split, batch_size, buckets, stream_seed(seed, name),
+                           positions.get(name))
+          for name, split in train_splits.items()}
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *,
@@ -148,10 +164,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         abstract, layout)
     predict_jit = jax.jit(make_predict_step(run.model, run.kinds),
                           out_shardings=layout.replicated)
-    streams = {name: TaskStream(train_splits[name], train_cfg.batch_size,
-                                train_cfg.buckets, _stream_seed(config.seed, k),
-                                positions[name])
-               for k, name in enumerate(names)}
+    streams = make_streams(train_splits, train_cfg.batch_size, train_cfg.buckets,
+                           config.seed, positions)
     # Sampled schedules draw tasks by the mixture's rates, else by train size.
     task_schedule = make_schedule(config.schedule, names,
                                   {n: len(s) for n, s in train_splits.items()},
