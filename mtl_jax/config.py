@@ -47,6 +47,9 @@ def default_config() -> ml_collections.ConfigDict:
       # The attention core: 'auto' (the fused CPU kernel for float32 on one
       # CPU device, else XLA's ops), 'xla' or 'cpu_kernel' (EncoderConfig).
       attention_impl="auto",
+      # Dropout masks: 'hash' (a keyed integer hash per element, one cheap
+      # pass) or 'threefry' (flax's nn.Dropout; ~50x costlier on CPU).
+      dropout_rng="hash",
   )
   config.tokenizer = dict(
       # tokenizer.json / vocab.txt (file or folder); '' uses the pretrained

@@ -199,7 +199,8 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
   pretrained = None
   if enc.pretrained:
     encoder_config, pretrained = load_pretrained(enc.pretrained, dtype=enc.dtype,
-                                                 attention_impl=enc.attention_impl)
+                                                 attention_impl=enc.attention_impl,
+                                                 dropout_rng=enc.dropout_rng)
     if tokenizer is None:
       tokenizer = tokenization.load_tokenizer(config.tokenizer.path or enc.pretrained)
   else:
@@ -219,7 +220,7 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
         max_position_embeddings=enc.max_position_embeddings,
         type_vocab_size=enc.type_vocab_size, hidden_dropout=enc.hidden_dropout,
         attention_dropout=enc.attention_dropout, dtype=enc.dtype,
-        attention_impl=enc.attention_impl, pad_token_id=tokenizer.token_to_id("[PAD]") or 0)
+        attention_impl=enc.attention_impl, dropout_rng=enc.dropout_rng, pad_token_id=tokenizer.token_to_id("[PAD]") or 0)
   longest = max(config.train.buckets)
   if longest + encoder_config.position_offset > encoder_config.max_position_embeddings:
     raise ValueError(f"the largest bucket {longest} exceeds the encoder's "
