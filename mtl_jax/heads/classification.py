@@ -8,7 +8,7 @@ import optax
 
 from mtl_jax.encoders.bert import mean_pool
 
-_KERNEL = nn.initializers.truncated_normal(0.02)
+_KERNEL = nn.initializers.normal(0.02)
 
 
 def dense(features: int, names: tuple[str, str], name: str) -> nn.Dense:
