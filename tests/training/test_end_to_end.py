@@ -151,18 +151,6 @@ def test_settings_can_be_chosen_on_a_heldout_slice_of_train(trained, tmp_path, d
     ("train.steps=-5", "train.steps must be an integer >= 1, got -5"),
     ("train.batch_size=0", "train.batch_size must be an integer >= 1, got 0"),
     ("train.log_every=0", "train.log_every must be an integer >= 1, got 0"),
-])
-def test_impossible_counts_are_refused_before_anything_is_written(trained, tmp_path, capsys,
-                                                                  setting, message):
-  config, _ = trained
-  workdir = tmp_path / "w"
-  assert cli.main(["train", "--config", str(config), "--workdir", str(workdir),
-                   "--set", setting]) == 2
-  assert message in capsys.readouterr().err
-  assert not workdir.exists()
-
-
-@pytest.mark.parametrize("setting, message", [
     ("tasks.news.kind=clasification", "unknown task kind 'clasification'"),
     ("tasks.news.metrics=['acuracy']", "unknown metric(s) ['acuracy']"),
     ("tasks.news.source.splits.train=/no/such.csv", "task news: no such file for split train"),
