@@ -35,6 +35,7 @@ from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.tasks import tokenization
 from mtl_jax.training.checkpoint import Checkpointer
 from mtl_jax.training import sharded
+from mtl_jax.training.gradients import split_params
 from mtl_jax.training.optimizer import make_optimizer
 from mtl_jax.training.state import TrainState
 from mtl_jax.training.step import make_train_step
@@ -124,8 +125,12 @@ def make_trainer(run: Run, layout: sharding.Layout) -> Trainer:
   optimizer, learning_rate = make_optimizer(config.optimizer, config.train.steps,
                                             frozen=run.model.frozen_keys)
   balancing = config.balancing
+  # Methods with per-parameter state (task_rms) are shaped after the shared params.
+  shared_shapes = split_params(
+      jax.eval_shape(run.model.init, jax.random.PRNGKey(0)))[0]
   weighting = weighting_lib.from_spec(balancing.method, num_tasks=len(run.tasks),
-                                      task_names=run.task_names)
+                                      task_names=run.task_names,
+                                      shared_shapes=shared_shapes)
   regularizer = relatedness.make_regularizer(config.relatedness, run.task_names)
 
   def init(pretrained_encoder=None) -> TrainState:

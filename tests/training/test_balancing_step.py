@@ -49,13 +49,13 @@ def test_loss_weighting_is_exact_in_every_mode(tiny_setup, mode):
 
 
 GRAM_METHODS = ["pcgrad", "mgda", "cagrad", "imtl_g", "aligned_mtl", "nash_mtl", "gradvac",
-                "upgrad", "graddrop"]
+                "upgrad", "graddrop", "task_rms", "task_rms(per='tensor')", "task_clip(max_norm=0.01)"]
 
 
 @pytest.mark.parametrize("name", GRAM_METHODS)
 def test_aggregation_step_applies_the_method_to_the_task_gradients(tiny_setup, name):
   the_model, params, the_batch, rng, expected = tiny_setup
-  method = weighting.from_spec(name, num_tasks=2)
+  method = weighting.from_spec(name, num_tasks=2, shared_shapes=params["encoder"])
   state, metrics = _step(the_model, method, params, the_batch, rng, gradient_mode="full")
   losses_k = np.asarray(metrics["losses"])
   update, _ = method.update(expected["encoder"], method.init(2), rng=balancing_rng(rng),

@@ -200,3 +200,60 @@ def test_one_task_is_its_own_gradient_direction(name):
   update = _update(name, g)
   cosine = update @ g[0] / (np.linalg.norm(update) * 5.0)
   np.testing.assert_allclose(cosine, 1.0, rtol=1e-5)
+
+
+def _task_rms_updates(grads, steps, per="element", present=None):
+  """The updates of `steps` task_rms steps on the same per-task gradients."""
+  grads_k = {"w": jnp.asarray(grads, jnp.float32)}
+  method = weighting.from_spec(f"task_rms(per={per!r})", num_tasks=len(grads),
+                               shared_shapes={"w": grads_k["w"][0]})
+  state, updates = method.init(len(grads)), []
+  for step in range(steps):
+    extras = {} if present is None else {"present_k": jnp.asarray(present[step], jnp.float32)}
+    update, state = method.update(grads_k, state, **extras)
+    updates.append(np.asarray(update["w"]))
+  return updates, state
+
+
+def test_task_rms_gives_every_task_an_equal_say_per_parameter():
+  # Constant gradients: each task's bias-corrected RMS is |g| at every step,
+  # so each entry is the tasks' mean |g| times the sum of their signs. The
+  # plain sum, [-3, 4], lets task 2's larger gradient win entry 0.
+  updates, _ = _task_rms_updates([[1.0, 3.0], [-4.0, 1.0]], steps=3)
+  for update in updates:
+    np.testing.assert_allclose(update, [0.0, 4.0], atol=1e-6)
+  # Parallel gradients of different sizes: the plain sum.
+  updates, _ = _task_rms_updates([[1.0, -2.0], [10.0, -20.0]], steps=2)
+  np.testing.assert_allclose(updates[-1], [11.0, -22.0], rtol=1e-6)
+  # One task: its own gradient.
+  updates, _ = _task_rms_updates([[0.3, -7.0]], steps=2)
+  np.testing.assert_allclose(updates[-1], [0.3, -7.0], rtol=1e-6)
+
+
+def test_task_rms_per_tensor_equalises_the_task_norms():
+  # Norms 1 and 10 (RMS 1/sqrt 2 and 10/sqrt 2): both scaled to the mean, 5.5.
+  updates, _ = _task_rms_updates([[1.0, 0.0], [0.0, 10.0]], steps=2, per="tensor")
+  np.testing.assert_allclose(updates[-1], [5.5, 5.5], rtol=1e-6)
+
+
+def test_task_rms_moments_follow_only_the_steps_a_task_takes_part_in():
+  # Task 2 absent at step 0: its moment and count wait; from step 1 on its
+  # bias-corrected RMS is exactly |g| again, and the update is the known one.
+  updates, state = _task_rms_updates([[1.0, 3.0], [-4.0, 1.0]], steps=2,
+                                     present=[[1.0, 0.0], [1.0, 1.0]])
+  np.testing.assert_allclose(updates[0], [1.0, 3.0], rtol=1e-6)
+  np.testing.assert_allclose(updates[1], [0.0, 4.0], atol=2e-5)
+  np.testing.assert_array_equal(state.count_k, [2, 1])
+
+
+def test_task_rms_needs_the_shared_shapes():
+  with pytest.raises(ValueError, match="shaped like the shared parameters"):
+    weighting.from_spec("task_rms", num_tasks=2).init(2)
+  with pytest.raises(ValueError, match="per must be one of element, tensor"):
+    weighting.from_spec("task_rms(per='row')", num_tasks=2)
+
+
+def test_task_clip_clips_each_task_before_the_sum():
+  # Norms 5 and 0.5 under max_norm 1: the first is scaled to norm 1, the second kept.
+  update = _update("task_clip(max_norm=1.0)", [[3.0, 4.0], [0.0, -0.5]])
+  np.testing.assert_allclose(update, [0.6, 0.8 - 0.5], rtol=1e-6)

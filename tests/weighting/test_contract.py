@@ -16,7 +16,9 @@ SPECS = {"static": "static(weights=[1.0, 0.5, 2.0])"}
 
 
 def _method(name, num_tasks=NUM_TASKS):
-  return weighting.from_spec(SPECS.get(name, name), num_tasks=num_tasks)
+  shared_shapes = jax.tree.map(lambda g: g[0], _grads_k(0, num_tasks))
+  return weighting.from_spec(SPECS.get(name, name), num_tasks=num_tasks,
+                             shared_shapes=shared_shapes)
 
 
 def _grads_k(seed, num_tasks=NUM_TASKS):
@@ -62,6 +64,7 @@ PAPERS = {
     "uncertainty": ("Kendall", "CVPR 2018"), "upgrad": ("Quinton", "2024"),
     "loss_sigmoid": ("The seed's", ""), "norm_ratio": ("The seed's", ""),
     "equal": ("equal", ""), "static": ("static", ""),
+    "task_rms": ("This library's rule", ""), "task_clip": ("This library's rule", ""),
 }
 
 
@@ -149,7 +152,7 @@ def test_every_method_is_registered():
   assert set(weighting.names()) == {
       "equal", "static", "norm_ratio", "loss_sigmoid", "gradnorm", "dwa", "uncertainty",
       "rlw", "famo", "gls", "pcgrad", "mgda", "mgda_ub", "cagrad", "imtl_g",
-      "aligned_mtl", "nash_mtl", "gradvac", "graddrop", "upgrad"}
+      "aligned_mtl", "nash_mtl", "gradvac", "graddrop", "upgrad", "task_rms", "task_clip"}
 
 
 def test_spec_arguments_reach_the_method():
