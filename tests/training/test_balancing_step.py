@@ -49,7 +49,8 @@ def test_loss_weighting_is_exact_in_every_mode(tiny_setup, mode):
 
 
 GRAM_METHODS = ["pcgrad", "mgda", "cagrad", "imtl_g", "aligned_mtl", "nash_mtl", "gradvac",
-                "upgrad", "graddrop", "task_rms", "task_rms(per='tensor')", "task_clip(max_norm=0.01)"]
+                "upgrad", "graddrop", "task_rms", "task_rms(per='tensor')",
+                "task_clip(max_norm=0.01)"]
 
 
 @pytest.mark.parametrize("name", GRAM_METHODS)
