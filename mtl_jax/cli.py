@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
                        "per line with the input, the prediction and each label's probability")
   predict.add_argument("--batch-size", type=int, default=None,
                        help="inputs per batch (default: the run's train.eval_batch_size)")
+  export = commands.add_parser(
+      "export", help="write a checkpoint for use elsewhere: the encoder as a Hugging Face "
+      "BERT folder, each head as safetensors + JSON (loadable by Predictor.from_export)")
+  export.add_argument("--workdir", required=True)
+  export.add_argument("--out", required=True, help="a new (or empty) folder")
+  export.add_argument("--step", type=_step, default=None,
+                      help="checkpoint: a step, 'latest' (default) or 'best'")
+  export.add_argument("--task", default=None, help="export only this task's head")
   commands.add_parser("doctor", help="print the backend, devices, kernel, versions and caches "
                       "(paste it into a bug report)")
   compare = commands.add_parser(
@@ -103,6 +111,12 @@ def _compare(args) -> None:
   print(f"report: {os.path.join(args.workdir, compare.REPORT_MD)}")
 
 
+def _export(args) -> None:
+  from mtl_jax.export import export_workdir
+
+  print(f"exported: {export_workdir(args.workdir, args.out, args.step, args.task)}")
+
+
 def _report(args) -> None:
   from mtl_jax.reports import figures
 
@@ -119,11 +133,13 @@ def _train(args) -> None:
 
 def _eval(args) -> None:
   from mtl_jax import metrics
-  from mtl_jax.training.evaluate import evaluate_workdir
+  from mtl_jax.training import run as run_lib
+  from mtl_jax.training.evaluate import evaluate_workdir, metrics_filename
 
   results = evaluate_workdir(args.workdir, args.split, args.step)
   # The run's own evaluation split rewrites metrics.json; another split has its own file.
-  name = "metrics.json" if args.split in (None, "eval") else f"metrics_{args.split}.json"
+  eval_split = run_lib.load(args.workdir).config.train.eval_split
+  name = metrics_filename(args.split or eval_split, eval_split)
   metrics.write_json(results, os.path.join(args.workdir, name))
   print(metrics.format_table(results))
   _print_glue(results)
@@ -174,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
   datasets.disable_progress_bars()
   datasets.logging.set_verbosity_error()
   commands = {"train": _train, "eval": _eval, "predict": _predict, "compare": _compare,
-              "report": _report, "doctor": _doctor}
+              "report": _report, "doctor": _doctor, "export": _export}
   from mtl_jax.training.preemption import Interrupted
   try:
     commands[args.command](args)

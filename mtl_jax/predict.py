@@ -1,6 +1,6 @@
 """Predictions from a trained workdir, for the CLI and for notebooks.
 
-    predictor = Predictor.from_workdir("runs/demo")
+    predictor = Predictor.from_workdir("runs/demo")   # or Predictor.from_export(folder)
     predictor.predict("demo_ag_news", ["Stocks rally as the Fed holds rates."])
     predictor.predict("glue_rte", [("A man is sleeping.", "Nobody sleeps.")])
 """
@@ -32,6 +32,13 @@ class Predictor:
     """Loads a checkpoint of a training workdir: `step` = a number, 'best' or latest (None)."""
     run = run_lib.load(workdir)
     return cls(run, run_lib.restore_params(run, workdir, step))
+
+  @classmethod
+  def from_export(cls, path: str) -> "Predictor":
+    """Loads an `mtl-jax export` folder (no workdir, no checkpoint needed)."""
+    from mtl_jax.export import load_export
+
+    return cls(*load_export(path))
 
   def predict(self, task: str, inputs: Sequence[Any], *, batch_size: int | None = None,
               scores: bool = False) -> list[Any]:

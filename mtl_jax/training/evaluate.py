@@ -72,6 +72,22 @@ def _describe(predictions: list[Any]) -> str:
   return f"every prediction is {values[0]:g}"
 
 
+def metrics_filename(split: str, eval_split: str) -> str:
+  """Where a workdir keeps its scores on `split`: metrics.json for the run's eval split."""
+  return "metrics.json" if split == eval_split else f"metrics_{split}.json"
+
+
+def report_splits(tasks, eval_split: str) -> list[str]:
+  """Every split the tasks declare besides train and the run's eval split, sorted.
+
+  Training scores each of them once after its last step (e.g. a `test`
+  split: reported, never used to choose anything).
+  """
+  declared = {name for t in tasks for name in t.source.splits}
+  declared |= {HELDOUT} if any(t.source.holdout for t in tasks) else set()
+  return sorted(declared - {"train", eval_split})
+
+
 def evaluate_workdir(workdir: str, split: str | None = None, step=None
                      ) -> dict[str, dict[str, float]]:
   """A trained workdir's checkpoint scored on one split of its tasks (`mtl_jax.evaluate`).

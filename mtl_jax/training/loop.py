@@ -51,7 +51,7 @@ from mtl_jax.tasks.batching import StreamPosition, TaskStream, stream_seed
 from mtl_jax.training import resume
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.checkpoint import Checkpointer
-from mtl_jax.training.evaluate import evaluate
+from mtl_jax.training.evaluate import evaluate, metrics_filename, report_splits
 from mtl_jax.training.lock import workdir_lock
 from mtl_jax.training.nonfinite import NonFiniteCounter, NonFiniteLossError
 from mtl_jax.training.preemption import Interrupted, stop_on_signals
@@ -183,10 +183,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         config.relatedness, trainer.regularizer, workdir, first_step,
         meta.get("probe_streams"), put=layout.put_batch, write=primary)
 
-    def evaluate_now():
+    def evaluate_now(splits=None):
       return evaluate(lambda params, batch: predict_jit(params, layout.put_batch(batch)),
-                      state.params, eval_splits, run.kinds, run.labels,
-                      train_cfg.eval_batch_size, train_cfg.buckets)
+                      state.params, eval_splits if splits is None else splits, run.kinds,
+                      run.labels, train_cfg.eval_batch_size, train_cfg.buckets)
 
     def checkpoint(step, results=None):
       meta = {"streams": batches.positions, "nonfinite": nonfinite.to_json(),
@@ -296,6 +296,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     if results and primary:
       metrics_lib.write_json(results, os.path.join(workdir, METRICS_FILE))
       print(metrics_lib.format_table(results))
+    for split in report_splits(run.tasks, train_cfg.eval_split):
+      # Scored once, for the record (a test split): nothing is chosen on them.
+      splits = {t.name: t.load(split, run.tokenizer, run.labels[t.name])
+                for t in run.tasks if t.source.has_split(split)}
+      split_results = evaluate_now(splits)
+      if primary:
+        metrics_lib.write_json(split_results, os.path.join(
+            workdir, metrics_filename(split, train_cfg.eval_split)))
+        print(f"{split} split:\n{metrics_lib.format_table(split_results)}")
     log.info("trained %d steps in %.1fs", total - first_step, elapsed)
     return results
 

@@ -191,8 +191,9 @@ def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
   return tasks
 
 
-def _model(config: ml_collections.ConfigDict, encoder_config: EncoderConfig, tasks,
-           labels) -> HardSharingModel:
+def model_for(config: ml_collections.ConfigDict, encoder_config: EncoderConfig, tasks,
+              labels) -> HardSharingModel:
+  """The run's model: `config.sharing` over the encoder, a head per task."""
   # Text-generating kinds (seq2seq) output tokens of the shared vocabulary.
   heads = [TaskHead(t.name, t.spec, t.spec.num_outputs(labels[t.name],
                                                        encoder_config.vocab_size),
@@ -274,18 +275,18 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
   rates = mixture_lib.task_rates(config.mixture, [t.name for t in tasks],
                                  {n: len(raw.dataset) for n, raw in train_raw.items()})
   return Run(config, tasks, labels, tokenizer, encoder_config,
-             _model(config, encoder_config, tasks, labels), pretrained, train_raw, rates)
+             model_for(config, encoder_config, tasks, labels), pretrained, train_raw, rates)
 
 
 def save(run: Run, workdir: str) -> None:
   """Writes the config, labels, encoder architecture and tokenizer to `workdir`."""
   os.makedirs(workdir, exist_ok=True)
-  _write_json(os.path.join(workdir, CONFIG_FILE), run.config.to_dict())
-  _write_json(os.path.join(workdir, TASKS_FILE),
+  write_json(os.path.join(workdir, CONFIG_FILE), run.config.to_dict())
+  write_json(os.path.join(workdir, TASKS_FILE),
               {t.name: {"kind": t.kind, "labels": list(run.labels[t.name]),
                         "rate": run.rates and run.rates[t.name]}
                for t in run.tasks})
-  _write_json(os.path.join(workdir, ENCODER_FILE),
+  write_json(os.path.join(workdir, ENCODER_FILE),
               dataclasses.asdict(run.encoder_config))
   tokenization.save_tokenizer(run.tokenizer, os.path.join(workdir, TOKENIZER_DIR))
 
@@ -307,10 +308,11 @@ def load(workdir: str) -> Run:
   rates = ({t.name: saved[t.name]["rate"] for t in tasks}
            if config.mixture and all(saved[t.name].get("rate") for t in tasks) else None)
   return Run(config, tasks, labels, tokenizer, encoder_config,
-             _model(config, encoder_config, tasks, labels), rates=rates)
+             model_for(config, encoder_config, tasks, labels), rates=rates)
 
 
-def _write_json(path: str, value: Any) -> None:
+def write_json(path: str, value: Any) -> None:
+  """Writes `value` as JSON by temporary file + rename (never a half-written file)."""
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(value, f, indent=2, sort_keys=True)

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -196,8 +197,12 @@ def test_eval_scores_any_split_the_tasks_define(trained, tmp_path, data_dir, cap
   assert cli.main(["train", "--config", f"{config}:4", "--workdir", str(workdir),
                    "--no-progress", "--set",
                    f"tasks.ner.source.splits.test={data_dir / 'ner_valid.txt'}"]) == 0
+  # Training scored the declared test split once, after its last step.
+  scored_by_train = json.loads((workdir / "metrics_test.json").read_text())
+  (workdir / "metrics_test.json").unlink()
   assert cli.main(["eval", "--workdir", str(workdir), "--split", "test"]) == 0
   on_test = json.loads((workdir / "metrics_test.json").read_text())
+  assert on_test == scored_by_train
   assert set(on_test) == {"ner"}  # news has no test split: skipped
   # The test file is the eval file here: the same scores, through either split.
   assert on_test["ner"] == pytest.approx(json.loads((workdir / "metrics.json").read_text())["ner"])
@@ -219,3 +224,64 @@ def test_a_task_can_take_its_own_batch_size(trained, tmp_path):
   assert record["examples_per_second"] == pytest.approx(24 / record["seconds_per_step"], rel=0.05)
   with pytest.raises(ValueError, match="batch_size must be a positive integer"):
     mtl_jax.Task("t", "classification", mtl_jax.Source("csv", {"train": "x.csv"}), batch_size=0)
+
+
+def test_export_round_trips_and_the_encoder_is_a_bert_folder(trained, tmp_path, capsys):
+  import safetensors.numpy
+
+  from mtl_jax.encoders.pretrained import load_pretrained
+  from mtl_jax.predict import Predictor
+
+  _, workdir = trained
+  out = tmp_path / "export"
+  assert cli.main(["export", "--workdir", str(workdir), "--out", str(out)]) == 0
+  assert sorted(p.name for p in (out / "heads").iterdir()) == [
+      "ner.json", "ner.safetensors", "news.json", "news.safetensors"]
+  head = json.loads((out / "heads" / "news.json").read_text())
+  assert head["kind"] == "classification" and head["labels"] == ["0", "1", "2", "3"]
+  # The encoder folder has BertModel's tensor names and reads back exactly.
+  names = safetensors.numpy.load_file(out / "encoder" / "model.safetensors")
+  assert "encoder.layer.0.attention.self.query.weight" in names
+  assert "embeddings.word_embeddings.weight" in names
+  from_workdir = Predictor.from_workdir(str(workdir))
+  _, encoder = load_pretrained(out / "encoder")
+  jax.tree.map(np.testing.assert_array_equal, encoder, jax.device_get(
+      from_workdir.params["encoder"]))
+  # Workdir-free: the same predictions and probabilities.
+  exported = Predictor.from_export(str(out))
+  texts = ["stocks fell sharply", "the team won the final", "a new phone chip"]
+  assert exported.predict("news", texts, scores=True) == from_workdir.predict(
+      "news", texts, scores=True)
+  words = [["John", "lives", "in", "Paris"]]
+  assert exported.predict("ner", words) == from_workdir.predict("ner", words)
+  # Nothing is overwritten; one task alone.
+  capsys.readouterr()
+  assert cli.main(["export", "--workdir", str(workdir), "--out", str(out)]) == 2
+  assert "exists and is not empty" in capsys.readouterr().err
+  only = tmp_path / "only_ner"
+  assert cli.main(["export", "--workdir", str(workdir), "--out", str(only),
+                   "--task", "ner"]) == 0
+  assert Predictor.from_export(str(only)).predict("ner", words) == from_workdir.predict(
+      "ner", words)
+  assert not (only / "heads" / "news.json").exists()
+
+
+def test_exported_encoder_runs_in_transformers(trained, tmp_path):
+  transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+  torch = pytest.importorskip("torch", reason="torch is not installed")
+  from mtl_jax.predict import Predictor
+
+  _, workdir = trained
+  out = tmp_path / "export"
+  assert cli.main(["export", "--workdir", str(workdir), "--out", str(out)]) == 0
+  bert = transformers.AutoModel.from_pretrained(out / "encoder").eval()
+  predictor = Predictor.from_workdir(str(workdir))
+  ids = np.array([[2, 17, 40, 33, 3, 0]], np.int32)
+  mask = (ids > 0).astype(np.int32)
+  batch = {"input_ids": ids, "token_type_ids": np.zeros_like(ids), "attention_mask": mask}
+  ours = predictor.run.model.encode(predictor.params, {"news": batch}, train=False, rng=None)
+  with torch.no_grad():
+    theirs = bert(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)
+                  ).last_hidden_state.numpy()
+  np.testing.assert_allclose(np.asarray(ours["news"])[mask == 1], theirs[mask == 1],
+                             atol=1e-4)
