@@ -90,15 +90,29 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000,
   return tokenizer
 
 
+def has_tokenizer(directory: str | os.PathLike) -> bool:
+  """Whether `directory` holds a tokenizer `load_tokenizer` reads."""
+  return any(os.path.exists(os.path.join(directory, name))
+             for name in ("tokenizer.json", "vocab.txt"))
+
+
 def save_tokenizer(tokenizer: tokenizers.Tokenizer, directory: str | os.PathLike) -> None:
-  """Writes tokenizer.json and, for WordPiece vocabularies, vocab.txt."""
+  """Writes tokenizer.json and, for WordPiece vocabularies, vocab.txt.
+
+  Each file is written under a temporary name and renamed: an interrupted
+  save (a full disk, a kill) leaves the previous files whole.
+  """
   os.makedirs(directory, exist_ok=True)
-  tokenizer.save(os.path.join(directory, "tokenizer.json"))
+  path = os.path.join(directory, "tokenizer.json")
+  tokenizer.save(path + ".tmp")
+  os.replace(path + ".tmp", path)
   if isinstance(tokenizer.model, tokenizers.models.WordPiece):
     vocab = tokenizer.get_vocab()
-    with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
+    path = os.path.join(directory, "vocab.txt")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
       for token, _ in sorted(vocab.items(), key=lambda item: item[1]):
         f.write(token + "\n")
+    os.replace(path + ".tmp", path)
 
 
 @dataclasses.dataclass

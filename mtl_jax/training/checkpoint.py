@@ -96,7 +96,8 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, meta: dict[str, Any],
            config: dict[str, Any] | None = None,
-           metrics: dict[str, float] | None = None) -> None:
+           metrics: dict[str, float] | None = None,
+           run_files: dict[str, Any] | None = None) -> None:
     """Starts saving (asynchronously); `wait()` blocks until it is on disk.
 
     Args:
@@ -105,10 +106,16 @@ class Checkpointer:
       meta: JSON data (data positions, counters).
       config: the run's config as a dict.
       metrics: flat eval metrics {'task/metric': value}, for keep-best.
+      run_files: the workdir's run files as JSON (`training.run.run_files`:
+        labels, encoder architecture, tokenizer), kept with the state so the
+        checkpoint stays readable when the workdir's copies are lost.
     """
     items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
     if config is not None:
       items["config"] = ocp.args.JsonSave(config)
+    if run_files is not None:
+      items["run_files"] = ocp.args.JsonSave(
+          {name: value for name, value in run_files.items() if name != "config.json"})
     self._manager.save(step, args=ocp.args.Composite(**items),
                        metrics=metrics if self.best_metric else None, force=True)
 
@@ -144,6 +151,21 @@ class Checkpointer:
           f"does not match this run's model and optimizer ({type(error).__name__}: "
           f"{error}); {earlier}to start afresh, use a new workdir") from error
     return restored["state"], restored["meta"]
+
+  def read_run_files(self, step: int) -> dict[str, Any]:
+    """A checkpoint's copies of the run files ({} for checkpoints without them).
+
+    Returns:
+      {file name: JSON}: config.json and what `save` got as `run_files`.
+    """
+    files = {}
+    for item, unpack in (("config", lambda v: {"config.json": v}), ("run_files", dict)):
+      if not os.path.isdir(os.path.join(self.directory, str(step), item)):
+        continue
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          **{item: ocp.args.JsonRestore()}))
+      files.update(unpack(restored[item]))
+    return files
 
   def reached_preemption(self, step: int) -> bool:
     """True at the step all hosts agreed to stop at (JAX's preemption service)."""

@@ -132,6 +132,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     stack.callback(checkpointer.close)  # also waits for a save in flight
     latest = checkpointer.latest_step()
     run = _prepare(config, workdir, resuming=latest is not None, primary=primary)
+    files = run_lib.run_files(run)  # a copy in every checkpoint
     names, train_cfg = run.task_names, config.train
     best_metric = config.checkpoint.best_metric
 
@@ -196,7 +197,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       if flat and best_metric and best_metric not in flat:
         raise ValueError(f"checkpoint.best_metric {best_metric!r} is not an eval metric; "
                          f"they are: {', '.join(sorted(flat))}")
-      checkpointer.save(step, state, meta, config=config.to_dict(), metrics=flat or None)
+      checkpointer.save(step, state, meta, config=config.to_dict(), metrics=flat or None,
+                        run_files=files)
 
     def stop(step):
       # A signal can arrive just after this step's regular (or the restored)
@@ -380,8 +382,10 @@ def _prepare(config: ml_collections.ConfigDict, workdir: str, *, resuming: bool,
   """
   tokenizer_dir = os.path.join(workdir, run_lib.TOKENIZER_DIR)
   if resuming:
-    run = run_lib.prepare(config, tokenizer=tokenization.load_tokenizer(tokenizer_dir))
-    resume.check_compatible(workdir, run)
+    # The workdir's own files, or (where lost) the latest checkpoint's copies.
+    saved_files, tokenizer = run_lib.read_run_files(workdir)
+    run = run_lib.prepare(config, tokenizer=tokenizer)
+    resume.check_compatible(workdir, run, saved_files)
   elif jax.process_count() == 1 or primary:
     run = run_lib.prepare(config)
   if jax.process_count() > 1:

@@ -58,12 +58,13 @@ def differences(saved: dict[str, Any], new: dict[str, Any], prefix: str = ""
           if saved.get(key, missing) != new.get(key, missing)]
 
 
-def check_compatible(workdir: str, run) -> None:
+def check_compatible(workdir: str, run, saved_files: dict[str, Any]) -> None:
   """Raises if `run` is not the run whose checkpoint `workdir` holds.
 
   Args:
     workdir: a training workdir with a checkpoint.
     run: the prepared run (`training.run.prepare`) of the new config.
+    saved_files: the workdir's run files (`training.run.read_run_files`).
 
   Raises:
     ValueError: the model, tasks, labels, data order or optimizer differ;
@@ -71,24 +72,16 @@ def check_compatible(workdir: str, run) -> None:
   """
   from mtl_jax.training import run as run_lib  # run imports the checkpointer
 
-  def read(name):
-    path = os.path.join(workdir, name)
-    if not os.path.exists(path):
-      raise ValueError(f"{workdir} holds a checkpoint but no {name}; it cannot be "
-                       "resumed safely: use a new workdir")
-    with open(path) as f:
-      return json.load(f)
-
-  saved_config = config_lib.resolve(read(run_lib.CONFIG_FILE)).to_dict()
+  saved_config = config_lib.resolve(saved_files[run_lib.CONFIG_FILE]).to_dict()
   found = [d for d in differences(saved_config, run.config.to_dict())
            if not _changeable(d.split(":")[0])]
-  saved_tasks = read(run_lib.TASKS_FILE)
+  saved_tasks = saved_files[run_lib.TASKS_FILE]
   # As `run.save` writes them (the rate is None without a mixture).
   new_tasks = {t.name: {"kind": t.kind, "labels": list(run.labels[t.name]),
                         "rate": run.rates and run.rates[t.name]}
                for t in run.tasks}
   found += differences(saved_tasks, new_tasks, prefix="tasks.json: ")
-  saved_encoder = read(run_lib.ENCODER_FILE)
+  saved_encoder = saved_files[run_lib.ENCODER_FILE]
   new_encoder = dataclasses.asdict(run.encoder_config)
   found += [d for d in differences(saved_encoder, new_encoder, prefix="encoder.json: ")
             if d.split(":")[1].strip() not in _ENCODER_CHANGEABLE]

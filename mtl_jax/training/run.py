@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from typing import Any, Callable, NamedTuple
 
@@ -21,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+import tokenizers
 
 from mtl_jax import config as config_lib
 from mtl_jax import encoders
@@ -40,10 +42,13 @@ from mtl_jax.training.optimizer import make_optimizer
 from mtl_jax.training.state import TrainState
 from mtl_jax.training.step import make_train_step
 
+log = logging.getLogger(__name__)
+
 CONFIG_FILE = "config.json"
 TASKS_FILE = "tasks.json"
 ENCODER_FILE = "encoder.json"
 TOKENIZER_DIR = "tokenizer"
+TOKENIZER_FILE = "tokenizer.json"
 CHECKPOINT_DIR = "checkpoints"
 # The trained params alone when part of the model is frozen (adapters + heads).
 TRAINABLE_FILE = "trainable.safetensors"
@@ -278,33 +283,101 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
              model_for(config, encoder_config, tasks, labels), pretrained, train_raw, rates)
 
 
+def run_files(run: Run) -> dict[str, Any]:
+  """The run's files as JSON: what a workdir holds beside its checkpoints.
+
+  {config.json, tasks.json, encoder.json, tokenizer.json}; every checkpoint
+  keeps a copy (`Checkpointer.save(..., run_files=...)`), so a lost or
+  half-written workdir file never makes the checkpoints useless (a
+  vocabulary trained from scratch cannot be rebuilt).
+  """
+  return {
+      CONFIG_FILE: run.config.to_dict(),
+      TASKS_FILE: {t.name: {"kind": t.kind, "labels": list(run.labels[t.name]),
+                            "rate": run.rates and run.rates[t.name]}
+                   for t in run.tasks},
+      ENCODER_FILE: dataclasses.asdict(run.encoder_config),
+      TOKENIZER_FILE: json.loads(run.tokenizer.to_str()),
+  }
+
+
 def save(run: Run, workdir: str) -> None:
-  """Writes the config, labels, encoder architecture and tokenizer to `workdir`."""
+  """Writes the config, labels, encoder architecture and tokenizer to `workdir`.
+
+  Each file is written under a temporary name and renamed, so an interrupted
+  save leaves the previous file whole.
+  """
   os.makedirs(workdir, exist_ok=True)
-  write_json(os.path.join(workdir, CONFIG_FILE), run.config.to_dict())
-  write_json(os.path.join(workdir, TASKS_FILE),
-              {t.name: {"kind": t.kind, "labels": list(run.labels[t.name]),
-                        "rate": run.rates and run.rates[t.name]}
-               for t in run.tasks})
-  write_json(os.path.join(workdir, ENCODER_FILE),
-              dataclasses.asdict(run.encoder_config))
+  files = run_files(run)
+  for name in (CONFIG_FILE, TASKS_FILE, ENCODER_FILE):
+    write_json(os.path.join(workdir, name), files[name])
   tokenization.save_tokenizer(run.tokenizer, os.path.join(workdir, TOKENIZER_DIR))
 
 
-def load(workdir: str) -> Run:
-  """Rebuilds a saved run's tasks, labels, tokenizer and model (no data is read)."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+def read_run_files(workdir: str) -> tuple[dict[str, Any], Any]:
+  """A workdir's run files and tokenizer; any it lost, from its latest checkpoint.
+
+  Returns:
+    ({config.json, tasks.json, encoder.json: their JSON}, the tokenizer).
+
+  Raises:
+    FileNotFoundError: not a training workdir, or files are missing and no
+      checkpoint holds a copy (each named).
+  """
+  files, missing = {}, []
+  for name in (CONFIG_FILE, TASKS_FILE, ENCODER_FILE):
+    path = os.path.join(workdir, name)
+    if os.path.exists(path):
+      with open(path) as f:
+        files[name] = json.load(f)
+    else:
+      missing.append(name)
+  tokenizer_dir = os.path.join(workdir, TOKENIZER_DIR)
+  tokenizer = (tokenization.load_tokenizer(tokenizer_dir)
+               if tokenization.has_tokenizer(tokenizer_dir) else None)
+  if tokenizer is None:
+    missing.append(TOKENIZER_FILE)
+  if not missing:
+    return files, tokenizer
+  shown = ", ".join(f"{TOKENIZER_DIR}/{n}" if n == TOKENIZER_FILE else n for n in missing)
+  checkpoints = os.path.join(workdir, CHECKPOINT_DIR)
+  step, copies = None, {}
+  if os.path.isdir(checkpoints):
+    checkpointer = Checkpointer(checkpoints)
+    try:
+      step = checkpointer.latest_step()
+      copies = checkpointer.read_run_files(step) if step is not None else {}
+    finally:
+      checkpointer.close()
+  if step is None and CONFIG_FILE in missing:
     raise FileNotFoundError(f"{workdir}: not a training workdir (no {CONFIG_FILE})")
-  with open(path) as f:
-    config = config_lib.resolve(json.load(f))
-  with open(os.path.join(workdir, TASKS_FILE)) as f:
-    saved = json.load(f)
-  with open(os.path.join(workdir, ENCODER_FILE)) as f:
-    encoder_config = EncoderConfig(**json.load(f))
+  if any(name not in copies for name in missing):
+    raise FileNotFoundError(
+        f"{workdir}: {shown} missing, and "
+        + (f"checkpoint {step} holds no copy (it predates the copies)" if step is not None
+           else "there is no checkpoint")
+        + "; without the run's own files its checkpoints cannot be read")
+  log.warning("%s: %s missing from the workdir; using the copies in checkpoint %d",
+              workdir, shown, step)
+  for name in missing:
+    if name in (CONFIG_FILE, TASKS_FILE, ENCODER_FILE):
+      files[name] = copies[name]
+  if tokenizer is None:
+    tokenizer = tokenizers.Tokenizer.from_str(json.dumps(copies[TOKENIZER_FILE]))
+  return files, tokenizer
+
+
+def load(workdir: str) -> Run:
+  """Rebuilds a saved run's tasks, labels, tokenizer and model (no data is read).
+
+  Files missing from the workdir are read from its latest checkpoint's copies.
+  """
+  files, tokenizer = read_run_files(workdir)
+  config = config_lib.resolve(files[CONFIG_FILE])
+  saved = files[TASKS_FILE]
+  encoder_config = EncoderConfig(**files[ENCODER_FILE])
   tasks = build_tasks(config)
   labels = {t.name: tuple(saved[t.name]["labels"]) for t in tasks}
-  tokenizer = tokenization.load_tokenizer(os.path.join(workdir, TOKENIZER_DIR))
   rates = ({t.name: saved[t.name]["rate"] for t in tasks}
            if config.mixture and all(saved[t.name].get("rate") for t in tasks) else None)
   return Run(config, tasks, labels, tokenizer, encoder_config,

@@ -61,3 +61,24 @@ def test_save_and_load(tmp_path, tokenizer):
   text = "the lazy fox"
   assert from_json.encode(text).ids == tokenizer.encode(text).ids
   assert from_vocab.encode(text).ids == tokenizer.encode(text).ids
+
+
+def test_an_interrupted_save_keeps_the_previous_files(tmp_path, tokenizer, monkeypatch):
+  import errno
+  import os
+
+  tokenization.save_tokenizer(tokenizer, tmp_path)
+  before = {name: (tmp_path / name).read_text() for name in ("tokenizer.json", "vocab.txt")}
+  other = tokenization.train_wordpiece(["a completely different text corpus"] * 5,
+                                       vocab_size=60)
+
+  def full_disk(src, dst):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(os, "replace", full_disk)
+  with pytest.raises(OSError, match="No space left"):
+    tokenization.save_tokenizer(other, tmp_path)
+  monkeypatch.undo()
+  for name, text in before.items():
+    assert (tmp_path / name).read_text() == text
+  assert tokenization.load_tokenizer(tmp_path).get_vocab() == tokenizer.get_vocab()

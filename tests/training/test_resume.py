@@ -253,6 +253,39 @@ def test_a_different_model_or_labels_is_a_clear_error_not_a_fresh_start(
   assert _checkpoints(workdir) == before
 
 
+RUN_FILES = ("config.json", "tasks.json", "encoder.json", "tokenizer/tokenizer.json")
+
+
+def test_lost_run_files_come_back_from_the_checkpoint_and_resume_exactly(
+    reference, config_file, tmp_path, capsys, caplog):
+  workdir = tmp_path / "work"
+  shutil.copytree(reference, workdir)
+  shutil.rmtree(workdir / "checkpoints" / "12")
+  for name in ("config.json", "tasks.json", "encoder.json"):
+    (workdir / name).unlink()
+  shutil.rmtree(workdir / "tokenizer")
+  # eval reads the checkpoint's own copies, and says so.
+  assert cli.main(["eval", "--workdir", str(workdir), "--step", "8"]) == 0
+  assert "using the copies in checkpoint 8" in caplog.text
+  assert "config.json, tasks.json, encoder.json, tokenizer/tokenizer.json" in caplog.text
+  # Training again resumes from step 8 exactly and writes the files back.
+  assert _train(config_file, workdir) == 0
+  assert _losses(workdir) == _losses(reference)
+  _assert_same_params(workdir, reference)
+  for name in RUN_FILES:
+    assert (workdir / name).read_text() == (reference / name).read_text(), name
+
+
+def test_lost_run_files_without_a_copy_are_a_clear_error(reference, tmp_path):
+  workdir = tmp_path / "work"
+  shutil.copytree(reference, workdir)
+  shutil.rmtree(workdir / "tokenizer")
+  shutil.rmtree(workdir / "checkpoints" / "12" / "run_files")  # as before the copies
+  with pytest.raises(FileNotFoundError, match=r"tokenizer/tokenizer.json missing, and "
+                     r"checkpoint 12 holds no copy .* its checkpoints cannot be read"):
+    run_lib.load(str(workdir))
+
+
 def test_a_corrupt_checkpoint_is_a_clear_error_not_a_fresh_start(reference, config_file,
                                                                  tmp_path, capsys):
   workdir = tmp_path / "work"
