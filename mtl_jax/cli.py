@@ -156,9 +156,15 @@ def _print_glue(results) -> None:
 def _predict(args) -> None:
   from mtl_jax.predict import Predictor
 
-  stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
+  from mtl_jax.tasks.sources.base import decode_line
+
+  # Read as bytes and decoded line by line, so a bad byte names its line.
+  name = "<stdin>" if args.input == "-" else args.input
+  stream = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
   with stream:
-    lines = [line.rstrip("\r\n") for line in stream]
+    lines = [decode_line(raw, number, "utf-8", name, hint="predict reads UTF-8 text"
+                         ).rstrip("\r\n")
+             for number, raw in enumerate(stream, 1)]
   predictor = Predictor.from_workdir(args.workdir, args.step)
   if args.batch_size is not None and args.batch_size < 1:
     raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")

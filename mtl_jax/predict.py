@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import logging
+
 import datasets
 import jax
 
@@ -16,6 +18,8 @@ from mtl_jax.tasks.sources import LINE, DataError, RawSplit
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.evaluate import predict_split
 from mtl_jax.training.step import make_predict_step
+
+log = logging.getLogger(__name__)
 
 
 class Predictor:
@@ -74,6 +78,8 @@ class Predictor:
       split = kind.encode(raw, self.run.tokenizer, labels, spec.max_length)
     except DataError as error:
       raise DataError(f"task {task}: {error}") from error
+    if split.num_truncated:
+      self._warn_truncated(task, fields, spec.max_length)
     config = self.run.config.train
     batch_size = batch_size or config.eval_batch_size
     predictions = kind.decode(predict_split(self._predict_step, self.params, task, split,
@@ -86,6 +92,31 @@ class Predictor:
         predict_split(self._scores_step, self.params, task, split, batch_size,
                       config.buckets), split, labels)
     return list(zip(predictions, probabilities))
+
+  def _warn_truncated(self, task: str, fields: dict[str, list], max_length: int) -> None:
+    """One line naming the inputs cut to `max_length` tokens and the words each lost."""
+    tokenizer, cut = self.run.tokenizer, []
+    for row in range(len(fields[LINE])):
+      if "tokens" in fields:  # tagging: the input's own words
+        encoding = tokenizer.encode(fields["tokens"][row], is_pretokenized=True)
+      elif fields.get("text_pair"):
+        encoding = tokenizer.encode(fields["text"][row], fields["text_pair"][row])
+      else:
+        encoding = tokenizer.encode(fields["text"][row])
+      if len(encoding.ids) <= max_length:
+        continue
+      # Word ids restart in a pair's second text: count (sequence, word) pairs.
+      words = set(zip(encoding.sequence_ids, encoding.word_ids))
+      words.discard((None, None))
+      # The truncated input ends in a special token ([SEP]).
+      kept = {(s, w) for s, w in zip(encoding.sequence_ids[:max_length - 1],
+                                     encoding.word_ids[:max_length - 1]) if w is not None}
+      cut.append(f"input {fields[LINE][row]}: {len(words) - len(kept)} of {len(words)} "
+                 "words cut")
+    if cut:
+      log.warning("task %s: %d input(s) longer than max_length %d tokens were cut, their "
+                  "predictions see only the start (%s%s)", task, len(cut), max_length,
+                  "; ".join(cut[:5]), "; ..." if len(cut) > 5 else "")
 
   def show(self, task: str, prediction: Any) -> str:
     """One prediction of `task` as text: a label, a score, labels or tags."""

@@ -57,6 +57,17 @@ class Checkpointer:
             preservation_policy=policy, best_fn=best_fn, best_mode=best_mode,
             create=True, cleanup_tmp_directories=True))
 
+  @staticmethod
+  def has_checkpoints(directory: str) -> bool:
+    """Whether `directory` holds a finished checkpoint, without starting a manager.
+
+    Orbax renames a checkpoint to its step number only once it is complete;
+    a half-written one keeps a temporary name.
+    """
+    return os.path.isdir(directory) and any(
+        name.isdigit() and os.path.isdir(os.path.join(directory, name))
+        for name in os.listdir(directory))
+
   @classmethod
   def from_config(cls, directory: str, config: Mapping[str, Any]) -> "Checkpointer":
     """From a run's `config.checkpoint` section."""

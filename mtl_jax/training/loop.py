@@ -32,6 +32,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import time
 from typing import Any
 
@@ -125,22 +126,30 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   primary = sharding.is_primary()
   layout = _layout(config)  # the mesh (and that the batch splits over it)
   with contextlib.ExitStack() as stack:
+    created = primary and not os.path.exists(workdir)
     stack.enter_context(workdir_lock(workdir, take=primary))  # one trainer per workdir
-    os.makedirs(workdir, exist_ok=True)
-    checkpointer = Checkpointer.from_config(os.path.join(workdir, run_lib.CHECKPOINT_DIR),
-                                            config.checkpoint)
+    checkpoint_dir = os.path.join(workdir, run_lib.CHECKPOINT_DIR)
+    try:
+      run = _prepare(config, workdir, resuming=Checkpointer.has_checkpoints(checkpoint_dir),
+                     primary=primary)
+      names, train_cfg = run.task_names, config.train
+      best_metric = config.checkpoint.best_metric
+
+      # ----------------------------------------------------------------------
+      # Data: every task's train split (and eval split, where it has one).
+      # ----------------------------------------------------------------------
+      train_splits, eval_splits = _load_splits(run)
+      _check_best_metric(best_metric, eval_splits, train_cfg.eval_every)
+    except BaseException:
+      if created:  # a failed start leaves nothing behind
+        shutil.rmtree(workdir, ignore_errors=True)
+      raise
+    files = run_lib.run_files(run)  # a copy in every checkpoint
+    # Started after the data is read: the manager's background threads would
+    # otherwise outlive an early data error with a traceback of their own.
+    checkpointer = Checkpointer.from_config(checkpoint_dir, config.checkpoint)
     stack.callback(checkpointer.close)  # also waits for a save in flight
     latest = checkpointer.latest_step()
-    run = _prepare(config, workdir, resuming=latest is not None, primary=primary)
-    files = run_lib.run_files(run)  # a copy in every checkpoint
-    names, train_cfg = run.task_names, config.train
-    best_metric = config.checkpoint.best_metric
-
-    # ------------------------------------------------------------------------
-    # Data: every task's train split (and eval split, where it has one).
-    # ------------------------------------------------------------------------
-    train_splits, eval_splits = _load_splits(run)
-    _check_best_metric(best_metric, eval_splits, train_cfg.eval_every)
 
     # ------------------------------------------------------------------------
     # Mesh and state: the run's step and its state, created sharded or restored.

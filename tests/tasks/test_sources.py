@@ -178,3 +178,27 @@ def test_conll_bytes_that_are_not_utf8_are_named(tmp_path):
     read_split(Source("conll", {"train": str(path)}), "train", ("tokens", "tags"))
   source = Source("conll", {"train": str(path)}, options={"encoding": "latin-1"})
   assert read_split(source, "train", ("tokens", "tags")).column("tokens")[1] == ["Jos\u00e9"]
+
+
+# tests/data/bad: files that once gave raw tracebacks or errors that named nothing.
+def test_csv_bytes_that_are_not_utf8_are_named_beyond_the_first_8kb(data_dir):
+  path = data_dir / "bad" / "latin1_after_8kb.csv"
+  assert path.stat().st_size > 8192
+  with pytest.raises(DataError, match=r"latin1_after_8kb.csv: line 402: byte 0xe9 at column 4 "
+                     r"is not utf-8 text; set the source's options.encoding"):
+    read_split(Source("csv", {"train": str(path)}), "train", ("text", "label"))
+  source = Source("csv", {"train": str(path)}, options={"encoding": "latin-1"})
+  assert read_split(source, "train", ("text", "label")).column("text")[-1] == "caf\u00e9 au lait"
+
+
+def test_header_only_csv_says_it_has_no_rows(data_dir):
+  with pytest.raises(DataError, match=r"header_only.csv: no rows \(only a header\)"):
+    read_split(Source("csv", {"train": str(data_dir / "bad" / "header_only.csv")}), "train",
+               ("text", "label"))
+
+
+def test_jsonl_field_of_mixed_types_names_the_line(data_dir):
+  with pytest.raises(DataError, match=r"mixed_labels.jsonl: line 2: field 'label' is str 'x', "
+                     r"but int on line 1; a field holds one type"):
+    read_split(Source("jsonl", {"train": str(data_dir / "bad" / "mixed_labels.jsonl")}),
+               "train", ("text", "label"))

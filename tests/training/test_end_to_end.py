@@ -157,13 +157,20 @@ def test_settings_can_be_chosen_on_a_heldout_slice_of_train(trained, tmp_path, d
     ("tasks.news.source.splits.train=/no/such.csv", "task news: no such file for split train"),
     ("sharing.kind=hardd", "unknown sharing.kind 'hardd'"),
     ("balancing.method=pcgrd", "unknown balancing method 'pcgrd'"),
+    # Found only when the data is read: the half-made workdir is removed.
+    ("tasks.news.source.splits.train={data}/bad/latin1_after_8kb.csv",
+     "task news: {data}/bad/latin1_after_8kb.csv: line 402: byte 0xe9 at column 4"),
+    ("tasks.news.source.splits.train={data}/bad/header_only.csv", "no rows (only a header)"),
 ])
-def test_a_bad_config_leaves_no_workdir_behind(trained, tmp_path, capsys, setting, message):
+def test_a_bad_config_leaves_no_workdir_behind(trained, tmp_path, capsys, data_dir, setting,
+                                               message):
   config, _ = trained
   workdir = tmp_path / "w"
   assert cli.main(["train", "--config", str(config), "--workdir", str(workdir),
-                   "--set", setting]) == 2
-  assert message in capsys.readouterr().err
+                   "--set", setting.format(data=data_dir)]) == 2
+  error = capsys.readouterr().err
+  assert message.format(data=data_dir) in error
+  assert "Traceback" not in error  # one clear line, no background thread's traceback
   assert not workdir.exists()
 
 
@@ -285,3 +292,20 @@ def test_exported_encoder_runs_in_transformers(trained, tmp_path):
                   ).last_hidden_state.numpy()
   np.testing.assert_allclose(np.asarray(ours["news"])[mask == 1], theirs[mask == 1],
                              atol=1e-4)
+
+
+def test_predict_names_a_bad_input_byte_and_the_inputs_it_cut(trained, tmp_path, capsys,
+                                                              caplog):
+  _, workdir = trained
+  inputs = tmp_path / "in.bin"
+  inputs.write_bytes(b"fine text\n\xff\xfe not text\n")
+  assert cli.main(["predict", "--workdir", str(workdir), "--task", "news",
+                   "--input", str(inputs)]) == 2
+  assert "in.bin: line 2: byte 0xff at column 1 is not utf-8 text" in capsys.readouterr().err
+  # news has max_length 32 (the largest bucket): 40 words of one token each.
+  inputs.write_text("short\n" + " ".join(["the"] * 40) + "\n")
+  assert cli.main(["predict", "--workdir", str(workdir), "--task", "news",
+                   "--input", str(inputs)]) == 0
+  assert len(capsys.readouterr().out.splitlines()) == 2
+  assert "1 input(s) longer than max_length 32 tokens were cut" in caplog.text
+  assert "input 2: 10 of 40 words cut" in caplog.text

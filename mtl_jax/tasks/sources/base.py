@@ -272,6 +272,30 @@ def select_fields(dataset: datasets.Dataset, source: Source, where: str,
   return dataset.rename_columns({c: f for c, f in rename.items() if c != f})
 
 
+def decode_line(raw_line: bytes, number: int, encoding: str, path: str,
+                hint: str = "set the source's options.encoding (e.g. 'latin-1')") -> str:
+  """One line of a text file as text; a UTF-8 byte-order mark on line 1 is dropped.
+
+  Raises:
+    DataError: the line is not `encoding` text (file, line and byte named).
+  """
+  if number == 1 and encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig"):
+    encoding = "utf-8-sig"  # else the mark glues onto the first field or token
+  try:
+    return raw_line.decode(encoding)
+  except UnicodeDecodeError as error:
+    shown = "utf-8" if error.encoding == "utf-8-sig" else error.encoding
+    raise DataError(f"{path}: line {number}: byte {raw_line[error.start]:#04x} at column "
+                    f"{error.start + 1} is not {shown} text; {hint}") from None
+
+
+def find_undecodable(path: str, encoding: str) -> None:
+  """Raises the `decode_line` error of the first line of `path` that is not `encoding` text."""
+  with open(path, "rb") as f:
+    for number, raw_line in enumerate(f, 1):
+      decode_line(raw_line, number, encoding, path)
+
+
 def check_not_empty(raw: RawSplit, fields: tuple[str, ...], skip: bool) -> RawSplit:
   """Empty or missing fields are an error naming the line, or skipped rows.
 

@@ -7,7 +7,8 @@ import os
 
 import datasets
 
-from mtl_jax.tasks.sources.base import LINE, DataError, RawSplit, Source, register_reader
+from mtl_jax.tasks.sources.base import (LINE, DataError, RawSplit, Source, decode_line,
+                                        register_reader)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
   encoding = source.options.get("encoding", "utf-8")
   with open(path, "rb") as f:
     for number, raw_line in enumerate(f, start=1):
-      line = _decode(raw_line, number, encoding, path)
+      line = decode_line(raw_line, number, encoding, path)
       parts = line.split()
       if not parts:
         flush()
@@ -79,17 +80,3 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
   return RawSplit(datasets.Dataset.from_dict(sentences), path, skipped)
 
 
-def _decode(raw_line: bytes, number: int, encoding: str, path: str) -> str:
-  """One line as text; a UTF-8 byte-order mark on the first line is dropped.
-
-  Raises:
-    DataError: the line is not `encoding` text (file, line and byte named).
-  """
-  if number == 1 and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
-    encoding = "utf-8-sig"  # else the mark glues onto the first token (-DOCSTART-)
-  try:
-    return raw_line.decode(encoding)
-  except UnicodeDecodeError as error:
-    raise DataError(f"{path}: line {number}: byte {raw_line[error.start]:#04x} at column "
-                    f"{error.start + 1} is not {error.encoding} text; set the source's "
-                    "options.encoding (e.g. 'latin-1')") from None

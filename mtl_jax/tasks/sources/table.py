@@ -17,8 +17,8 @@ from typing import Any
 import datasets
 
 from mtl_jax.tasks.sources.base import (LINE, DataError, RawSplit, Source,
-                                        check_not_empty, register_reader,
-                                        select_fields)
+                                        check_not_empty, find_undecodable,
+                                        register_reader, select_fields)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,11 @@ def read_table(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
                   # Keep "NA", "null", "" as the strings they are.
                   keep_default_na=False, na_filter=False, encoding="utf-8-sig")
     kwargs.update(options)
-    names = _csv_column_names(path, kwargs, source.header)
+    try:
+      names = _csv_column_names(path, kwargs, source.header)
+    except UnicodeDecodeError:
+      find_undecodable(path, kwargs["encoding"])  # raises, naming the line
+      raise
     # Every column read as text: '007' stays '007', labels stay label strings.
     kwargs["features"] = datasets.Features({n: datasets.Value("string") for n in names})
     if not source.header:
@@ -60,6 +64,11 @@ def read_table(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
           **kwargs)
     except Exception as error:  # datasets wraps the parser's error
       cause = error.__cause__ or error
+      if isinstance(cause, UnicodeDecodeError):
+        find_undecodable(path, kwargs.get("encoding", "utf-8"))  # raises, naming the line
+      if "corresponds to no data" in str(cause):
+        raise DataError(f"{path}: no rows" + (" (only a header)" if builder == "csv"
+                                              and source.header else "")) from None
       raise DataError(f"{path}: cannot be read as {source.format}: {cause}") from error
   skipped = sum(1 for w in caught if "Skipping line" in str(w.message))
   if skipped:
@@ -67,7 +76,28 @@ def read_table(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
   first_line = 2 if source.header and builder == "csv" else 1
   dataset = dataset.add_column(LINE, list(range(first_line, first_line + len(dataset))))
   dataset = select_fields(dataset, source, path, fields)
+  _check_one_type(dataset, path, first_line)
   return check_not_empty(RawSplit(dataset, path, skipped), fields, source.skip_bad_rows)
+
+
+def _check_one_type(dataset: datasets.Dataset, path: str, first_line: int) -> None:
+  """A JSONL field mixing types (numbers and strings) is an error naming the line.
+
+  `datasets` reads such a column as untyped JSON, which nothing downstream
+  (label vocabularies, Arrow kernels) can take.
+  """
+  json_feature = getattr(datasets, "Json", None)
+  for field, feature in dataset.features.items():
+    if json_feature is None or not isinstance(feature, json_feature):
+      continue
+    values = dataset[field]
+    first = type(values[0])
+    for row, value in enumerate(values):
+      if type(value) is not first:
+        raise DataError(
+            f"{path}: line {first_line + row}: field {field!r} is {type(value).__name__} "
+            f"{value!r}, but {first.__name__} on line {first_line}; a field holds one type "
+            "(e.g. write every label as a string)")
 
 
 def _csv_column_names(path: str, kwargs: dict[str, Any], header: bool) -> list[str]:
