@@ -156,11 +156,14 @@ class Checkpointer:
     except Exception as error:  # orbax and tensorstore raise many kinds
       others = [s for s in self.steps() if s != step]
       earlier = (f"if it is corrupt, move it out of {self.directory} to resume from "
-                 f"step {max(others)}; " if others else "")
+                 f"step {max(others)} (eval, predict and export read that one with --step "
+                 f"{max(others)}); " if others else "")
+      # The cause's first line only: tensorstore appends a spec dump of ~60 lines.
+      cause = (str(error).strip().splitlines() or [""])[0][:300]
       raise ValueError(
           f"{self.directory}/{step}: cannot restore this checkpoint: it is corrupt or "
           f"does not match this run's model and optimizer ({type(error).__name__}: "
-          f"{error}); {earlier}to start afresh, use a new workdir") from error
+          f"{cause}); {earlier}to start afresh, use a new workdir") from error
     return restored["state"], restored["meta"]
 
   def read_run_files(self, step: int) -> dict[str, Any]:

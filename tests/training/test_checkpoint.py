@@ -79,8 +79,10 @@ def test_a_corrupt_checkpoint_is_a_clear_error_naming_an_earlier_one(saved):
       with open(os.path.join(root, name), "wb") as f:
         f.write(b"garbage")
   with pytest.raises(ValueError, match="/5: cannot restore.*move it out of .* to resume "
-                     "from step 4"):
+                     r"from step 4 \(eval, predict and export read that one with --step 4\)"
+                     ) as raised:
     saved.restore(ABSTRACT)
+  assert "\n" not in str(raised.value)  # one line: no tensorstore spec dump
 
 
 def test_an_unfinished_save_is_ignored_and_the_previous_checkpoint_restores(saved):
