@@ -233,7 +233,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     def count_pending():
       nonlocal pending
       if pending is not None:
-        nonfinite.record(pending[0], bool(jax.device_get(pending[1])))
+        try:
+          nonfinite.record(pending[0], bool(jax.device_get(pending[1])))
+        except NonFiniteLossError as error:
+          latest = checkpointer.latest_step()
+          raise NonFiniteLossError(
+              f"{error} " + (f"The last checkpoint (step {latest}) is kept."
+                             if latest is not None else
+                             "No checkpoint was written before the stop.")) from None
         pending = None
 
     start = last_log = time.time()

@@ -76,8 +76,7 @@ class NonFiniteCounter:
       raise NonFiniteLossError(
           f"steps {step - self.in_a_row + 1}-{step}: {self.in_a_row} steps in a row had "
           f"a non-finite loss or gradient and were skipped ({self.total} in all); "
-          "stopping. The params are those of the last good step and the last "
-          "checkpoint is kept. Lower the learning rate, check the data, or raise "
+          "stopping. Lower the learning rate, check the data, or raise "
           "train.max_nonfinite_in_a_row.")
 
   def to_json(self) -> dict[str, int]:

@@ -131,48 +131,91 @@ def minimize_on_simplex(objective: Callable[[jax.Array], jax.Array], start_k: ja
   return w_k
 
 
-def _min_norm_on_segment(aa, ab, bb):
-  """gamma in [0, 1] minimising ||gamma a + (1 - gamma) b||^2, from inner products."""
-  denominator = aa - 2.0 * ab + bb
-  gamma = jnp.where(denominator > 1e-20, (bb - ab) / jnp.where(denominator > 1e-20,
-                                                               denominator, 1.0), 0.5)
-  return jnp.clip(gamma, 0.0, 1.0)
-
-
 def min_norm_simplex(gram_kk: jax.Array, mask_k: jax.Array, *,
-                     max_iterations: int = 250, tolerance: float = 1e-5) -> jax.Array:
-  """The min-norm point of the convex hull of the task gradients.
+                     max_iterations: int | None = None, tolerance: float = 1e-6
+                     ) -> jax.Array:
+  """The min-norm point of the convex hull of the task gradients, exactly.
 
-  `argmin_{w in simplex} w^T G w`, by Frank-Wolfe with exact line search
-  (Sener & Koltun 2018's MinNormSolver, Jaggi 2013): exact in one step for
-  two tasks; stops when the weights move less than `tolerance`.
+  `argmin_{w in simplex} w^T G w` by a primal active-set method (Nocedal &
+  Wright 2006, Algorithm 16.3; Wolfe 1976's min-norm point algorithm in the
+  coordinates of the Gram matrix), which ends at the exact KKT point in
+  finitely many steps: on the free set S it solves the equality-constrained
+  problem `[[G_SS, 1], [1^T, 0]] [w_S; -lam] = [0; 1]` (with a 1e-7 ridge
+  relative to the mean squared norm, so singular Gram matrices, e.g. equal
+  gradients, are fine, and one step of iterative refinement), steps back to the simplex when that
+  point leaves it (dropping the blocking task), and frees the task whose
+  KKT multiplier `(G w)_j - w^T G w` is most negative until none is below
+  `-tolerance * trace(G) / k`. Sener & Koltun 2018 use Frank-Wolfe, whose
+  iterates approach this point slowly for three or more tasks.
 
   Args:
     gram_kk: the Gram matrix of the task gradients.
     mask_k: 1 for the tasks in the hull.
-    max_iterations: Frank-Wolfe iterations at most.
-    tolerance: stop when the weights change by less (L1).
+    max_iterations: a cap on the active-set steps (default 4k + 8; each adds
+      or drops one task, and the method needs about 2k at most in practice).
+    tolerance: the KKT tolerance, relative to the mean squared gradient norm.
 
   Returns:
     The weights w [k] (0 on masked tasks, summing to 1).
   """
   gram_kk = jnp.asarray(gram_kk, jnp.float32)
-  big = jnp.finfo(jnp.float32).max
+  mask_k = jnp.asarray(mask_k, jnp.float32)
+  k = gram_kk.shape[0]
+  cap = 4 * k + 8 if max_iterations is None else max_iterations
+  present = mask_k > 0
+  diagonal_k = jnp.diagonal(gram_kk)
+  scale = jnp.maximum(jnp.sum(jnp.where(present, diagonal_k, 0.0))
+                      / jnp.maximum(jnp.sum(mask_k), 1.0), 1e-30)
+  # Work on G / scale: the tolerances are then relative.
+  g_kk = gram_kk / scale
+
+  def solve_on(free_k):
+    """The minimiser of w^T G w with sum w = 1 and w = 0 off the free set."""
+    f = free_k.astype(jnp.float32)
+    kkt = jnp.zeros((k + 1, k + 1), jnp.float32)
+    kkt = kkt.at[:k, :k].set(g_kk * f[:, None] * f[None, :] + jnp.diag(1.0 - f))
+    kkt = kkt.at[:k, k].set(f).at[k, :k].set(f)
+    rhs = jnp.zeros((k + 1,), jnp.float32).at[k].set(1.0)
+    # A ridge of 1e-7 (G is scaled to a unit mean diagonal) keeps the solve
+    # finite on singular free sets (equal gradients) and biases w by ~1e-7.
+    regularised = kkt.at[:k, :k].add(jnp.diag(1e-7 * f))
+    x = jnp.linalg.solve(regularised, rhs)
+    x = x + jnp.linalg.solve(regularised, rhs - kkt @ x)  # iterative refinement
+    return x[:k] * f
+
+  def multipliers(w_k):
+    grad_k = g_kk @ w_k
+    return grad_k - jnp.dot(w_k, grad_k)
 
   def cond(carry):
-    iteration, _, change = carry
-    return (iteration < max_iterations) & (change > tolerance)
+    iteration, _, _, done = carry
+    return (iteration < cap) & ~done
 
   def body(carry):
-    iteration, w_k, _ = carry
-    grad_k = gram_kk @ w_k
-    vertex = jnp.argmin(jnp.where(mask_k > 0, grad_k, big))
-    aa = w_k @ grad_k           # <current, current>
-    ab = grad_k[vertex]         # <current, vertex>
-    bb = gram_kk[vertex, vertex]
-    gamma = _min_norm_on_segment(aa, ab, bb)
-    new_k = gamma * w_k + (1.0 - gamma) * jax.nn.one_hot(vertex, w_k.shape[0])
-    return iteration + 1, new_k, jnp.sum(jnp.abs(new_k - w_k))
+    iteration, w_k, free_k, _ = carry
+    p_k = solve_on(free_k)
+    feasible = jnp.all(jnp.where(free_k, p_k, 0.0) >= -1e-7)
 
-  _, w_k, _ = jax.lax.while_loop(cond, body, (0, uniform(mask_k), jnp.float32(big)))
-  return w_k * mask_k
+    # Feasible: move there; optimal unless a fixed task has a negative multiplier.
+    mu_k = jnp.where(free_k | ~present, jnp.inf, multipliers(jnp.maximum(p_k, 0.0)))
+    entering = jnp.argmin(mu_k)
+    optimal = mu_k[entering] >= -tolerance
+    # Infeasible: the longest step towards p_k that stays on the simplex.
+    shrinking = free_k & (p_k < w_k)
+    ratios_k = jnp.where(shrinking, w_k / jnp.where(shrinking, w_k - p_k, 1.0), jnp.inf)
+    leaving = jnp.argmin(ratios_k)
+    alpha = jnp.clip(ratios_k[leaving], 0.0, 1.0)
+    stepped_k = jnp.where(free_k, w_k + alpha * (p_k - w_k), 0.0)
+    stepped_k = stepped_k.at[leaving].set(0.0)
+
+    new_w = jnp.where(feasible, jnp.maximum(p_k, 0.0), stepped_k)
+    new_free = jnp.where(feasible, free_k.at[entering].set(~optimal | free_k[entering]),
+                         free_k.at[leaving].set(False))
+    return iteration + 1, new_w, new_free, feasible & optimal
+
+  # Start at the vertex of the shortest present gradient.
+  start = jnp.argmin(jnp.where(present, diagonal_k, jnp.inf))
+  w0 = jax.nn.one_hot(start, k, dtype=jnp.float32)
+  _, w_k, _, _ = jax.lax.while_loop(cond, body, (0, w0, w0 > 0, jnp.bool_(False)))
+  w_k = jnp.where(present, jnp.maximum(w_k, 0.0), 0.0)
+  return w_k / jnp.maximum(jnp.sum(w_k), 1e-30)

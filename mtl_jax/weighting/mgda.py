@@ -2,14 +2,16 @@
 Multi-Objective Optimization") and its upper bound MGDA-UB.
 
 The update is the min-norm point of the convex hull of the task gradients,
-`sum_k w_k g_k` with `w = argmin_{w in simplex} ||sum_k w_k g_k||^2`, solved by
-Frank-Wolfe (`linalg.min_norm_simplex`, the paper's solver). Optionally the
+`sum_k w_k g_k` with `w = argmin_{w in simplex} ||sum_k w_k g_k||^2`, solved
+exactly by an active-set method on the Gram matrix (`linalg.min_norm_simplex`;
+the paper's Frank-Wolfe solver is exact for two tasks only, and for more stops
+away from the point). Optionally the
 gradients are normalised before solving, as in the paper's code
 (`normalization`: 'none' (default, the paper's algorithm), 'l2', 'loss',
 'loss+'); the weights then multiply the raw gradients, as there.
 
 MGDA-UB (`mgda_ub`) is the same solver on the gradients at the shared
-representation (the paper's Frank-Wolfe on Z): it runs in
+representation (the paper's min-norm problem on Z): it runs in
 `gradient_mode='representation'` only.
 """
 

@@ -302,10 +302,9 @@ def test_a_corrupt_checkpoint_is_a_clear_error_not_a_fresh_start(reference, conf
   assert (workdir / "train_log.jsonl").read_text() == log_before
 
 
-def test_nonfinite_steps_are_skipped_counted_and_a_streak_stops_the_run(
-    config_file, tmp_path, monkeypatch, capsys):
+def _with_nan_at(monkeypatch, bad_steps):
+  """Feeds batches that make the loss NaN at `bad_steps` (1-based)."""
   from mtl_jax.training import loop
-  bad_steps = {3, 6, 7, 8}
   scheduled_batches = loop.scheduled_batches
 
   def with_nan(streams, schedule, first_step):
@@ -316,9 +315,16 @@ def test_nonfinite_steps_are_skipped_counted_and_a_streak_stops_the_run(
       yield batch
 
   monkeypatch.setattr(loop, "scheduled_batches", with_nan)
+
+
+def test_nonfinite_steps_are_skipped_counted_and_a_streak_stops_the_run(
+    config_file, tmp_path, monkeypatch, capsys):
+  _with_nan_at(monkeypatch, {3, 6, 7, 8})
   workdir = tmp_path / "work"
   assert _train(config_file, workdir, "train.max_nonfinite_in_a_row=3") == 2
-  assert "steps 6-8: 3 steps in a row had a non-finite loss" in capsys.readouterr().err
+  error = capsys.readouterr().err
+  assert "steps 6-8: 3 steps in a row had a non-finite loss" in error
+  assert "The last checkpoint (step 4) is kept." in error
   records = {r["step"]: r for r in _log(workdir) if "loss" in r}
   assert records[3]["skipped"] and records[3]["loss"] is None
   assert records[3]["nonfinite_total"] == 1
@@ -328,6 +334,15 @@ def test_nonfinite_steps_are_skipped_counted_and_a_streak_stops_the_run(
   assert _checkpoints(workdir) == ["4"]
   params = _params(workdir)
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+
+
+def test_a_nonfinite_stop_before_any_checkpoint_says_so(config_file, tmp_path, monkeypatch,
+                                                        capsys):
+  _with_nan_at(monkeypatch, {1, 2, 3})
+  assert _train(config_file, tmp_path / "work", "train.max_nonfinite_in_a_row=3") == 2
+  error = capsys.readouterr().err
+  assert "steps 1-3: 3 steps in a row" in error
+  assert "No checkpoint was written before the stop." in error
 
 
 def test_two_hosts_train_like_one(config_file, tmp_path):

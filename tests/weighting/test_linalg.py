@@ -1,8 +1,10 @@
+import functools
 import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mtl_jax.weighting import diagnostics, linalg
 
@@ -93,3 +95,29 @@ def test_helpers_give_known_answers_inside_jit():
                              atol=1e-6)
   np.testing.assert_allclose(project(jnp.array([0.5, 0.5, 5.0]), jnp.array([1.0, 1.0, 0.0])),
                              [0.5, 0.5, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("num_tasks", [3, 8, 16])
+def test_min_norm_point_meets_its_kkt_conditions_in_float32(num_tasks):
+  # KKT of min w^T G w on the simplex: (G w)_j >= w^T G w for every task, with
+  # equality on the support. Random, ill-conditioned and nearly opposite
+  # gradients, fewer dimensions than tasks (the origin inside the hull).
+  rng = np.random.default_rng(num_tasks)
+  solve = jax.jit(linalg.min_norm_simplex)
+  solve_long = jax.jit(functools.partial(linalg.min_norm_simplex, max_iterations=1000))
+  for case in range(12):
+    dims = int(rng.integers(2, 3 * num_tasks))
+    jac = rng.normal(size=(num_tasks, dims))
+    if case % 3 == 1:
+      jac *= np.logspace(0, 1.5, num_tasks)[:, None]
+    if case % 3 == 2:
+      jac[1] = -jac[0] + 1e-3 * rng.normal(size=dims)
+    gram = jac @ jac.T
+    w = np.asarray(solve(jnp.asarray(gram, jnp.float32), jnp.ones(num_tasks)), np.float64)
+    assert np.all(w >= 0) and abs(w.sum() - 1) < 1e-6
+    multipliers = (gram @ w - w @ gram @ w) / (np.trace(gram) / num_tasks)
+    assert multipliers.min() > -1e-6, case
+    assert np.abs(multipliers[w > 0]).max() < 1e-6, case
+    # The default cap on the active-set steps is not what stopped it.
+    np.testing.assert_array_equal(
+        w, solve_long(jnp.asarray(gram, jnp.float32), jnp.ones(num_tasks)))
