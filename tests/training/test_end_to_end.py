@@ -309,3 +309,23 @@ def test_predict_names_a_bad_input_byte_and_the_inputs_it_cut(trained, tmp_path,
   assert len(capsys.readouterr().out.splitlines()) == 2
   assert "1 input(s) longer than max_length 32 tokens were cut" in caplog.text
   assert "input 2: 10 of 40 words cut" in caplog.text
+
+
+@pytest.mark.parametrize("kind, files", [
+    ("adapters", ["encoder", "extra.safetensors", "heads", "run.json", "tokenizer",
+                  "trainable.safetensors"]),
+    # Per-task top layers: no whole BERT to write; the shared layers go to extra.
+    ("layerwise", ["extra.safetensors", "heads", "run.json", "tokenizer"]),
+])
+def test_export_round_trips_every_layout(trained, tmp_path, kind, files):
+  from mtl_jax.predict import Predictor
+
+  config, _ = trained
+  workdir, out = tmp_path / "work", tmp_path / "export"
+  assert cli.main(["train", "--config", f"{config}:4", "--workdir", str(workdir),
+                   "--no-progress", "--set", f"sharing.kind={kind}"]) == 0
+  assert cli.main(["export", "--workdir", str(workdir), "--out", str(out)]) == 0
+  assert sorted(p.name for p in out.iterdir()) == files
+  texts = ["stocks fell sharply", "the team won the final"]
+  assert Predictor.from_export(str(out)).predict("news", texts, scores=True) == \
+      Predictor.from_workdir(str(workdir)).predict("news", texts, scores=True)

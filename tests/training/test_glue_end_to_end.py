@@ -80,7 +80,9 @@ def test_predict_pairs_from_two_columns_agrees_with_eval(trained, tmp_path, caps
 
 
 def test_predict_scores_from_stdin_and_python(trained, monkeypatch, capsys):
-  monkeypatch.setattr("sys.stdin", io.StringIO("A dog runs.\tA dog is running.\n"))
+  # As a real stdin: text over bytes (predict reads the bytes, naming bad ones).
+  monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(
+      "A dog runs.\tA dog is running.\n".encode())))
   assert cli.main(["predict", "--workdir", str(trained), "--task", "glue_stsb"]) == 0
   shown = capsys.readouterr().out.split("\t")[0]
   predictor = Predictor.from_workdir(str(trained))
