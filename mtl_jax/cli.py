@@ -133,14 +133,9 @@ def _train(args) -> None:
 
 def _eval(args) -> None:
   from mtl_jax import metrics
-  from mtl_jax.training import run as run_lib
-  from mtl_jax.training.evaluate import evaluate_workdir, metrics_filename
+  from mtl_jax.training.evaluate import evaluate_workdir
 
-  results = evaluate_workdir(args.workdir, args.split, args.step)
-  # The run's own evaluation split rewrites metrics.json; another split has its own file.
-  eval_split = run_lib.load(args.workdir).config.train.eval_split
-  name = metrics_filename(args.split or eval_split, eval_split)
-  metrics.write_json(results, os.path.join(args.workdir, name))
+  results = evaluate_workdir(args.workdir, args.split, args.step, write=True)
   print(metrics.format_table(results))
   _print_glue(results)
 

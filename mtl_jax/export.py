@@ -28,17 +28,15 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any
 
 import jax
 import numpy as np
-import safetensors.numpy
 from flax import traverse_util
 
 from mtl_jax import config as config_lib
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.pretrained import export_pretrained, load_pretrained
-from mtl_jax.sharing import save_trainable
+from mtl_jax.sharing import check_params_fit, load_params, save_params, save_trainable
 from mtl_jax.tasks import tokenization
 from mtl_jax.training import run as run_lib
 
@@ -88,7 +86,7 @@ def export_workdir(workdir: str, out: str, step: int | str | None = None,
 
 def _write(run: run_lib.Run, params: dict, names: tuple[str, ...], out: str) -> None:
   model = run.model
-  # Only the exported tasks' copies of per-task entries.
+  # Only the exported tasks' copies of per-task entries (heads among them).
   params = {key: ({n: value[n] for n in names} if key in model.task_keys else value)
             for key, value in params.items()}
   encoder = params["encoder"]
@@ -98,36 +96,26 @@ def _write(run: run_lib.Run, params: dict, names: tuple[str, ...], out: str) -> 
     tokenization.save_tokenizer(run.tokenizer, os.path.join(out, ENCODER_DIR))
     del extra["encoder"]
   if extra:
-    _save(os.path.join(out, EXTRA_FILE), extra)
+    save_params(os.path.join(out, EXTRA_FILE), extra)
   os.makedirs(os.path.join(out, HEADS_DIR))
   for name in names:
     head = params["heads"][name]
-    _save(os.path.join(out, HEADS_DIR, f"{name}.safetensors"), head)
+    save_params(os.path.join(out, HEADS_DIR, f"{name}.safetensors"), head)
     task = run.task(name)
     flat = traverse_util.flatten_dict(head, sep=_SEP)
     run_lib.write_json(os.path.join(out, HEADS_DIR, f"{name}.json"), {
         "task": name, "kind": task.kind, "labels": list(run.labels[name]),
         "shapes": {path: list(np.shape(value)) for path, value in sorted(flat.items())}})
   if model.frozen_keys:
-    save_trainable(os.path.join(out, run_lib.TRAINABLE_FILE), model,
-                   {**params, "heads": {n: params["heads"][n] for n in names}})
+    save_trainable(os.path.join(out, run_lib.TRAINABLE_FILE), model, params)
   tokenization.save_tokenizer(run.tokenizer, os.path.join(out, run_lib.TOKENIZER_DIR))
   config = run.config.to_dict()
-  config["tasks"] = {t.name: _task_spec(run, t.name) for t in run.tasks if t.name in names}
+  specs = run_lib.task_specs(run.config)
+  config["tasks"] = {name: specs[name] for name in names}
   config["mixture"] = ""
   run_lib.write_json(os.path.join(out, RUN_FILE), {
       "config": config, "labels": {n: list(run.labels[n]) for n in names},
       "encoder": dataclasses.asdict(run.encoder_config)})
-
-
-def _task_spec(run: run_lib.Run, name: str) -> dict:
-  """A task's config entry as the run resolved it (mixtures expanded)."""
-  from mtl_jax.tasks import mixture as mixture_lib
-
-  specs = mixture_lib.task_specs(run.config.mixture, {
-      key: spec.to_dict() if hasattr(spec, "to_dict") else spec
-      for key, spec in run.config.tasks.items()})
-  return specs[name]
 
 
 def load_export(out: str) -> tuple[run_lib.Run, dict]:
@@ -151,39 +139,15 @@ def load_export(out: str) -> tuple[run_lib.Run, dict]:
   run = run_lib.Run(config, tasks, labels, tokenizer, encoder_config, model)
   params = {}
   if os.path.exists(os.path.join(out, EXTRA_FILE)):
-    params.update(_load(os.path.join(out, EXTRA_FILE)))
+    params.update(load_params(os.path.join(out, EXTRA_FILE)))
   if os.path.isdir(os.path.join(out, ENCODER_DIR)):
     _, params["encoder"] = load_pretrained(os.path.join(out, ENCODER_DIR))
-  params["heads"] = {t.name: _load(os.path.join(out, HEADS_DIR, f"{t.name}.safetensors"))
+  params["heads"] = {t.name: load_params(os.path.join(out, HEADS_DIR, f"{t.name}.safetensors"))
                      for t in tasks}
-  _check_fits(params, jax.eval_shape(model.init, jax.random.key(0)), out)
+  check_params_fit(params, jax.eval_shape(model.init, jax.random.key(0)), out)
   return run, params
-
-
-def _check_fits(params: dict, abstract: dict, out: str) -> None:
-  got = traverse_util.flatten_dict(params, sep=_SEP)
-  expected = traverse_util.flatten_dict(abstract, sep=_SEP)
-  missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-  if missing or unexpected:
-    raise ValueError(f"{out}: the export does not fit its model: missing {missing[:5]}, "
-                     f"unexpected {unexpected[:5]}")
-  for name, leaf in expected.items():
-    if tuple(np.shape(got[name])) != tuple(leaf.shape):
-      raise ValueError(f"{out}: tensor {name!r} has shape {np.shape(got[name])}, the model "
-                       f"needs {leaf.shape}")
 
 
 def _is_whole_bert(encoder: dict, config: EncoderConfig) -> bool:
   return "embeddings" in encoder and all(f"layer_{i}" in encoder
                                          for i in range(config.num_layers))
-
-
-def _save(path: str, tree: Any) -> None:
-  flat = traverse_util.flatten_dict(tree, sep=_SEP)
-  tmp = path + ".tmp"
-  safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in flat.items()}, tmp)
-  os.replace(tmp, path)
-
-
-def _load(path: str) -> dict:
-  return traverse_util.unflatten_dict(safetensors.numpy.load_file(path), sep=_SEP)

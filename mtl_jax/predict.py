@@ -13,6 +13,7 @@ import logging
 
 import datasets
 import jax
+import numpy as np
 
 from mtl_jax.tasks.sources import LINE, DataError, RawSplit
 from mtl_jax.training import run as run_lib
@@ -79,7 +80,7 @@ class Predictor:
     except DataError as error:
       raise DataError(f"task {task}: {error}") from error
     if split.num_truncated:
-      self._warn_truncated(task, fields, spec.max_length)
+      self._warn_truncated(task, fields, split.lengths, spec.max_length)
     config = self.run.config.train
     batch_size = batch_size or config.eval_batch_size
     predictions = kind.decode(predict_split(self._predict_step, self.params, task, split,
@@ -93,10 +94,13 @@ class Predictor:
                       config.buckets), split, labels)
     return list(zip(predictions, probabilities))
 
-  def _warn_truncated(self, task: str, fields: dict[str, list], max_length: int) -> None:
+  def _warn_truncated(self, task: str, fields: dict[str, list], lengths: Any,
+                      max_length: int) -> None:
     """One line naming the inputs cut to `max_length` tokens and the words each lost."""
     tokenizer, cut = self.run.tokenizer, []
-    for row in range(len(fields[LINE])):
+    # Only an input encoded to exactly max_length tokens can have been cut:
+    # those alone are encoded again, whole, to count what was lost.
+    for row in np.flatnonzero(np.asarray(lengths) == max_length):
       if "tokens" in fields:  # tagging: the input's own words
         encoding = tokenizer.encode(fields["tokens"][row], is_pretokenized=True)
       elif fields.get("text_pair"):

@@ -10,6 +10,7 @@ from mtl_jax.sharing.hard import HardSharingModel, TaskHead
 from mtl_jax.sharing.layerwise import LayerwiseModel
 from mtl_jax.sharing.mtl_attention import MultiTaskAttentionModel, multi_task_attention
 from mtl_jax.sharing.registry import ARCHITECTURES, build_model, options_of
-from mtl_jax.sharing.structure import (SHARED, load_trainable, param_owners, save_trainable,
+from mtl_jax.sharing.structure import (SHARED, check_params_fit, load_params, load_trainable,
+                                       param_owners, save_params, save_trainable,
                                        shared_params, trainable_params)
 from mtl_jax.sharing.task_embedding import TaskEmbeddingModel

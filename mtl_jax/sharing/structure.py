@@ -45,6 +45,61 @@ def trainable_params(model, params: Any) -> dict[str, Any]:
   return {k: v for k, v in params.items() if k not in model.frozen_keys}
 
 
+def save_params(path: str, params: Any, metadata: dict[str, str] | None = None) -> None:
+  """Writes a params pytree to a safetensors file, leaves named by their path.
+
+  Names are the '/'-joined keys ("adapters/ner/layer_0/..."); the file is
+  written under a temporary name, then renamed.
+
+  Raises:
+    ValueError: a key contains '/'.
+  """
+  tensors = {}
+  for keys, value in traverse_util.flatten_dict(params).items():
+    bad = [k for k in keys if _SEP in str(k)]
+    if bad:
+      raise ValueError(f"cannot save param {keys}: the name {bad[0]!r} contains {_SEP!r}")
+    tensors[_SEP.join(map(str, keys))] = np.ascontiguousarray(jax.device_get(value))
+  tmp = path + ".tmp"
+  safetensors.numpy.save_file(tensors, tmp, metadata=metadata)
+  os.replace(tmp, path)
+
+
+def load_params(path: str, expected: Any | None = None) -> dict[str, Any]:
+  """Reads a `save_params` file, checked against `expected` (shapes) where given.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: a tensor is missing, unexpected or mis-shaped (named).
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path}: no such file")
+  params = traverse_util.unflatten_dict(
+      {tuple(name.split(_SEP)): value
+       for name, value in safetensors.numpy.load_file(path).items()})
+  if expected is not None:
+    check_params_fit(params, expected, path)
+  return params
+
+
+def check_params_fit(params: Any, expected: Any, where: str) -> None:
+  """Raises unless `params` has exactly `expected`'s leaves and shapes.
+
+  Raises:
+    ValueError: tensors missing, unexpected or mis-shaped (named, with `where`).
+  """
+  got = traverse_util.flatten_dict(params, sep=_SEP)
+  want = traverse_util.flatten_dict(expected, sep=_SEP)
+  missing, unexpected = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+  if missing or unexpected:
+    raise ValueError(f"{where}: does not fit this model: missing {missing[:5]}, "
+                     f"unexpected {unexpected[:5]}")
+  for name, leaf in want.items():
+    if tuple(np.shape(got[name])) != tuple(np.shape(leaf)):
+      raise ValueError(f"{where}: tensor {name!r} has shape {np.shape(got[name])}, "
+                       f"the model needs {tuple(np.shape(leaf))}")
+
+
 def save_trainable(path: str, model, params: Any) -> None:
   """Writes the trained (not frozen) params alone to a safetensors file.
 
@@ -56,18 +111,9 @@ def save_trainable(path: str, model, params: Any) -> None:
     model: the run's model (its `frozen_keys`).
     params: the model's params (device arrays are fetched).
   """
-  flat = traverse_util.flatten_dict(trainable_params(model, params))
-  tensors = {}
-  for keys, value in flat.items():
-    bad = [k for k in keys if _SEP in str(k)]
-    if bad:
-      raise ValueError(f"cannot save param {keys}: the name {bad[0]!r} contains {_SEP!r}")
-    tensors[_SEP.join(map(str, keys))] = np.ascontiguousarray(jax.device_get(value))
-  metadata = {"frozen_keys": json.dumps(list(model.frozen_keys)),
-              "task_names": json.dumps(list(model.task_names))}
-  tmp = path + ".tmp"
-  safetensors.numpy.save_file(tensors, tmp, metadata=metadata)
-  os.replace(tmp, path)
+  save_params(path, trainable_params(model, params),
+              {"frozen_keys": json.dumps(list(model.frozen_keys)),
+               "task_names": json.dumps(list(model.task_names))})
 
 
 def load_trainable(path: str, model) -> dict[str, Any]:
@@ -80,20 +126,5 @@ def load_trainable(path: str, model) -> dict[str, Any]:
     FileNotFoundError: no such file.
     ValueError: a tensor is missing, unexpected or mis-shaped (named).
   """
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path}: no such file")
-  tensors = safetensors.numpy.load_file(path)
   abstract = jax.eval_shape(model.init, jax.random.key(0))
-  expected = {_SEP.join(keys): leaf for keys, leaf in
-              traverse_util.flatten_dict(trainable_params(model, abstract)).items()}
-  missing = sorted(set(expected) - set(tensors))
-  unexpected = sorted(set(tensors) - set(expected))
-  if missing or unexpected:
-    raise ValueError(f"{path}: does not fit this model: missing {missing[:5]}, "
-                     f"unexpected {unexpected[:5]}")
-  for name, leaf in expected.items():
-    if tensors[name].shape != leaf.shape:
-      raise ValueError(f"{path}: tensor {name!r} has shape {tensors[name].shape}, "
-                       f"the model needs {leaf.shape}")
-  return traverse_util.unflatten_dict({tuple(name.split(_SEP)): value
-                                       for name, value in tensors.items()})
+  return load_params(path, trainable_params(model, abstract))

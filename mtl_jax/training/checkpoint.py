@@ -1,9 +1,11 @@
 """Checkpoints of a run with orbax: the train state, its data position and config.
 
-A checkpoint is `{"state": TrainState, "meta": {...}, "config": {...}}` under
-`WORKDIR/checkpoints/<step>`; `meta` holds what is not an array (the
-position of every task's data stream, the non-finite step counts), `config`
-the run's config. Saves are asynchronous: `save` returns once the arrays
+A checkpoint is `{"state": TrainState, "meta": {...}, "config": {...},
+"run_files": {...}}` under `WORKDIR/checkpoints/<step>`; `meta` holds what is
+not an array (the position of every task's data stream, the non-finite step
+counts), `config` the run's config and `run_files` the workdir's other run
+files (labels, encoder architecture, tokenizer), so a checkpoint stays
+readable when the workdir's copies are lost. Saves are asynchronous: `save` returns once the arrays
 are copied off the devices and the files are written in the background.
 Orbax writes into a temporary directory and renames it when complete, so a
 save that dies half-way never replaces the previous good checkpoint (its
@@ -21,6 +23,9 @@ from typing import Any, Mapping
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
+
+# The run's config in a checkpoint (the item `config`), as in the workdir.
+CONFIG_FILE = "config.json"
 
 Step = int | str | None  # a step number, 'latest', 'best' or None (= latest)
 
@@ -106,27 +111,24 @@ class Checkpointer:
     return found
 
   def save(self, step: int, state: Any, meta: dict[str, Any],
-           config: dict[str, Any] | None = None,
-           metrics: dict[str, float] | None = None,
-           run_files: dict[str, Any] | None = None) -> None:
+           run_files: dict[str, Any] | None = None,
+           metrics: dict[str, float] | None = None) -> None:
     """Starts saving (asynchronously); `wait()` blocks until it is on disk.
 
     Args:
       step: the checkpoint's step.
       state: the train state (arrays, possibly sharded across hosts).
       meta: JSON data (data positions, counters).
-      config: the run's config as a dict.
+      run_files: the workdir's run files as JSON, {file name: JSON}
+        (`training.run.run_files`); config.json goes to the `config` item.
       metrics: flat eval metrics {'task/metric': value}, for keep-best.
-      run_files: the workdir's run files as JSON (`training.run.run_files`:
-        labels, encoder architecture, tokenizer), kept with the state so the
-        checkpoint stays readable when the workdir's copies are lost.
     """
     items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
-    if config is not None:
-      items["config"] = ocp.args.JsonSave(config)
-    if run_files is not None:
-      items["run_files"] = ocp.args.JsonSave(
-          {name: value for name, value in run_files.items() if name != "config.json"})
+    others = dict(run_files or {})
+    if CONFIG_FILE in others:
+      items["config"] = ocp.args.JsonSave(others.pop(CONFIG_FILE))
+    if others:
+      items["run_files"] = ocp.args.JsonSave(others)
     self._manager.save(step, args=ocp.args.Composite(**items),
                        metrics=metrics if self.best_metric else None, force=True)
 
@@ -170,10 +172,10 @@ class Checkpointer:
     """A checkpoint's copies of the run files ({} for checkpoints without them).
 
     Returns:
-      {file name: JSON}: config.json and what `save` got as `run_files`.
+      {file name: JSON}: what `save` got as `run_files`.
     """
     files = {}
-    for item, unpack in (("config", lambda v: {"config.json": v}), ("run_files", dict)):
+    for item, unpack in (("config", lambda v: {CONFIG_FILE: v}), ("run_files", dict)):
       if not os.path.isdir(os.path.join(self.directory, str(step), item)):
         continue
       restored = self._manager.restore(step, args=ocp.args.Composite(

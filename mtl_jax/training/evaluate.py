@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 import logging
+import os
 
 import jax
 import numpy as np
 
+from mtl_jax import metrics as metrics_lib
 from mtl_jax.tasks.batching import eval_batches
 from mtl_jax.tasks.kinds import EncodedSplit
 from mtl_jax.tasks.sources import HELDOUT
@@ -77,19 +79,24 @@ def metrics_filename(split: str, eval_split: str) -> str:
   return "metrics.json" if split == eval_split else f"metrics_{split}.json"
 
 
+def declared_splits(tasks) -> list[str]:
+  """Every split the tasks' sources declare besides train (with `heldout`), sorted."""
+  declared = {name for t in tasks for name in t.source.splits}
+  declared |= {HELDOUT} if any(t.source.holdout for t in tasks) else set()
+  return sorted(declared - {"train"})
+
+
 def report_splits(tasks, eval_split: str) -> list[str]:
-  """Every split the tasks declare besides train and the run's eval split, sorted.
+  """The declared splits besides the run's eval split.
 
   Training scores each of them once after its last step (e.g. a `test`
   split: reported, never used to choose anything).
   """
-  declared = {name for t in tasks for name in t.source.splits}
-  declared |= {HELDOUT} if any(t.source.holdout for t in tasks) else set()
-  return sorted(declared - {"train", eval_split})
+  return [name for name in declared_splits(tasks) if name != eval_split]
 
 
-def evaluate_workdir(workdir: str, split: str | None = None, step=None
-                     ) -> dict[str, dict[str, float]]:
+def evaluate_workdir(workdir: str, split: str | None = None, step=None, *,
+                     write: bool = False) -> dict[str, dict[str, float]]:
   """A trained workdir's checkpoint scored on one split of its tasks (`mtl_jax.evaluate`).
 
   Args:
@@ -97,6 +104,8 @@ def evaluate_workdir(workdir: str, split: str | None = None, step=None
     split: any split the tasks define ('eval', 'test', 'heldout', ...; default
       the run's `train.eval_split`); tasks without it are skipped with a note.
     step: the checkpoint: a step number, 'best' or latest (None).
+    write: also write the scores into the workdir (`metrics_filename`: the
+      run's eval split rewrites metrics.json, another split has its own file).
 
   Returns:
     {task: {metric: value}} for the tasks that have the split.
@@ -108,11 +117,11 @@ def evaluate_workdir(workdir: str, split: str | None = None, step=None
   from mtl_jax.training.step import make_predict_step
 
   run = run_lib.load(workdir)
-  split = split or run.config.train.eval_split
+  eval_split = run.config.train.eval_split
+  split = split or eval_split
   having = [t for t in run.tasks if t.source.has_split(split)]
   if not having:
-    known = sorted({name for t in run.tasks for name in t.source.splits if name != "train"}
-                   | ({HELDOUT} if any(t.source.holdout for t in run.tasks) else set()))
+    known = declared_splits(run.tasks)
     raise ValueError(f"no task of {workdir} has a split {split!r}; the tasks' splits: "
                      f"{', '.join(known) or 'none besides train'}")
   for task in run.tasks:
@@ -120,5 +129,8 @@ def evaluate_workdir(workdir: str, split: str | None = None, step=None
       log.warning("task %s has no %r split: not evaluated", task.name, split)
   params = run_lib.restore_params(run, workdir, step)
   splits = {t.name: t.load(split, run.tokenizer, run.labels[t.name]) for t in having}
-  return evaluate(jax.jit(make_predict_step(run.model)), params, splits, run.kinds, run.labels,
-                  run.config.train.eval_batch_size, run.config.train.buckets)
+  results = evaluate(jax.jit(make_predict_step(run.model)), params, splits, run.kinds,
+                     run.labels, run.config.train.eval_batch_size, run.config.train.buckets)
+  if write:
+    metrics_lib.write_json(results, os.path.join(workdir, metrics_filename(split, eval_split)))
+  return results

@@ -206,8 +206,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       if flat and best_metric and best_metric not in flat:
         raise ValueError(f"checkpoint.best_metric {best_metric!r} is not an eval metric; "
                          f"they are: {', '.join(sorted(flat))}")
-      checkpointer.save(step, state, meta, config=config.to_dict(), metrics=flat or None,
-                        run_files=files)
+      checkpointer.save(step, state, meta, run_files=files, metrics=flat or None)
 
     def stop(step):
       # A signal can arrive just after this step's regular (or the restored)

@@ -35,6 +35,7 @@ from mtl_jax.sharing import ARCHITECTURES, HardSharingModel, TaskHead, build_mod
 from mtl_jax.tasks import RawSplit, Task, task_from_config
 from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.tasks import tokenization
+from mtl_jax.training import checkpoint as checkpoint_lib
 from mtl_jax.training.checkpoint import Checkpointer
 from mtl_jax.training import sharded
 from mtl_jax.training.gradients import split_params
@@ -44,7 +45,7 @@ from mtl_jax.training.step import make_train_step
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
+CONFIG_FILE = checkpoint_lib.CONFIG_FILE
 TASKS_FILE = "tasks.json"
 ENCODER_FILE = "encoder.json"
 TOKENIZER_DIR = "tokenizer"
@@ -175,10 +176,15 @@ def restore_params(run: Run, workdir: str, step: int | str | None = None):
   return state.params
 
 
-def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
-  specs = mixture_lib.task_specs(config.mixture, {
+def task_specs(config: ml_collections.ConfigDict) -> dict[str, dict]:
+  """{task: its config entry} as the run resolves them (a mixture's tasks expanded)."""
+  return mixture_lib.task_specs(config.mixture, {
       name: spec.to_dict() if hasattr(spec, "to_dict") else spec
       for name, spec in config.tasks.items()})
+
+
+def build_tasks(config: ml_collections.ConfigDict) -> tuple[Task, ...]:
+  specs = task_specs(config)
   if not specs:
     raise ValueError("the config has no tasks (config.tasks and config.mixture are empty)")
   # Tasks are ordered by name (ConfigDict's order): losses_k, weights_k and

@@ -24,7 +24,7 @@ def saved(tmp_path):
   accuracy = {1: 0.5, 2: 0.9, 3: 0.6, 4: None, 5: 0.7}
   for step, value in accuracy.items():
     checkpointer.save(step, _state(step), {"streams": {"news": {"epoch": 0, "batch": step}}},
-                      config={"seed": 0},
+                      run_files={"config.json": {"seed": 0}},
                       metrics=None if value is None else {"news/accuracy": value})
   checkpointer.wait()
   yield checkpointer
