@@ -1,4 +1,4 @@
-"""What the loop's safety nets cost: the non-finite guard, the per-step flag read, async saves.
+"""What the loop's safety nets cost: the non-finite guard and count, async saves.
 
 The workload is the demo's model (hidden 128, 2 layers, 4 heads, FFN 512,
 vocab 8,000), two tasks of 16 sequences of 64 tokens per step, AdamW, on
@@ -6,10 +6,9 @@ this machine's CPU (one device). In one process, for several rounds in
 rotating order (so load from other users of the machine hits all alike):
 
 * `plain`: the step jitted with the state donated (the loop before);
-* `guarded`: the loop's step (`training/sharded.py`): non-finite updates
-  skipped with a select over the whole state;
-* `guarded+read`: the same, plus reading the previous step's `skipped` flag
-  each step, as the loop does (the host waits for step s-1 while s runs).
+* `loop`: the loop's step (`training/sharded.py`): non-finite updates
+  skipped with a select over the whole state and counted on device (the
+  host reads the counts only when it logs, so never here).
 
 Then a checkpoint of that state: how long `save` blocks the loop (async:
 the copy off the device) against a save that waits for the disk.
@@ -41,6 +40,7 @@ from mtl_jax.sharing import HardSharingModel, TaskHead
 from mtl_jax.tasks.kinds import Classification, Tagging
 from mtl_jax.training import TrainState, make_optimizer, make_train_step
 from mtl_jax.training.checkpoint import Checkpointer
+from mtl_jax.training.nonfinite import NonFiniteCounter
 from mtl_jax.training.sharded import create_state, jit_loop_step
 
 KINDS = {"news": Classification(), "ner": Tagging()}
@@ -89,31 +89,38 @@ def main():
   train_step = make_train_step(model, balance, optimizer)
   plain = jax.jit(lambda state, batch: train_step(
       state, batch, jax.random.fold_in(state.rng, state.step)), donate_argnums=0)
-  guarded = jit_loop_step(train_step, abstract, layout)
+  loop_step = jit_loop_step(train_step, abstract, layout, max_nonfinite_in_a_row=100)
   data = [layout.put_batch(b) for b in batches(args.steps)]
 
-  def run(step_fn, read_flag):
+  def run_plain():
     state = create_state(init, abstract, layout)
-    state, metrics = step_fn(state, data[0])  # compile / warm up
+    state, _ = plain(state, data[0])  # compile / warm up
     jax.block_until_ready(state)
-    start, previous = time.perf_counter(), None
+    start = time.perf_counter()
     for batch in data:
-      state, metrics = step_fn(state, batch)
-      if read_flag:
-        if previous is not None:
-          bool(jax.device_get(previous))
-        previous = metrics["skipped"]
+      state, _ = plain(state, batch)
     jax.block_until_ready(state)
     return (time.perf_counter() - start) / len(data) * 1e3, state
 
-  variants = {"plain": (plain, False), "guarded": (guarded, False),
-              "guarded+read": (guarded, True)}
+  def run_loop():
+    state, counter = create_state(init, abstract, layout), NonFiniteCounter(100)
+    state, counter.counts, _ = loop_step(state, counter.counts, data[0])
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for batch in data:
+      state, counter.counts, _ = loop_step(state, counter.counts, batch)
+    jax.block_until_ready(state)
+    elapsed = time.perf_counter() - start
+    counter.check()  # what the loop reads when it logs
+    return elapsed / len(data) * 1e3, state
+
+  variants = {"plain": run_plain, "loop": run_loop}
   times = {name: [] for name in variants}
   names = list(variants)
   for r in range(args.rounds):
     order = names[r % len(names):] + names[:r % len(names)]
     for name in order:
-      ms, state = run(*variants[name])
+      ms, state = variants[name]()
       times[name].append(ms)
     print(f"round {r}: " + ", ".join(f"{n} {times[n][-1]:.1f} ms/step" for n in names),
           flush=True)

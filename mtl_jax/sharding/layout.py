@@ -159,6 +159,10 @@ class Layout:
 
     return jax.tree.map(put_one, tree, shardings)
 
+  def put_replicated(self, tree: Any) -> Any:
+    """Host arrays -> global arrays every device holds whole (e.g. counters)."""
+    return self.put(tree, jax.tree.map(lambda _: self.replicated, tree))
+
   def put_batch(self, batch: Any) -> Any:
     """A host batch on the mesh, split along the batch dimension."""
     return self.put(batch, jax.tree.map(self.batch_sharding, batch))

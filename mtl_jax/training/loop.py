@@ -21,8 +21,9 @@ One readable function (`train`) in banner sections, as big_vision's train.py:
    best checkpoint, and on SIGTERM/SIGINT before stopping;
 6. The end: the final evaluation and checkpoint, the run's files.
 
-The host only waits for the device to read one flag a step (whether the
-previous step was skipped as non-finite), while the next step is queued.
+The host never waits for the device between steps: the non-finite counts stay
+on device (advanced by the step) and are read, with the logged metrics, only
+when the loop logs, evaluates, checkpoints or stops.
 """
 
 from __future__ import annotations
@@ -166,9 +167,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     if primary:  # drop what a crashed run logged after its last checkpoint (or before any)
       _truncate_log(os.path.join(workdir, TRAIN_LOG), latest or 0)
     first_step, total = int(state.step), train_cfg.steps
-    nonfinite = NonFiniteCounter(train_cfg.max_nonfinite_in_a_row,
-                                 **meta.get("nonfinite", {}))
-    loop_step = trainer.jit_loop_step()
+    # Counted on device by the step; read only when the loop logs or checkpoints.
+    nonfinite = NonFiniteCounter(
+        train_cfg.max_nonfinite_in_a_row, **meta.get("nonfinite", {}),
+        put=layout.put_replicated)
+    loop_step = trainer.jit_loop_step(train_cfg.max_nonfinite_in_a_row)
     predict_jit = jax.jit(make_predict_step(run.model), out_shardings=layout.replicated)
 
     # ------------------------------------------------------------------------
@@ -198,8 +201,22 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                       state.params, eval_splits if splits is None else splits, run.kinds,
                       run.labels, train_cfg.eval_batch_size, train_cfg.buckets)
 
+    def check_nonfinite():
+      """The skipped-step counts (a host sync); a streak stops the run, saying what
+      is kept (nothing is saved after the streak began)."""
+      try:
+        return nonfinite.check()
+      except NonFiniteLossError as error:
+        latest = checkpointer.latest_step()
+        raise NonFiniteLossError(
+            f"{error} " + (f"The last checkpoint (step {latest}) is kept."
+                           if latest is not None else
+                           "No checkpoint was written before the stop.")) from None
+
     def checkpoint(step, results=None):
-      meta = {"streams": batches.positions, "nonfinite": nonfinite.to_json(),
+      counts = check_nonfinite()
+      meta = {"streams": batches.positions,
+              "nonfinite": {"total": counts.total, "in_a_row": counts.in_a_row},
               "probe_streams": monitor.positions()}
       flat = {f"{task}/{name}": value for task, values in (results or {}).items()
               for name, value in values.items()}
@@ -209,6 +226,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       checkpointer.save(step, state, meta, run_files=files, metrics=flat or None)
 
     def stop(step):
+      check_nonfinite()  # a streak that ended the run stops it as such
       # A signal can arrive just after this step's regular (or the restored)
       # checkpoint: that one already holds the state to resume from.
       if step not in checkpointer.steps():
@@ -226,27 +244,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     board = stack.enter_context(open_writer(workdir, train_cfg.tensorboard, primary, first_step))
     should_stop = stack.enter_context(stop_on_signals(checkpointer.reached_preemption))
     losses = _LossMeans(len(names))
-    # (step, its `skipped` flag) of the last step not yet counted.
-    pending = None
-
-    def count_pending():
-      nonlocal pending
-      if pending is not None:
-        try:
-          nonfinite.record(pending[0], bool(jax.device_get(pending[1])))
-        except NonFiniteLossError as error:
-          latest = checkpointer.latest_step()
-          raise NonFiniteLossError(
-              f"{error} " + (f"The last checkpoint (step {latest}) is kept."
-                             if latest is not None else
-                             "No checkpoint was written before the stop.")) from None
-        pending = None
-
     start = last_log = time.time()
     last_logged_step, lengths_seen = first_step, set()
     for step in bar:
       if should_stop(step):
-        count_pending()
         stop(step)
       batch = next(batches)
       length = next(iter(batch.values()))["input_ids"].shape[1]
@@ -254,12 +255,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         lengths_seen.add(length)
         if primary:
           bar.write(f"compiling the step for length {length} (once per length bucket)")
-      state, step_metrics = loop_step(state, batch)
+      state, nonfinite.counts, step_metrics = loop_step(state, nonfinite.counts, batch)
       losses.add(step_metrics["losses"], task_schedule.present(step))
       done = step + 1
       monitor.maybe_measure(done, state.params)
-      count_pending()  # the previous step's, while this one runs
-      pending = (done, step_metrics["skipped"])
       logging_now = done % train_cfg.log_every == 0 or done == total
       evaluating = bool(eval_splits and train_cfg.eval_every
                         and done % train_cfg.eval_every == 0 and done < total)
@@ -267,11 +266,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
           (train_cfg.checkpoint_every and done % train_cfg.checkpoint_every == 0)
           or (evaluating and best_metric)))
       if logging_now or evaluating or checkpointing:
-        count_pending()
+        skipped = check_nonfinite()  # the one host sync, only when something is due
       if logging_now:
         sums_k, counts_k = losses.take()
         record = _record(step_metrics, names, done, float(trainer.learning_rate(step)),
-                         nonfinite, sums_k, counts_k)
+                         skipped.total, sums_k, counts_k)
         # Wall time since the last log (the record's device_get waited for its steps);
         # examples: each task's batch in each step it took part in.
         now = time.time()
@@ -290,7 +289,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         log.info("step %d eval: %s", done, results)
       if checkpointing:
         checkpoint(done, results)
-    count_pending()
+    check_nonfinite()
     elapsed = time.time() - start
     if should_stop(total):
       stop(total)
@@ -444,7 +443,7 @@ def _finite(value) -> float | None:
 
 
 def _record(step_metrics: dict[str, Any], names, step: int, learning_rate: float,
-            nonfinite: NonFiniteCounter, loss_sums_k, present_counts_k) -> dict[str, Any]:
+            nonfinite_total: int, loss_sums_k, present_counts_k) -> dict[str, Any]:
   """The host copy of the metrics since the last log, for the train log.
 
   `losses` are each task's mean over the steps it took part in since the
@@ -458,7 +457,7 @@ def _record(step_metrics: dict[str, Any], names, step: int, learning_rate: float
                        for n, v, count in zip(names, means_k, present_counts_k)},
             "weights": {n: _finite(v) for n, v in zip(names, values["weights"])},
             "grad_norm": _finite(values["grad_norm"]), "learning_rate": learning_rate,
-            "skipped": bool(values["skipped"]), "nonfinite_total": nonfinite.total}
+            "skipped": bool(values["skipped"]), "nonfinite_total": nonfinite_total}
   if "regularizer" in values:  # the task-relatedness penalty
     record["regularizer"] = _finite(values["regularizer"])
   if "grad_norms" in values:  # balancing diagnostics

@@ -1,21 +1,22 @@
-"""Non-finite steps: skip the update on device, count on the host, stop after a streak.
+"""Non-finite steps: skip the update and count it on device, stop after a streak.
 
 `skip_nonfinite(train_step)` wraps any train step: when the step's loss or
 gradient norm is NaN or infinite it keeps the whole previous state (params,
 optimizer and balancing state) and only advances the step counter, so the
 next step draws fresh data and dropout. The metrics gain `skipped` (0 or 1).
-`NonFiniteCounter` counts the skipped steps on the host and stops the run
-after `limit` in a row.
+The loop counts the skipped steps on device (`advance`, inside its jitted
+step) and `NonFiniteCounter` reads them only when the loop logs, evaluates,
+checkpoints or stops, raising after `limit` in a row: no host sync per step.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +46,91 @@ def skip_nonfinite(train_step: Callable) -> Callable:
   return guarded_step
 
 
-@dataclasses.dataclass
+class StreakCounts(NamedTuple):
+  """The skipped-step counts, on device (int32 scalars), advanced by the loop step.
+
+  Attributes:
+    total: skipped steps in the whole run.
+    in_a_row: skipped steps since the last good one.
+    stopped_at: the step (1-based) at which `in_a_row` reached the limit, 0
+      while it has not; from then on the counts stay as they were at that step.
+    last_skipped: the last skipped step (1-based), 0 if none.
+  """
+
+  total: jax.Array
+  in_a_row: jax.Array
+  stopped_at: jax.Array
+  last_skipped: jax.Array
+
+
+def advance(counts: StreakCounts, skipped: jax.Array, done: jax.Array, limit: int
+            ) -> StreakCounts:
+  """The counts after step `done` (1-based), pure and jittable.
+
+  Args:
+    counts: the counts before the step.
+    skipped: whether the step was skipped (int or bool []).
+    done: the step's 1-based index.
+    limit: how many skipped steps in a row stop the run (0: never).
+
+  Returns:
+    The new counts; once `stopped_at` is set they no longer change, so the
+    host reads the streak that stopped the run however late it looks.
+  """
+  skipped = jnp.asarray(skipped).astype(bool)
+  in_a_row = jnp.where(skipped, counts.in_a_row + 1, 0)
+  new = StreakCounts(
+      total=counts.total + skipped.astype(jnp.int32),
+      in_a_row=in_a_row,
+      stopped_at=jnp.where((limit > 0) & (in_a_row >= limit), done, 0).astype(jnp.int32),
+      last_skipped=jnp.where(skipped, done, counts.last_skipped).astype(jnp.int32))
+  frozen = counts.stopped_at > 0
+  return jax.tree.map(lambda old, fresh: jnp.where(frozen, old, fresh), counts, new)
+
+
 class NonFiniteCounter:
-  """Host-side count of skipped steps (saved in checkpoints, so a resume continues it).
+  """Skipped steps counted on device, read by the host only when it asks.
+
+  The loop step advances `counts` (`advance`) inside its one jitted call, so
+  counting costs the host nothing; `check` (at logs, evaluations,
+  checkpoints, stops and the end) reads them, warns about the steps skipped
+  since the last check and raises once a streak reached the limit. The
+  counts are saved in checkpoints, so a resume continues them.
 
   Attributes:
     limit: how many skipped steps in a row stop the run (0: never stop).
-    total: skipped steps in the whole run.
-    in_a_row: skipped steps since the last good one.
+    counts: the device counts (`StreakCounts`), replaced by the loop each step.
   """
 
-  limit: int
-  total: int = 0
-  in_a_row: int = 0
+  def __init__(self, limit: int, total: int = 0, in_a_row: int = 0, *, put=None):
+    """Args: limit; total and in_a_row as saved (`to_json`); put: host counts ->
+    device counts (e.g. replicated on the mesh); default `jnp.asarray`."""
+    self.limit = limit
+    host = StreakCounts(*(np.int32(v) for v in (total, in_a_row, 0, 0)))
+    self.counts = (put or (lambda tree: jax.tree.map(jnp.asarray, tree)))(host)
+    self._reported = total  # skipped steps already warned about
 
-  def record(self, step: int, skipped: bool) -> None:
-    """Counts step `step` (1-based, as logged).
+  def check(self) -> StreakCounts:
+    """Reads the counts (a host sync), warns about new skipped steps.
+
+    Returns:
+      The counts as host ints.
 
     Raises:
-      NonFiniteLossError: `limit` steps in a row were skipped.
+      NonFiniteLossError: a streak reached `limit` (naming its steps).
     """
-    if not skipped:
-      self.in_a_row = 0
-      return
-    self.total += 1
-    self.in_a_row += 1
-    log.warning("step %d: non-finite loss or gradient; update skipped (%d in a row, "
-                "%d in all)", step, self.in_a_row, self.total)
-    if self.limit and self.in_a_row >= self.limit:
+    counts = StreakCounts(*(int(v) for v in jax.device_get(tuple(self.counts))))
+    if counts.total > self._reported:
+      log.warning("%d more step(s) had a non-finite loss or gradient and were skipped "
+                  "(the last at step %d; %d in a row, %d in all)",
+                  counts.total - self._reported, counts.last_skipped, counts.in_a_row,
+                  counts.total)
+      self._reported = counts.total
+    if counts.stopped_at:
+      first = counts.stopped_at - counts.in_a_row + 1
       raise NonFiniteLossError(
-          f"steps {step - self.in_a_row + 1}-{step}: {self.in_a_row} steps in a row had "
-          f"a non-finite loss or gradient and were skipped ({self.total} in all); "
+          f"steps {first}-{counts.stopped_at}: {counts.in_a_row} steps in a row had "
+          f"a non-finite loss or gradient and were skipped ({counts.total} in all); "
           "stopping. Lower the learning rate, check the data, or raise "
           "train.max_nonfinite_in_a_row.")
-
-  def to_json(self) -> dict[str, int]:
-    return {"total": self.total, "in_a_row": self.in_a_row}
+    return counts

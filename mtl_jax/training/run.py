@@ -120,9 +120,11 @@ class Trainer(NamedTuple):
                                 run.pretrained_encoder,
                                 encoders.logical_axes(run.model.encoder_config))
 
-  def jit_loop_step(self) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
-    """The step the loop runs: keyed by the step, guarded, donated, laid out."""
-    return sharded.jit_loop_step(self.train_step, self.abstract_state, self.layout)
+  def jit_loop_step(self, max_nonfinite_in_a_row: int = 0) -> Callable:
+    """The step the loop runs (`sharded.jit_loop_step`): keyed by the step,
+    guarded and counting skipped steps on device, donated, laid out."""
+    return sharded.jit_loop_step(self.train_step, self.abstract_state, self.layout,
+                                 max_nonfinite_in_a_row)
 
 
 def make_trainer(run: Run, layout: sharding.Layout) -> Trainer:

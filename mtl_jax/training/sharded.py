@@ -7,7 +7,7 @@ from typing import Any, Callable
 import jax
 
 from mtl_jax.sharding import Layout
-from mtl_jax.training.nonfinite import skip_nonfinite
+from mtl_jax.training.nonfinite import StreakCounts, advance, skip_nonfinite
 
 
 def create_state(init: Callable[..., Any], abstract_state: Any, layout: Layout,
@@ -36,24 +36,33 @@ def create_state(init: Callable[..., Any], abstract_state: Any, layout: Layout,
   return jax.jit(init, out_shardings=shardings)(pretrained_encoder)
 
 
-def jit_loop_step(pure_step: Callable, abstract_state: Any, layout: Layout
-                  ) -> Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]:
-  """`loop_step(state, batch) -> (state, metrics)`: the pure train step as the loop
-  runs it, jitted (once per batch shape), state donated.
+def jit_loop_step(pure_step: Callable, abstract_state: Any, layout: Layout,
+                  max_nonfinite_in_a_row: int = 0
+                  ) -> Callable[[Any, StreakCounts, Any],
+                                tuple[Any, StreakCounts, dict[str, jax.Array]]]:
+  """`loop_step(state, counts, batch) -> (state, counts, metrics)`: the pure train
+  step as the loop runs it, jitted (once per batch shape), state donated.
 
   Step s gets the dropout key `fold_in(state.rng, s)` (computed on device),
-  non-finite updates are skipped (`nonfinite.skip_nonfinite`), the new state
-  keeps the old one's layout and the metrics are replicated.
+  non-finite updates are skipped (`nonfinite.skip_nonfinite`) and counted in
+  `counts` (`nonfinite.advance`, on device: the host reads them only when it
+  logs or checkpoints), the new state keeps the old one's layout and the
+  metrics are replicated.
 
   Args:
     pure_step: `train_step(state, batch, rng) -> (state, metrics)`.
     abstract_state: the state's `ShapeDtypeStruct`s with their shardings.
     layout: the mesh and its rules.
+    max_nonfinite_in_a_row: the streak of skipped steps that stops the run
+      (recorded in `counts.stopped_at`; 0: never).
   """
   guarded = skip_nonfinite(pure_step)
 
-  def loop_step(state, batch):  # the name compile logs show: jit(loop_step)
-    return guarded(state, batch, jax.random.fold_in(state.rng, state.step))
+  def loop_step(state, counts, batch):  # the name compile logs show: jit(loop_step)
+    new_state, metrics = guarded(state, batch, jax.random.fold_in(state.rng, state.step))
+    counts = advance(counts, metrics["skipped"], state.step + 1, max_nonfinite_in_a_row)
+    return new_state, counts, metrics
 
   shardings = jax.tree.map(lambda x: x.sharding, abstract_state)
-  return jax.jit(loop_step, out_shardings=(shardings, layout.replicated), donate_argnums=0)
+  return jax.jit(loop_step, out_shardings=(shardings, layout.replicated, layout.replicated),
+                 donate_argnums=0)

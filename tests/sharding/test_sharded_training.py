@@ -8,6 +8,7 @@ from jax.sharding import PartitionSpec as P
 from mtl_jax import sharding, weighting
 from mtl_jax.config import default_config
 from mtl_jax.training import TrainState, make_optimizer, make_train_step
+from mtl_jax.training.nonfinite import NonFiniteCounter
 from mtl_jax.training.sharded import create_state, jit_loop_step
 
 from helpers import tiny_config, two_task_model
@@ -46,9 +47,11 @@ def _train(mesh_shape, make_batch):
     initial = jax.tree.map(lambda x: x.copy(), state)  # `state` is donated below
     step = jit_loop_step(make_train_step(model, balance, optimizer), abstract,
                           layout)
+    counter = NonFiniteCounter(0, put=layout.put_replicated)
     losses = []
     for i in range(STEPS):
-      state, metrics = step(state, layout.put_batch(make_batch(i, b=8, vocab=32)))
+      state, counter.counts, metrics = step(state, counter.counts,
+                                            layout.put_batch(make_batch(i, b=8, vocab=32)))
       losses.append(np.asarray(metrics["losses"]))
   return initial, losses, state
 

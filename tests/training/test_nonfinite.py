@@ -1,4 +1,4 @@
-"""Non-finite steps are skipped on device (the whole state kept) and counted on the host."""
+"""Non-finite steps are skipped (the whole state kept) and counted on device."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mtl_jax.training import NonFiniteLossError, TrainState, skip_nonfinite
+from mtl_jax.training import nonfinite
 from mtl_jax.training.nonfinite import NonFiniteCounter
 
 
@@ -42,17 +43,34 @@ def test_a_nonfinite_batch_keeps_the_whole_state_but_advances_the_step(bad):
   assert int(good_state.step) == 2 and float(good_state.weighting_state) == 6.0
 
 
+def _count(counter, skipped_steps, start=1):
+  """Advances the counter's device counts over `skipped_steps` (bools), jitted."""
+  advance = jax.jit(nonfinite.advance, static_argnums=3)
+  for done, skipped in enumerate(skipped_steps, start=start):
+    counter.counts = advance(counter.counts, jnp.int32(skipped), jnp.int32(done), counter.limit)
+
+
 def test_counter_stops_after_the_limit_in_a_row_and_resets_on_a_good_step():
   counter = NonFiniteCounter(limit=3)
-  for step, skipped in enumerate([True, True, False, True, True], start=1):
-    counter.record(step, skipped)
-  assert counter.to_json() == {"total": 4, "in_a_row": 2}
+  _count(counter, [True, True, False, True, True])
+  counts = counter.check()
+  assert (counts.total, counts.in_a_row, counts.stopped_at, counts.last_skipped) == (4, 2, 0, 5)
+  _count(counter, [True], start=6)
   with pytest.raises(NonFiniteLossError, match=r"steps 4-6: 3 steps in a row .* \(5 in all\)"):
-    counter.record(6, True)
+    counter.check()
+
+
+def test_counts_freeze_at_the_streak_that_stops_the_run_however_late_they_are_read():
+  # The host reads the counts only when it logs: steps after the streak (good or
+  # skipped) must not change which streak it reports.
+  counter = NonFiniteCounter(limit=2, total=1)
+  _count(counter, [False, True, True, False, True, True, True])
+  with pytest.raises(NonFiniteLossError, match=r"steps 2-3: 2 steps in a row .* \(3 in all\)"):
+    counter.check()
 
 
 def test_counter_without_a_limit_never_stops():
   counter = NonFiniteCounter(limit=0, total=7, in_a_row=2)
-  for step in range(100):
-    counter.record(step, True)
-  assert counter.in_a_row == 102
+  _count(counter, [True] * 100)
+  counts = counter.check()
+  assert (counts.total, counts.in_a_row, counts.stopped_at) == (107, 102, 0)

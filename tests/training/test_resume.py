@@ -336,6 +336,26 @@ def test_nonfinite_steps_are_skipped_counted_and_a_streak_stops_the_run(
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
 
 
+def test_a_streak_between_logs_stops_the_run_exactly_as_if_each_step_were_read(
+    config_file, tmp_path, monkeypatch, capsys):
+  # The host reads the device's counts only when it logs, evaluates or checkpoints:
+  # a streak (steps 5-7) that ends between two of those still stops the run at
+  # the next one, reporting that streak, and nothing after its start is saved.
+  _with_nan_at(monkeypatch, {5, 6, 7, 9})
+  from mtl_jax.training.nonfinite import NonFiniteCounter
+  reads, check = [], NonFiniteCounter.check
+  monkeypatch.setattr(NonFiniteCounter, "check", lambda self: reads.append(1) or check(self))
+  workdir = tmp_path / "work"
+  assert _train(config_file, workdir, "train.max_nonfinite_in_a_row=3",
+                "train.log_every=12", "train.eval_every=0", "checkpoint.best_metric=") == 2
+  error = capsys.readouterr().err
+  assert "steps 5-7: 3 steps in a row had a non-finite loss" in error
+  assert "(3 in all)" in error and "The last checkpoint (step 4) is kept." in error
+  assert _checkpoints(workdir) == ["4"]
+  assert not [r for r in _log(workdir) if "loss" in r]  # no log was due before the stop
+  assert len(reads) <= 4  # at the checkpoints of steps 4 and 8, not once per step
+
+
 def test_a_nonfinite_stop_before_any_checkpoint_says_so(config_file, tmp_path, monkeypatch,
                                                         capsys):
   _with_nan_at(monkeypatch, {1, 2, 3})

@@ -7,7 +7,7 @@ import pytest
 import scipy.optimize
 
 from mtl_jax import weighting
-from mtl_jax.weighting import nash_mtl, pcgrad, upgrad
+from mtl_jax.weighting import nash_mtl, pcgrad
 
 
 def _update(name, grads, **extras):
@@ -76,7 +76,7 @@ def test_cagrad_matches_scipy_on_the_dual():
                                  method="SLSQP", options={"ftol": 1e-12})
   gw = best.x @ g
   expected = (g0 + radius / np.linalg.norm(gw) * gw) / (1 + c ** 2)
-  np.testing.assert_allclose(_update("cagrad", g), expected, rtol=2e-3, atol=1e-4)
+  np.testing.assert_allclose(_update("cagrad", g), expected, rtol=1e-5, atol=1e-6)
   del gram
 
 
@@ -184,13 +184,6 @@ def test_upgrad_matches_scipy_and_conflicts_with_no_task():
   np.testing.assert_allclose(coeffs, expected, rtol=1e-3, atol=1e-5)
   # The update increases no loss (up to the regularisation).
   assert np.all(g @ (np.asarray(coeffs) @ g) >= -1e-3 * np.linalg.norm(g) ** 2)
-
-
-def test_upgrad_dual_cone_solver():
-  gram = jnp.array([[2.0, -1.0], [-1.0, 2.0]])
-  # min v^T G v, v >= (1, 0): v = (1, 0.5) (dv2: -2 + 4 v2 = 0).
-  np.testing.assert_allclose(upgrad.dual_cone_weights(gram, jnp.array([1.0, 0.0]), 50),
-                             [1.0, 0.5], rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["pcgrad", "mgda", "cagrad", "imtl_g", "aligned_mtl",
