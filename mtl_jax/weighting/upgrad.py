@@ -7,8 +7,8 @@ The projection of `g_i` is `J^T w_i` with `w_i = argmin_{v >= e_i} v^T G v`
 (the paper's Proposition 1), a bound-constrained QP on the Gram matrix that
 we solve exactly in JAX by an active-set method (`linalg.min_quadratic_above`,
 finitely many steps, stopped by its KKT test) instead of torchjd's quadprog.
-As torchjd, G is normalised by its trace and regularised with `1e-4 I`; the update is `J^T mean_i w_i`. Absent tasks are
-left out of the mean.
+As torchjd, G is normalised by its trace and regularised with `1e-4 I`; the
+update is `J^T mean_i w_i`. Absent tasks are left out of the mean.
 """
 
 from __future__ import annotations
