@@ -87,40 +87,34 @@ def main():
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           shapes, shardings)
   train_step = make_train_step(model, balance, optimizer)
-  plain = jax.jit(lambda state, batch: train_step(
-      state, batch, jax.random.fold_in(state.rng, state.step)), donate_argnums=0)
-  loop_step = jit_loop_step(train_step, abstract, layout, max_nonfinite_in_a_row=100)
+
+  def plain_step(state, counts, batch):  # the loop step's signature; counts pass through
+    state, metrics = train_step(state, batch, jax.random.fold_in(state.rng, state.step))
+    return state, counts, metrics
+
+  steps = {"plain": jax.jit(plain_step, donate_argnums=0),
+           "loop": jit_loop_step(train_step, abstract, layout, max_nonfinite_in_a_row=100)}
   data = [layout.put_batch(b) for b in batches(args.steps)]
 
-  def run_plain():
-    state = create_state(init, abstract, layout)
-    state, _ = plain(state, data[0])  # compile / warm up
-    jax.block_until_ready(state)
-    start = time.perf_counter()
-    for batch in data:
-      state, _ = plain(state, batch)
-    jax.block_until_ready(state)
-    return (time.perf_counter() - start) / len(data) * 1e3, state
-
-  def run_loop():
+  def run(name):
+    step = steps[name]
     state, counter = create_state(init, abstract, layout), NonFiniteCounter(100)
-    state, counter.counts, _ = loop_step(state, counter.counts, data[0])
+    state, counter.counts, _ = step(state, counter.counts, data[0])  # compile / warm up
     jax.block_until_ready(state)
     start = time.perf_counter()
     for batch in data:
-      state, counter.counts, _ = loop_step(state, counter.counts, batch)
+      state, counter.counts, _ = step(state, counter.counts, batch)
     jax.block_until_ready(state)
     elapsed = time.perf_counter() - start
-    counter.check()  # what the loop reads when it logs
+    counter.check()  # what the loop reads when it logs, after the timed steps
     return elapsed / len(data) * 1e3, state
 
-  variants = {"plain": run_plain, "loop": run_loop}
-  times = {name: [] for name in variants}
-  names = list(variants)
+  names = list(steps)
+  times = {name: [] for name in names}
   for r in range(args.rounds):
     order = names[r % len(names):] + names[:r % len(names)]
     for name in order:
-      ms, state = variants[name]()
+      ms, state = run(name)
       times[name].append(ms)
     print(f"round {r}: " + ", ".join(f"{n} {times[n][-1]:.1f} ms/step" for n in names),
           flush=True)

@@ -266,7 +266,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
           (train_cfg.checkpoint_every and done % train_cfg.checkpoint_every == 0)
           or (evaluating and best_metric)))
       if logging_now or evaluating or checkpointing:
-        skipped = check_nonfinite()  # the one host sync, only when something is due
+        skipped = check_nonfinite()  # a host sync, only when something is due
       if logging_now:
         sums_k, counts_k = losses.take()
         record = _record(step_metrics, names, done, float(trainer.learning_rate(step)),

@@ -103,8 +103,15 @@ class NonFiniteCounter:
   """
 
   def __init__(self, limit: int, total: int = 0, in_a_row: int = 0, *, put=None):
-    """Args: limit; total and in_a_row as saved (`to_json`); put: host counts ->
-    device counts (e.g. replicated on the mesh); default `jnp.asarray`."""
+    """Starts counting, or continues a resumed run's counts.
+
+    Args:
+      limit: stop after this many non-finite steps in a row (0: never stop).
+      total: skipped steps so far (a resumed run's, from its checkpoint meta).
+      in_a_row: the current streak of skipped steps (likewise).
+      put: host counts -> device counts (e.g. replicated on the mesh);
+        default `jnp.asarray`.
+    """
     self.limit = limit
     host = StreakCounts(*(np.int32(v) for v in (total, in_a_row, 0, 0)))
     self.counts = (put or (lambda tree: jax.tree.map(jnp.asarray, tree)))(host)

@@ -19,7 +19,6 @@ earlier solver, left up to 1e-2 of the update when two gradients nearly cancel.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from mtl_jax.weighting import linalg
@@ -28,30 +27,32 @@ from mtl_jax.weighting.base import (GradientAggregation, from_gram, init_empty,
 
 
 def cagrad_inner(gram_kk, mean_k, radius, present_k, tolerance: float, max_bisections: int):
-  """`argmin_{w in simplex} w^T G mean + radius ||g_w||` and `||g_w||` there (see
-  the module docstring); G scaled to trace 1 over the present tasks."""
+  """`argmin_{w in simplex} w^T G mean + radius ||g_w||` (see the module docstring);
+  G scaled to trace 1 over the present tasks.
+
+  Returns:
+    (w_k, ||g_w||, converged): the minimiser, its norm, and whether the
+    bisection's residual test (not the cap) stopped it.
+  """
   linear_k = gram_kk @ mean_k
 
   def solve(t):  # the quadratic for a fixed t, and ||g_w|| at its minimiser
     w_k = linalg.min_norm_simplex((radius / t) * gram_kk, present_k, linear_k=linear_k)
     return w_k, jnp.sqrt(jnp.maximum(w_k @ gram_kk @ w_k, 0.0))
 
-  def cond(carry):
-    iteration, _, _, done = carry
-    return (iteration < max_bisections) & ~done
-
-  def body(carry):
-    iteration, low, high, _ = carry
+  def bisect(carry):
+    low, high, _ = carry
     t = jnp.sqrt(low * high)
     _, norm = solve(t)
-    done = jnp.abs(t - norm) <= tolerance * t
     # Past the optimal t the minimiser's norm falls below t.
-    return (iteration + 1, jnp.where(norm < t, low, t), jnp.where(norm < t, t, high), done)
+    return (jnp.where(norm < t, low, t), jnp.where(norm < t, t, high),
+            jnp.abs(t - norm) <= tolerance * t)
 
   # ||g_w|| is at most the longest gradient; below 1e-6 of it, g_w counts as 0.
   high = jnp.sqrt(jnp.max(jnp.where(present_k > 0, jnp.diagonal(gram_kk), 0.0))) + 1e-12
-  _, low, high, _ = jax.lax.while_loop(cond, body, (0, 1e-6 * high, high, jnp.bool_(False)))
-  return solve(jnp.sqrt(low * high))
+  low, high, converged = linalg.iterate_until_done(
+      bisect, (1e-6 * high, high, jnp.bool_(False)), max_bisections)
+  return (*solve(jnp.sqrt(low * high)), converged)
 
 
 @register("cagrad")
@@ -73,13 +74,13 @@ def cagrad(c: float = 0.4, rescale: int = 1, tolerance: float = 1e-6,
   def weigh(gram_kk, state, **extras):
     present_k = present_mask(extras, gram_kk.shape[0])
     mean_k = linalg.uniform(present_k)  # g0 = sum_k mean_k g_k
+    if c == 0:  # no ball: the mean
+      return mean_k * present_k, state
     # The solution is invariant to the scale of the Gram matrix; normalising
     # it keeps the inner problem well conditioned.
     scaled_kk = gram_kk / jnp.maximum(jnp.trace(gram_kk * present_k[:, None]), 1e-30)
-    if c == 0:  # no ball: the mean
-      return mean_k * present_k, state
     radius = c * jnp.sqrt(mean_k @ scaled_kk @ mean_k + 1e-12)
-    w_k, norm = cagrad_inner(scaled_kk, mean_k, radius, present_k, tolerance, max_bisections)
+    w_k, norm, _ = cagrad_inner(scaled_kk, mean_k, radius, present_k, tolerance, max_bisections)
     step = radius / jnp.maximum(norm, 1e-6)
     coeffs_k = mean_k + step * w_k
     if rescale == 1:

@@ -10,7 +10,7 @@ solve, in float32, inside the jitted step.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -96,6 +96,26 @@ def project_simplex(x_k: jax.Array, mask_k: jax.Array) -> jax.Array:
   return jnp.where(mask_k > 0, jnp.maximum(x_k - threshold, 0.0), 0.0)
 
 
+def iterate_until_done(body: Callable[[tuple], tuple], carry: tuple, max_iterations: int
+                       ) -> tuple:
+  """`carry = body(carry)` until its last element (a bool `done`) is set, or
+  `max_iterations` times: the loop of the solvers here, inside `jit`.
+
+  Returns:
+    The last carry; its `done` says whether the solver's own test stopped it.
+  """
+
+  def cond(state):
+    iteration, carry = state
+    return (iteration < max_iterations) & ~carry[-1]
+
+  def step(state):
+    iteration, carry = state
+    return iteration + 1, body(carry)
+
+  return jax.lax.while_loop(cond, step, (0, carry))[1]
+
+
 def min_norm_simplex(gram_kk: jax.Array, mask_k: jax.Array, *,
                      linear_k: jax.Array | None = None,
                      max_iterations: int | None = None, tolerance: float = 1e-6
@@ -157,12 +177,8 @@ def min_norm_simplex(gram_kk: jax.Array, mask_k: jax.Array, *,
     grad_k = g_kk @ w_k + c_k
     return grad_k - jnp.dot(w_k, grad_k)
 
-  def cond(carry):
-    iteration, _, _, done = carry
-    return (iteration < cap) & ~done
-
   def body(carry):
-    iteration, w_k, free_k, _ = carry
+    w_k, free_k, _ = carry
     p_k = solve_on(free_k)
     feasible = jnp.all(jnp.where(free_k, p_k, 0.0) >= -1e-7)
 
@@ -181,12 +197,12 @@ def min_norm_simplex(gram_kk: jax.Array, mask_k: jax.Array, *,
     new_w = jnp.where(feasible, jnp.maximum(p_k, 0.0), stepped_k)
     new_free = jnp.where(feasible, free_k.at[entering].set(~optimal | free_k[entering]),
                          free_k.at[leaving].set(False))
-    return iteration + 1, new_w, new_free, feasible & optimal
+    return new_w, new_free, feasible & optimal
 
   # Start at the best present vertex (without a linear term: the shortest gradient).
   start = jnp.argmin(jnp.where(present, 0.5 * jnp.diagonal(g_kk) + c_k, jnp.inf))
   w0 = jax.nn.one_hot(start, k, dtype=jnp.float32)
-  _, w_k, _, _ = jax.lax.while_loop(cond, body, (0, w0, w0 > 0, jnp.bool_(False)))
+  w_k, _, _ = iterate_until_done(body, (w0, w0 > 0, jnp.bool_(False)), cap)
   w_k = jnp.where(present, jnp.maximum(w_k, 0.0), 0.0)
   return w_k / jnp.maximum(jnp.sum(w_k), 1e-30)
 
@@ -202,8 +218,8 @@ def min_quadratic_above(gram_kk: jax.Array, lower_k: jax.Array, *,
   the free set F (with iterative refinement), steps back to the bounds when
   that point crosses one (fixing the blocking task), and frees the fixed task
   whose multiplier `(G v)_j` asks for the largest move `-(G v)_j / G_jj`
-  until none asks for more than `tolerance * max|v|`. Coordinate descent (our earlier solver)
-  needs thousands of sweeps when cond(G) is about 1e3.
+  until none asks for more than `tolerance * max|v|`. Coordinate descent (our
+  earlier solver) needs thousands of sweeps when cond(G) is about 1e3.
 
   Args:
     gram_kk: a positive definite [k, k] matrix (add a ridge where G may be
@@ -230,21 +246,12 @@ def min_quadratic_above(gram_kk: jax.Array, lower_k: jax.Array, *,
     fixed_k = lower_k * (1.0 - f)
     matrix = g_kk * f[:, None] * f[None, :] + jnp.diag(1.0 - f)
     rhs = -(g_kk @ fixed_k) * f
-    # Jacobi scaling (tasks' gradient norms differ by orders of magnitude) and
-    # iterative refinement keep the float32 solve near its conditioning's limit.
-    d_k = jax.lax.rsqrt(jnp.diagonal(matrix))
-    scaled = matrix * d_k[:, None] * d_k[None, :]
-    u = d_k * jnp.linalg.solve(scaled, d_k * rhs)
-    for _ in range(2):
-      u = u + d_k * jnp.linalg.solve(scaled, d_k * (rhs - matrix @ u))
+    u = jnp.linalg.solve(matrix, rhs)
+    u = u + jnp.linalg.solve(matrix, rhs - matrix @ u)  # iterative refinement
     return fixed_k + u * f
 
-  def cond(carry):
-    iteration, _, _, done = carry
-    return (iteration < cap) & ~done
-
   def body(carry):
-    iteration, v_k, free_k, _ = carry
+    v_k, free_k, _ = carry
     p_k = solve_on(free_k)
     feasible = jnp.all(jnp.where(free_k, p_k - lower_k, 0.0) >= 0.0)
     # Feasible: move there; optimal unless a fixed task has a negative multiplier.
@@ -264,9 +271,9 @@ def min_quadratic_above(gram_kk: jax.Array, lower_k: jax.Array, *,
     new_v = jnp.where(feasible, p_k, stepped_k)
     new_free = jnp.where(feasible, free_k.at[entering].set(~optimal | free_k[entering]),
                          free_k.at[leaving].set(False))
-    return iteration + 1, new_v, new_free, feasible & optimal
+    return new_v, new_free, feasible & optimal
 
   # Start with every task at its bound (feasible).
-  start = (0, lower_k, jnp.zeros((k,), bool), jnp.bool_(False))
-  _, v_k, _, converged = jax.lax.while_loop(cond, body, start)
+  v_k, _, converged = iterate_until_done(
+      body, (lower_k, jnp.zeros((k,), bool), jnp.bool_(False)), cap)
   return jnp.maximum(v_k, lower_k), converged

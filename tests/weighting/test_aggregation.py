@@ -7,7 +7,7 @@ import pytest
 import scipy.optimize
 
 from mtl_jax import weighting
-from mtl_jax.weighting import nash_mtl, pcgrad
+from mtl_jax.weighting import cagrad as cagrad_module, nash_mtl, pcgrad
 
 
 def _update(name, grads, **extras):
@@ -78,6 +78,23 @@ def test_cagrad_matches_scipy_on_the_dual():
   expected = (g0 + radius / np.linalg.norm(gw) * gw) / (1 + c ** 2)
   np.testing.assert_allclose(_update("cagrad", g), expected, rtol=1e-5, atol=1e-6)
   del gram
+
+
+def test_cagrad_bisection_stops_on_its_residual_not_its_cap():
+  # Random gradients, T = 2..10, norms spread by orders of magnitude: the
+  # bisection on ||g_w|| must end by its own test (|t - ||g_w||| <= 1e-6 t).
+  rng = np.random.default_rng(3)
+  inner = jax.jit(cagrad_module.cagrad_inner, static_argnums=(4, 5))
+  for case in range(40):
+    k = int(rng.integers(2, 11))
+    jac = rng.normal(size=(k, k + 4)) * np.exp(rng.normal(size=(k, 1)))
+    gram = jac @ jac.T
+    gram_kk = jnp.asarray(gram / np.trace(gram), jnp.float32)
+    mean_k = jnp.full((k,), 1.0 / k)
+    radius = 0.4 * jnp.sqrt(mean_k @ gram_kk @ mean_k)
+    w_k, norm, converged = inner(gram_kk, mean_k, radius, jnp.ones((k,)), 1e-6, 60)
+    assert bool(converged), case
+    np.testing.assert_allclose(norm, jnp.sqrt(w_k @ gram_kk @ w_k), rtol=1e-5)
 
 
 def test_imtl_g_projects_equally_on_every_task():
