@@ -5,6 +5,8 @@
     echo "Stocks rally" | mtl-jax predict --workdir runs/demo --task demo_ag_news
     printf 'A man sleeps.\tNobody sleeps.\n' | mtl-jax predict --workdir runs/glue --task glue_rte
     mtl-jax compare --config experiments/configs/demo.py --workdir runs/compare --seeds 0,1,2
+    mtl-jax compare --config experiments/configs/demo.py --workdir runs/tuned \
+        --learning-rates 5e-5,1e-4,2e-4   # each setting's rate chosen on held-out data
     mtl-jax report --workdir runs/demo
 """
 
@@ -88,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
   compare.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY=VALUE", help="override a config value (repeatable)")
   compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+  compare.add_argument(
+      "--learning-rates", type=_learning_rates, default=None, metavar="LR,LR,...",
+      help="first choose each setting's learning rate from this grid on a held-out "
+      "slice of its train split (runs in DIR/selection/, choices in DIR/selection.json)")
+  compare.add_argument("--holdout", type=float, default=0.1, metavar="FRACTION",
+                       help="the part of each train split held out for the choice (0.1)")
+  compare.add_argument("--selection-seed", type=int, default=None,
+                       help="the selection runs' seed (default: the first of --seeds)")
 
   report = commands.add_parser(
       "report", help="figures and report.md of a trained workdir, in WORKDIR/report")
@@ -102,12 +112,27 @@ def _seeds(text: str) -> tuple[int, ...]:
     raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated seeds") from None
 
 
+def _learning_rates(text: str) -> tuple[float, ...]:
+  try:
+    rates = tuple(float(rate) for rate in text.split(","))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated numbers") from None
+  if not all(rate > 0 for rate in rates):
+    raise argparse.ArgumentTypeError(f"learning rates must be positive, got {text!r}")
+  return rates
+
+
 def _compare(args) -> None:
   from mtl_jax import config as config_lib
   from mtl_jax.reports import compare
+  from mtl_jax.reports import selection
 
   config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
-  compare.run(config, args.workdir, args.seeds, progress=not args.no_progress)
+  if args.learning_rates:
+    selection.run(config, args.workdir, args.learning_rates, args.seeds, args.holdout,
+                  args.selection_seed, progress=not args.no_progress)
+  else:
+    compare.run(config, args.workdir, args.seeds, progress=not args.no_progress)
   print(f"report: {os.path.join(args.workdir, compare.REPORT_MD)}")
 
 

@@ -121,6 +121,9 @@ def default_config() -> ml_collections.ConfigDict:
       buckets=(32, 64, 128),  # padded lengths; the largest bounds max_length
       log_every=10,  # steps between train-log records
       eval_every=0,  # 0: evaluate at the end only
+      # Early stopping: this many evaluations in a row without a better
+      # checkpoint.best_metric end the run, scored at its best checkpoint (0: off).
+      patience=0,
       # The split evaluations score: 'eval', or 'heldout' (a source's `holdout`
       # slice of train) to choose settings without touching the reported split.
       eval_split="eval",
@@ -135,8 +138,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.checkpoint = dict(
       keep=2,  # the latest checkpoints kept
       # Also keep the best checkpoint by this eval metric, 'task/metric' (e.g.
-      # 'demo_ag_news/accuracy'); '' = latest only. Needs train.eval_every: a
-      # checkpoint is saved at every evaluation.
+      # 'demo_ag_news/accuracy') or 'main_score' (the mean of the tasks' main
+      # metrics); '' = latest only. Needs train.eval_every: a checkpoint is
+      # saved at every evaluation.
       best_metric="",
       best_mode="max",  # max | min
   )

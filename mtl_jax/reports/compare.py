@@ -15,7 +15,9 @@ Layout: `DIR/multi_task/seed_<s>/` and `DIR/single_task/<task>/seed_<s>/`,
 each an ordinary training workdir (`mtl-jax eval|predict|report` work on
 it; `tensorboard --logdir DIR` shows them all). Running `compare` again on
 DIR skips the runs that finished with this config (their `metrics.json`
-is there) and resumes an interrupted one from its checkpoint.
+is there) and resumes an interrupted one from its checkpoint. With
+`--learning-rates`, each setting's rate is first chosen on held-out data
+(`mtl_jax.reports.selection`, runs in `DIR/selection/`).
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 import numpy as np
 
 from mtl_jax import config as config_lib
+from mtl_jax.metrics import main as metrics_main
 from mtl_jax.reports import figures as figures_lib
 from mtl_jax.reports import gain
 from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.training import loop
 from mtl_jax.training import run as run_lib
+from mtl_jax.training.evaluate import metrics_filename
 
 MULTI_TASK = "multi_task"
 SINGLE_TASK = "single_task"
@@ -74,14 +78,33 @@ def single_task_config(config: ml_collections.ConfigDict, task: str
   single.tasks = {task: specs[task]}
   single.balancing.method = "equal"
   single.balancing.diagnostics = False
-  if single.checkpoint.best_metric.partition("/")[0] != task:
-    single.checkpoint.best_metric = ""
+  best_metric = single.checkpoint.best_metric
+  if best_metric != metrics_main.MAIN_SCORE and best_metric.partition("/")[0] != task:
+    # Another task's metric: early stopping goes by this task's main metric.
+    single.checkpoint.best_metric = metrics_main.MAIN_SCORE if single.train.patience else ""
   return single
 
 
-def plan(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int]
-         ) -> list[SubRun]:
-  """The runs of a comparison: per seed, the multi-task run then each task alone."""
+def setting_name(task: str | None) -> str:
+  """A setting's name: 'multi_task', or 'single_task/<task>' (also its folder under DIR)."""
+  return MULTI_TASK if task is None else f"{SINGLE_TASK}/{task}"
+
+
+def plan(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int],
+         learning_rates: Mapping[str, float] | None = None) -> list[SubRun]:
+  """The runs of a comparison: per seed, the multi-task run then each task alone.
+
+  Args:
+    config: the multi-task config.
+    workdir: the comparison's folder.
+    seeds: the seeds.
+    learning_rates: setting name (`setting_name`) -> its learning rate (e.g.
+      chosen by `mtl_jax.reports.selection`); default: the config's for all.
+
+  Raises:
+    ValueError: no or repeated seeds, a single-task config, or learning rates
+      for settings the comparison does not have.
+  """
   if not seeds:
     raise ValueError("compare needs at least one seed")
   if len(set(seeds)) != len(seeds):
@@ -89,16 +112,23 @@ def plan(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int]
   tasks = [t.name for t in run_lib.build_tasks(config)]
   if len(tasks) < 2:
     raise ValueError(f"compare needs a multi-task config; this one has {len(tasks)} task(s)")
+  if config.train.patience and config.train.eval_split == "eval":
+    raise ValueError("train.patience stops runs by the split the report scores: hold out a "
+                     "slice to stop on (tasks.NAME.source.holdout and "
+                     "train.eval_split=heldout), or use --learning-rates with --holdout")
+  unknown = set(learning_rates or {}) - {setting_name(t) for t in [None, *tasks]}
+  if unknown:
+    raise ValueError(f"learning rates for settings the comparison lacks: {sorted(unknown)}")
   runs = []
   for seed in seeds:
-    multi = config_lib.resolve(config)
-    multi.seed = seed
-    runs.append(SubRun(None, seed, os.path.join(workdir, MULTI_TASK, f"seed_{seed}"), multi))
-    for task in tasks:
-      single = single_task_config(config, task)
-      single.seed = seed
-      runs.append(SubRun(task, seed, os.path.join(workdir, SINGLE_TASK, task, f"seed_{seed}"),
-                         single))
+    for task in [None, *tasks]:
+      setting = (config_lib.resolve(config) if task is None
+                 else single_task_config(config, task))
+      setting.seed = seed
+      if learning_rates and setting_name(task) in learning_rates:
+        setting.optimizer.learning_rate = float(learning_rates[setting_name(task)])
+      runs.append(SubRun(task, seed, os.path.join(workdir, setting_name(task), f"seed_{seed}"),
+                         setting))
   return runs
 
 
@@ -142,20 +172,6 @@ def _seconds(workdir: str) -> float:
     return float(json.load(f)["seconds"])
 
 
-def main_metric_key(results: dict[str, float], metric: str, task: str) -> str:
-  """The result key of `metric` (for a split with parts, its first part's: `accuracy_matched`).
-
-  Raises:
-    KeyError: the task reported no such metric.
-  """
-  if metric in results:
-    return metric
-  parts = [key for key in results if key.startswith(metric + "_")]
-  if not parts:
-    raise KeyError(f"task {task}: no {metric!r} in its metrics {sorted(results)}")
-  return parts[0]
-
-
 def _mean_std(values: Sequence[float]) -> dict[str, Any]:
   values_s = np.asarray(values, float)
   std = float(values_s.std(ddof=1)) if len(values_s) > 1 else 0.0
@@ -168,17 +184,19 @@ def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict
   seeds = sorted({run.seed for run in runs})
   metrics = {}
   for run in runs:
-    with open(os.path.join(run.workdir, loop.METRICS_FILE)) as f:
+    # The reported split, also where the run chose its checkpoint on a held-out slice.
+    reported = metrics_filename("eval", run.config.train.eval_split)
+    with open(os.path.join(run.workdir, reported)) as f:
       metrics[run.task, run.seed] = json.load(f)
   summary: dict[str, Any] = {"seeds": seeds, "tasks": {}}
   main_keys = {}
   for task in tasks:
-    key = main_keys[task.name] = main_metric_key(
+    key = main_keys[task.name] = metrics_main.main_metric_key(
         metrics[task.name, seeds[0]][task.name],
         task.spec.main_metric_in(metrics[task.name, seeds[0]][task.name]), task.name)
     single = _mean_std([metrics[task.name, s][task.name][key] for s in seeds])
     multi = _mean_std([metrics[None, s][task.name][key] for s in seeds])
-    lower = gain.lower_is_better(key)
+    lower = metrics_main.lower_is_better(key)
     summary["tasks"][task.name] = {
         "metric": key, "lower_is_better": lower, "single_task": single, "multi_task": multi,
         "relative_gain": _or_none(gain.relative_gain, multi["mean"], single["mean"], lower)}
@@ -198,7 +216,9 @@ def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict
                       "metrics": metrics[run.task, run.seed]} for run in runs]
   summary["setup"] = {"weighting": config.balancing.method, "sharing": config.sharing.kind,
                       "steps": config.train.steps, "batch_size": config.train.batch_size,
-                      "encoder": config.encoder.pretrained or "from scratch"}
+                      "encoder": config.encoder.pretrained or "from scratch",
+                      "learning_rates": {setting_name(run.task): run.config.optimizer.learning_rate
+                                         for run in runs}}
   return summary
 
 
@@ -246,13 +266,27 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
   for label, seconds in by_setting.items():
     lines.append(f"| {label} | " + " | ".join(f"{seconds[s]:.1f}" for s in seeds)
                  + f" | {np.mean(list(seconds.values())):.1f} |")
+  selection = summary.get("selection")
+  if selection:
+    grid = selection["learning_rates"]
+    lines += ["", "## Learning rates, chosen on held-out data", "",
+              f"Each setting trained once per rate (seed {selection['seed']}) with "
+              f"{selection['held_out_fraction']:g} of every task's train split held out; "
+              "the score is the held-out main metric (the multi-task run's: the mean over "
+              "its tasks). The dev split above took no part.", "",
+              "| setting | " + " | ".join(f"lr {lr:g}" for lr in grid) + " | chosen |",
+              "| --- |" + " --- |" * (len(grid) + 1)]
+    for name, entry in selection["settings"].items():
+      cells = [f"{entry['scores'][repr(float(lr))]:.4f}" for lr in grid]
+      lines.append(f"| {name} | " + " | ".join(cells) + f" | {entry['chosen']:g} |")
   if figures:
     lines += ["", "## Figures", ""] + [f"![{name}]({png})" for name, png in figures.items()]
   return "\n".join(lines) + "\n"
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = (0, 1, 2),
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, learning_rates: Mapping[str, float] | None = None,
+        selection: dict[str, Any] | None = None) -> dict[str, Any]:
   """Trains the multi-task run and every single-task baseline per seed, writes the report.
 
   Args:
@@ -260,13 +294,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = 
     workdir: the comparison's folder (see the module docstring for its layout).
     seeds: the seeds (`config.seed` of each run).
     progress: show each run's progress bar.
+    learning_rates: each setting's learning rate (see `plan`).
+    selection: how they were chosen (`mtl_jax.reports.selection`), for the report.
 
   Returns:
     The summary written to `report.json`.
   """
-  runs = plan(config, workdir, seeds)
+  runs = plan(config, workdir, seeds, learning_rates)
   train_all(runs, progress)
   summary = summarize(config, runs)
+  if selection:
+    summary["selection"] = selection
   multi = [run.workdir for run in runs if run.task is None]
   # A task's single-task curve averages the runs that have it (its own).
   logs = {"multi-task": figures_lib.read_logs(multi),

@@ -17,15 +17,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-# Metrics where lower is better; every other metric of the task kinds
-# (accuracy, F1, correlations, ...) is higher-is-better.
-LOWER_IS_BETTER = frozenset({"mse", "mae", "rmse", "loss", "error", "perplexity"})
-
-
-def lower_is_better(metric: str) -> bool:
-  """Whether a smaller value of `metric` is better (`mse`, also `mse_matched`)."""
-  return metric in LOWER_IS_BETTER or metric.split("_")[0] in LOWER_IS_BETTER
-
+from mtl_jax.metrics.main import lower_is_better
 
 def relative_gain(multi_task: float, single_task: float, lower: bool) -> float:
   """(-1)^l (M_mt − M_st) / M_st: positive when multi-task does better.

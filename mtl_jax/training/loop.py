@@ -45,6 +45,7 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from mtl_jax import metrics as metrics_lib
+from mtl_jax.metrics import main as metrics_main
 from mtl_jax import relatedness
 from mtl_jax import sharding
 from mtl_jax.sharing import save_trainable
@@ -53,6 +54,7 @@ from mtl_jax.tasks.batching import StreamPosition, TaskStream, stream_seed
 from mtl_jax.training import resume
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.checkpoint import Checkpointer
+from mtl_jax.training.early_stopping import EarlyStopping
 from mtl_jax.training.evaluate import evaluate, metrics_filename, report_splits
 from mtl_jax.training.lock import workdir_lock
 from mtl_jax.training.nonfinite import NonFiniteCounter, NonFiniteLossError
@@ -140,7 +142,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       # Data: every task's train split (and eval split, where it has one).
       # ----------------------------------------------------------------------
       train_splits, eval_splits = _load_splits(run)
-      _check_best_metric(best_metric, eval_splits, train_cfg.eval_every)
+      _check_best_metric(best_metric, eval_splits, train_cfg.eval_every, train_cfg.patience)
     except BaseException:
       if created:  # a failed start leaves nothing behind
         shutil.rmtree(workdir, ignore_errors=True)
@@ -172,6 +174,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         train_cfg.max_nonfinite_in_a_row, **meta.get("nonfinite", {}),
         put=layout.put_replicated)
     loop_step = trainer.jit_loop_step(train_cfg.max_nonfinite_in_a_row)
+    # A run that stopped early (saved in the meta) stays stopped when resumed.
+    early = EarlyStopping(train_cfg.patience, config.checkpoint.best_mode,
+                          **meta.get("early_stopping", {}))
+    scored_tasks = [t for t in run.tasks if t.name in eval_splits]
     predict_jit = jax.jit(make_predict_step(run.model), out_shardings=layout.replicated)
 
     # ------------------------------------------------------------------------
@@ -217,9 +223,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       counts = check_nonfinite()
       meta = {"streams": batches.positions,
               "nonfinite": {"total": counts.total, "in_a_row": counts.in_a_row},
-              "probe_streams": monitor.positions()}
-      flat = {f"{task}/{name}": value for task, values in (results or {}).items()
-              for name, value in values.items()}
+              "probe_streams": monitor.positions(), "early_stopping": early.to_meta()}
+      flat = _flat_metrics(results, scored_tasks)
       if flat and best_metric and best_metric not in flat:
         raise ValueError(f"checkpoint.best_metric {best_metric!r} is not an eval metric; "
                          f"they are: {', '.join(sorted(flat))}")
@@ -237,7 +242,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     # ------------------------------------------------------------------------
     # The loop: a step, then whatever is due after it (log, eval, checkpoint).
     # ------------------------------------------------------------------------
-    bar = tqdm(range(first_step, total), initial=first_step, total=total,
+    last_step = total if early.stopped_at is None else first_step
+    bar = tqdm(range(first_step, last_step), initial=first_step, total=total,
                disable=not (progress and primary), desc="train", unit="step")
     train_log = (stack.enter_context(open(os.path.join(workdir, TRAIN_LOG), "a"))
                  if primary else None)
@@ -287,19 +293,34 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         results = evaluate_now()
         _write(train_log, {"step": done, "eval": results}, board)
         log.info("step %d eval: %s", done, results)
+        if train_cfg.patience:
+          early.update(done, _flat_metrics(results, scored_tasks)[best_metric])
       if checkpointing:
         checkpoint(done, results)
+      if early.stopped_at is not None:
+        break
     check_nonfinite()
     elapsed = time.time() - start
-    if should_stop(total):
+    if early.stopped_at is None and should_stop(total):
       stop(total)
 
     # ------------------------------------------------------------------------
     # The end: the final evaluation and checkpoint, the run's files.
     # ------------------------------------------------------------------------
+    if early.stopped_at is not None:
+      # The run ends at its best checkpoint: its state is what gets scored.
+      checkpointer.wait()  # the stopping step's save decides nothing, but let it land
+      best_step = checkpointer.best_step()
+      state, _ = checkpointer.restore(trainer.abstract_state, best_step)
+      if primary:
+        message = (f"early stopping at step {early.stopped_at}: no better {best_metric} for "
+                   f"{train_cfg.patience} evaluations; scoring the best checkpoint "
+                   f"(step {best_step})")
+        log.info(message)
+        print(message, flush=True)
     results = evaluate_now() if eval_splits else {}
     board.write({"step": total, "eval": results})
-    if first_step < total:
+    if first_step < total and early.stopped_at is None:
       checkpoint(total, results)
     if run.model.frozen_keys and primary:
       save_trainable(os.path.join(workdir, run_lib.TRAINABLE_FILE), run.model, state.params)
@@ -349,7 +370,8 @@ class _LossMeans:
 def _check_counts(train_cfg) -> None:
   """The `train` counts a run divides and loops by: a clear error, not a traceback later."""
   for key, least in (("steps", 1), ("batch_size", 1), ("eval_batch_size", 1),
-                     ("log_every", 1), ("eval_every", 0), ("checkpoint_every", 0)):
+                     ("log_every", 1), ("eval_every", 0), ("checkpoint_every", 0),
+                     ("patience", 0)):
     value = train_cfg[key]
     if not isinstance(value, int) or value < least:
       raise ValueError(f"train.{key} must be an integer >= {least}, got {value!r}")
@@ -413,13 +435,30 @@ def _prepare(config: ml_collections.ConfigDict, workdir: str, *, resuming: bool,
   return run
 
 
-def _check_best_metric(best_metric: str, eval_splits, eval_every: int) -> None:
+def _flat_metrics(results, tasks) -> dict[str, float]:
+  """{'task/metric': value}, and the main score of `tasks` (see `metrics.main`)."""
+  if not results:
+    return {}
+  flat = {f"{task}/{name}": value for task, values in results.items()
+          for name, value in values.items()}
+  flat[metrics_main.MAIN_SCORE] = metrics_main.main_score(results, tasks)
+  return flat
+
+
+def _check_best_metric(best_metric: str, eval_splits, eval_every: int, patience: int) -> None:
+  if patience and not (best_metric and eval_every):
+    raise ValueError("train.patience (early stopping) needs checkpoint.best_metric (e.g. "
+                     f"{metrics_main.MAIN_SCORE!r}) and train.eval_every > 0")
   if not best_metric:
     return
   task = best_metric.partition("/")[0]
-  if "/" not in best_metric or task not in eval_splits:
-    raise ValueError(f"checkpoint.best_metric {best_metric!r} must be 'task/metric' for a "
-                     f"task with an eval split: {', '.join(eval_splits) or 'none'}")
+  if best_metric != metrics_main.MAIN_SCORE and ("/" not in best_metric
+                                                 or task not in eval_splits):
+    raise ValueError(f"checkpoint.best_metric {best_metric!r} must be "
+                     f"{metrics_main.MAIN_SCORE!r} or 'task/metric' for a task with an eval "
+                     f"split: {', '.join(eval_splits) or 'none'}")
+  if not eval_splits:
+    raise ValueError(f"checkpoint.best_metric {best_metric!r}: no task has an eval split")
   if not eval_every:
     log.warning("checkpoint.best_metric is set but train.eval_every is 0: only the final "
                 "checkpoint has metrics")

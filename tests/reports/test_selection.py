@@ -1,0 +1,112 @@
+"""`mtl-jax compare --learning-rates`: rates chosen on held-out data, then compared."""
+
+import json
+import math
+
+import pytest
+
+from mtl_jax import cli
+from mtl_jax import config as config_lib
+from mtl_jax.reports import compare, selection
+
+from tests.reports.test_compare import CONFIG
+
+GRID = (1e-6, 3e-3)
+
+
+@pytest.fixture(scope="module")
+def selected(tmp_path_factory, data_dir):
+  root = tmp_path_factory.mktemp("selection")
+  config = root / "tiny.py"
+  config.write_text(CONFIG.format(data=data_dir))
+  workdir = root / "work"
+  assert cli.main(["compare", "--config", str(config), "--workdir", str(workdir),
+                   "--seeds", "0", "--no-progress", "--set", "train.steps=6",
+                   "--set", "balancing.diagnostics=False", "--set", "train.eval_every=2",
+                   "--set", "train.patience=1", "--set", "checkpoint.best_metric=main_score",
+                   "--learning-rates", ",".join(map(str, GRID)), "--holdout", "0.25"]) == 0
+  return config, workdir
+
+
+def test_each_setting_takes_the_rate_with_the_best_held_out_score(selected):
+  _, workdir = selected
+  chosen = json.loads((workdir / "selection.json").read_text())
+  assert set(chosen["settings"]) == {"multi_task", "single_task/news", "single_task/ner"}
+  for name, entry in chosen["settings"].items():
+    scores = {}
+    for lr in GRID:
+      candidate = workdir / "selection" / name / f"lr_{lr!r}"
+      saved = json.loads((candidate / "config.json").read_text())
+      # Scored on a quarter of train held out, never on the dev split.
+      assert saved["train"]["eval_split"] == "heldout"
+      assert saved["optimizer"]["learning_rate"] == lr
+      assert all(t["source"]["holdout"] == 0.25 for t in saved["tasks"].values())
+      metrics = json.loads((candidate / "metrics.json").read_text())
+      # news: accuracy; ner: token_accuracy (its first metric); the mean of both multi-task.
+      values = [metrics[t]["accuracy" if t == "news" else "token_accuracy"] for t in metrics]
+      scores[lr] = sum(values) / len(values)
+      assert entry["scores"][repr(lr)] == pytest.approx(scores[lr])
+    assert entry["chosen"] == max(GRID, key=lambda lr: (scores[lr], -GRID.index(lr)))
+    # The comparison ran the setting at its chosen rate, early-stopped on the same
+    # held-out slice; the report scores the eval split (metrics_eval.json).
+    final = json.loads((workdir / name / "seed_0" / "config.json").read_text())
+    assert final["optimizer"]["learning_rate"] == entry["chosen"]
+    assert final["train"]["eval_split"] == "heldout"
+  report = json.loads((workdir / "report.json").read_text())
+  reported = json.loads((workdir / "multi_task" / "seed_0" / "metrics_eval.json").read_text())
+  assert report["tasks"]["news"]["multi_task"]["mean"] == reported["news"]["accuracy"]
+  assert report["selection"] == chosen
+  assert "## Learning rates, chosen on held-out data" in (workdir / "report.md").read_text()
+
+
+def test_running_again_trains_nothing(selected, monkeypatch):
+  config_path, workdir = selected
+  monkeypatch.setattr(compare.loop, "train", lambda *a, **k: pytest.fail("trained again"))
+  config = config_lib.apply_overrides(config_lib.load_config(str(config_path)), [
+      "train.steps=6", "balancing.diagnostics=False", "train.eval_every=2",
+      "train.patience=1", "checkpoint.best_metric=main_score"])
+  summary = selection.run(config, str(workdir), GRID, seeds=(0,), fraction=0.25,
+                          progress=False)
+  assert set(summary["tasks"]) == {"news", "ner"}
+
+
+def test_choose_takes_the_best_finite_score_and_the_first_on_a_tie():
+  assert selection.choose({1e-4: 0.5, 2e-4: 0.7, 5e-4: math.nan}) == 2e-4
+  assert selection.choose({1e-4: 0.7, 2e-4: 0.7}) == 1e-4
+  with pytest.raises(ValueError, match="no learning rate"):
+    selection.choose({1e-4: math.nan})
+
+
+def test_a_bad_grid_or_fraction_is_refused(selected):
+  config_path, workdir = selected
+  config = config_lib.load_config(str(config_path))
+  with pytest.raises(ValueError, match="repeat"):
+    selection.plan(config, str(workdir), (1e-4, 1e-4), 0.1, 0)
+  with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\)"):
+    selection.plan(config, str(workdir), (1e-4,), 1.0, 0)
+  with pytest.raises(ValueError, match="settings the comparison lacks"):
+    compare.plan(config, str(workdir), [0], {"single_task/pos": 1e-4})
+  with pytest.raises(SystemExit):  # argparse: a usage error, exit 2
+    cli.main(["compare", "--config", str(config_path), "--workdir", str(workdir),
+              "--learning-rates", "1e-4,-1"])
+
+
+def test_without_early_stopping_the_comparison_trains_on_all_of_train(selected):
+  config_path, _ = selected
+  config = config_lib.load_config(str(config_path))
+  plain = selection.comparison_config(config, 0.25)
+  assert plain.train.eval_split == "eval"
+  assert all(not dict(t).get("source", {}).get("holdout") for t in plain.tasks.values())
+  stopping = config_lib.apply_overrides(config_lib.resolve(config), [
+      "train.patience=2", "train.eval_every=2", "checkpoint.best_metric=main_score"])
+  held = selection.comparison_config(stopping, 0.25)
+  assert held.train.eval_split == "heldout"
+  assert all(t.source.holdout == 0.25 for t in held.tasks.values())
+
+
+def test_compare_refuses_to_stop_early_on_the_reported_split(selected):
+  config_path, workdir = selected
+  config = config_lib.apply_overrides(config_lib.load_config(str(config_path)), [
+      "train.patience=2", "train.eval_every=2", "checkpoint.best_metric=main_score"])
+  with pytest.raises(ValueError, match="hold out a slice to stop on"):
+    compare.plan(config, str(workdir), [0])
