@@ -96,6 +96,16 @@ def project_simplex(x_k: jax.Array, mask_k: jax.Array) -> jax.Array:
   return jnp.where(mask_k > 0, jnp.maximum(x_k - threshold, 0.0), 0.0)
 
 
+def trace_normalized(gram_kk: jax.Array, present_k: jax.Array, norm_eps: float,
+                     reg_eps: float) -> jax.Array:
+  """G over the present tasks, divided by its trace, plus `reg_eps * I` (torchjd's
+  `regularize(normalize(G, norm_eps), reg_eps)`: a trace below `norm_eps` counts as 0)."""
+  gram_kk = gram_kk * present_k[:, None] * present_k[None, :]
+  trace = jnp.trace(gram_kk)
+  gram_kk = jnp.where(trace < norm_eps, 0.0, gram_kk / jnp.maximum(trace, 1e-30))
+  return gram_kk + reg_eps * jnp.eye(gram_kk.shape[0])
+
+
 def iterate_until_done(body: Callable[[tuple], tuple], carry: tuple, max_iterations: int
                        ) -> tuple:
   """`carry = body(carry)` until its last element (a bool `done`) is set, or

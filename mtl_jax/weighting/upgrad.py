@@ -33,10 +33,7 @@ def upgrad(norm_eps: float = 1e-4, reg_eps: float = 1e-4) -> GradientAggregation
   def weigh(gram_kk, state, **extras):
     num_tasks = gram_kk.shape[0]
     present_k = present_mask(extras, num_tasks)
-    gram_kk = gram_kk * present_k[:, None] * present_k[None, :]
-    trace = jnp.trace(gram_kk)
-    gram_kk = jnp.where(trace < norm_eps, 0.0, gram_kk / jnp.maximum(trace, 1e-30))
-    gram_kk = gram_kk + reg_eps * jnp.eye(num_tasks)
+    gram_kk = linalg.trace_normalized(gram_kk, present_k, norm_eps, reg_eps)
     preference_k = present_k / jnp.maximum(jnp.sum(present_k), 1.0)
     lowers_kk = jnp.diag(preference_k)
     weights_kk, _ = jax.vmap(lambda lower_k: linalg.min_quadratic_above(gram_kk, lower_k))(

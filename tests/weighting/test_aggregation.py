@@ -282,3 +282,29 @@ def test_task_clip_clips_each_task_before_the_sum():
   # Norms 5 and 0.5 under max_norm 1: the first is scaled to norm 1, the second kept.
   update = _update("task_clip(max_norm=1.0)", [[3.0, 4.0], [0.0, -0.5]])
   np.testing.assert_allclose(update, [0.6, 0.8 - 0.5], rtol=1e-6)
+
+
+def test_fairgrad_meets_its_condition_on_ill_scaled_gradients():
+  # G x = x^(-1/alpha) task by task, without a reference: norms over 3 decades.
+  rng = np.random.default_rng(4)
+  for alpha in (0.5, 1.0, 2.0):
+    method = weighting.from_spec(f"fairgrad(alpha={alpha})")
+    for _ in range(10):
+      k = int(rng.integers(2, 9))
+      jac = rng.normal(size=(k, 16)) * np.exp(1.7 * rng.normal(size=(k, 1)))
+      gram = jac @ jac.T
+      x, _ = method.weigh(jnp.asarray(gram, jnp.float32), method.init(k))
+      x = np.asarray(x, np.float64)
+      assert np.all(x > 0)
+      np.testing.assert_allclose(gram @ x, x ** (-1.0 / alpha), rtol=1e-4)
+
+
+def test_dualproj_is_the_mean_projected_onto_the_dual_cone():
+  g1, g2 = np.array([1.0, 0.0]), np.array([-2.0, 1.0])
+  # The mean (-0.5, 0.5) conflicts with g1; its nearest point with d . g1 >= 0 and
+  # d . g2 >= 0 is (0, 0.5) (only g1's constraint active). torchjd's 1e-4 ridge
+  # on the trace-normalised G moves it to (-0.0006, 0.5) (torchjd 0.18 gives that too).
+  np.testing.assert_allclose(_update("dualproj", [g1, g2]), [-0.0006, 0.5], atol=2e-5)
+  # A mean that conflicts with no task is left as it is.
+  np.testing.assert_allclose(_update("dualproj", [g1, np.array([0.0, 1.0])]), [0.5, 0.5],
+                             rtol=1e-3)
