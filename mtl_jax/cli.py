@@ -19,6 +19,10 @@ import os
 import sys
 
 
+# `compare` ended with runs still training in other processes (EX_TEMPFAIL: try again).
+EXIT_STILL_TRAINING = 75
+
+
 def _step(text: str) -> int | str:
   if text in ("latest", "best"):
     return text
@@ -128,11 +132,15 @@ def _compare(args) -> None:
   from mtl_jax.reports import selection
 
   config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
-  if args.learning_rates:
-    selection.run(config, args.workdir, args.learning_rates, args.seeds, args.holdout,
-                  args.selection_seed, progress=not args.no_progress)
-  else:
-    compare.run(config, args.workdir, args.seeds, progress=not args.no_progress)
+  try:
+    if args.learning_rates:
+      selection.run(config, args.workdir, args.learning_rates, args.seeds, args.holdout,
+                    args.selection_seed, progress=not args.no_progress)
+    else:
+      compare.run(config, args.workdir, args.seeds, progress=not args.no_progress)
+  except compare.StillTraining as waiting:
+    print(f"mtl-jax compare: {waiting}", file=sys.stderr)
+    raise SystemExit(EXIT_STILL_TRAINING) from None
   print(f"report: {os.path.join(args.workdir, compare.REPORT_MD)}")
 
 

@@ -15,7 +15,9 @@ Layout: `DIR/multi_task/seed_<s>/` and `DIR/single_task/<task>/seed_<s>/`,
 each an ordinary training workdir (`mtl-jax eval|predict|report` work on
 it; `tensorboard --logdir DIR` shows them all). Running `compare` again on
 DIR skips the runs that finished with this config (their `metrics.json`
-is there) and resumes an interrupted one from its checkpoint. With
+is there) and resumes an interrupted one from its checkpoint; a run that
+another process is training is left to it, so one process per core can
+work through a comparison (the report is written by the last). With
 `--learning-rates`, each setting's rate is first chosen on held-out data
 (`mtl_jax.reports.selection`, runs in `DIR/selection/`).
 """
@@ -39,6 +41,7 @@ from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.training import loop
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.evaluate import metrics_filename
+from mtl_jax.training.lock import WorkdirBusy
 
 MULTI_TASK = "multi_task"
 SINGLE_TASK = "single_task"
@@ -143,12 +146,18 @@ def is_finished(run: SubRun) -> bool:
   return saved == json.loads(json.dumps(run.config.to_dict()))
 
 
-def train_all(runs: Sequence[SubRun], progress: bool = True) -> None:
+def train_all(runs: Sequence[SubRun], progress: bool = True) -> list[SubRun]:
   """Trains the runs not finished yet; an interrupted one resumes from its checkpoint.
 
+  A run another process is training (its workdir locked) is left to it, so
+  several processes (e.g. one per core) can work through one comparison.
   Each run's wall time (start-up, compiles, training and evaluation) adds up
   in its `compare_time.json`, across resumptions.
+
+  Returns:
+    The runs left to other processes (still training there).
   """
+  elsewhere = []
   for number, run in enumerate(runs, 1):
     if is_finished(run):
       print(f"[{number}/{len(runs)}] {run.label}: done already ({run.workdir})")
@@ -157,11 +166,34 @@ def train_all(runs: Sequence[SubRun], progress: bool = True) -> None:
     start = time.time()
     try:
       loop.train(run.config, run.workdir, progress=progress)
+    except WorkdirBusy as busy:
+      print(f"[{number}/{len(runs)}] {run.label}: left to another process ({busy})")
+      elsewhere.append(run)
+      continue
     finally:
-      os.makedirs(run.workdir, exist_ok=True)
-      seconds = _seconds(run.workdir) + time.time() - start
-      with open(os.path.join(run.workdir, TIME_FILE), "w") as f:
-        json.dump({"seconds": seconds}, f)
+      if not elsewhere or elsewhere[-1] is not run:
+        os.makedirs(run.workdir, exist_ok=True)
+        seconds = _seconds(run.workdir) + time.time() - start
+        with open(os.path.join(run.workdir, TIME_FILE), "w") as f:
+          json.dump({"seconds": seconds}, f)
+  return elsewhere
+
+
+class StillTraining(RuntimeError):
+  """Some runs of a comparison are training in other processes: nothing to report yet."""
+
+
+def check_all_finished(elsewhere: Sequence[SubRun]) -> None:
+  """Raises `StillTraining` naming the runs other processes still train.
+
+  Raises:
+    StillTraining: `elsewhere` is not empty.
+  """
+  if elsewhere:
+    raise StillTraining(
+        f"{len(elsewhere)} run(s) are training in other processes "
+        f"({', '.join(run.workdir for run in elsewhere)}): run the command again when "
+        "they end, to write the report")
 
 
 def _seconds(workdir: str) -> float:
@@ -301,7 +333,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = 
     The summary written to `report.json`.
   """
   runs = plan(config, workdir, seeds, learning_rates)
-  train_all(runs, progress)
+  check_all_finished(train_all(runs, progress))
   summary = summarize(config, runs)
   if selection:
     summary["selection"] = selection

@@ -134,7 +134,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
   """
   seed = seeds[0] if selection_seed is None else selection_seed
   runs = plan(config, workdir, learning_rates, fraction, seed)
-  compare.train_all(runs, progress)
+  compare.check_all_finished(compare.train_all(runs, progress))
   tasks = {task.name: task for task in run_lib.build_tasks(config)}
   settings: dict[str, Any] = {}
   for candidate in runs:

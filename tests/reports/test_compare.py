@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mtl_jax import cli
 from mtl_jax import config as config_lib
 from mtl_jax.reports import compare
+from mtl_jax.training.lock import workdir_lock
 
 CONFIG = """
 from mtl_jax.config import default_config
@@ -158,3 +159,19 @@ def test_delta_m_leaves_out_a_task_whose_single_task_value_is_0(compared, tmp_pa
   assert summary["tasks"]["news"]["relative_gain"] is None
   markdown = compare.format_report(summary, {})
   assert "over 1 of 2 tasks; left out, single-task value 0: news" in markdown
+
+
+def test_a_run_another_process_trains_is_left_to_it(compared, capsys):
+  config_path, workdir = compared
+  busy = workdir / "single_task" / "news" / "seed_0"
+  (busy / "metrics.json").unlink()
+  config = config_lib.apply_overrides(config_lib.load_config(str(config_path)),
+                                      ["train.steps=6"])
+  with workdir_lock(str(busy)):  # as if another `compare` process were training it
+    with pytest.raises(compare.StillTraining, match="1 run.*" + str(busy)):
+      compare.run(config, str(workdir), seeds=(0, 1), progress=False)
+  assert "left to another process" in capsys.readouterr().out
+  assert not (busy / "metrics.json").exists()
+  # Once it is free, the next run finishes it and writes the report.
+  summary = compare.run(config, str(workdir), seeds=(0, 1), progress=False)
+  assert (busy / "metrics.json").exists() and set(summary["tasks"]) == {"news", "ner"}
