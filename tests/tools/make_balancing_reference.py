@@ -18,6 +18,10 @@ the file holds J and the aggregated update `d` [24] of every reference:
   min-norm point (cvxpy, Clarabel at 1e-12); Nash-MTL's
   `alpha_i (G alpha)_i = 1` (scipy root-finding on the cosine matrix).
 
+Stateful methods (MoDo, SDMGrad, CR-MOGM over UPGrad; torchjd's weightings fed
+each step's Gram matrix J J^T) run over `sequence_T<T>`: four Jacobians in a
+row, J [4, T, 24], and each step's update [4, 24].
+
 Keys: `<case>/J`, `<case>/<method>`, and `<case>/pcgrad_orders` [T, T].
 tests/weighting/test_reference.py compares our methods with these, after the
 conventions the README states (our CAGrad divides by 1 + c^2, our
@@ -110,6 +114,22 @@ def main() -> None:
       out[f"{case}/pcgrad_orders"] = orders
       out[f"{case}/mgda"] = min_norm_point(jac)
       out[f"{case}/nash_mtl"] = nash_point(jac)
+  # Stateful methods: a sequence of STEPS Jacobians per T, each step's update.
+  sequence_rng = np.random.default_rng(7)
+  for tasks in TASKS:
+    case = f"sequence_T{tasks}"
+    jacs = np.stack([jacobian(kind, tasks, sequence_rng)
+                     for kind in ("random", "ill_scaled", "random", "nearly_opposite")])
+    out[f"{case}/J"] = jacs
+    weightings = {"modo": agg.MoDoWeighting(gamma=0.1, rho=0.1),
+                  "sdmgrad": agg.SDMGradWeighting(),
+                  "cr_mogm_upgrad": agg.CRMOGMWeighting(agg.UPGradWeighting(), alpha=0.9)}
+    for name, weighting in weightings.items():
+      updates = []
+      for jac in jacs:
+        gram = torch.tensor(jac @ jac.T, dtype=torch.float64)
+        updates.append(weighting(gram).numpy() @ jac)
+      out[f"{case}/{name}"] = np.stack(updates)
   np.savez_compressed(OUT, torchjd_version=np.array(importlib.metadata.version("torchjd")), **out)
   print(f"wrote {OUT}: {len(out)} arrays")
 

@@ -67,7 +67,8 @@ PAPERS = {
     "task_rms": ("This library's rule", ""), "task_clip": ("This library's rule", ""),
     "dualproj": ("Lopez-Paz", "NeurIPS 2017"), "config": ("Liu", "ICLR 2025"),
     "fairgrad": ("Ban", "ICML 2024"), "krum": ("Blanchard", "NeurIPS 2017"),
-    "trimmed_mean": ("Yin", "ICML 2018"),
+    "trimmed_mean": ("Yin", "ICML 2018"), "modo": ("Chen", "JMLR 2024"),
+    "sdmgrad": ("Xiao", "NeurIPS 2023"), "cr_mogm": ("Zhou", "NeurIPS 2022"),
 }
 
 
@@ -160,7 +161,7 @@ def test_every_method_is_registered():
       "equal", "static", "norm_ratio", "loss_sigmoid", "gradnorm", "dwa", "uncertainty",
       "rlw", "famo", "gls", "pcgrad", "mgda", "mgda_ub", "cagrad", "imtl_g",
       "aligned_mtl", "nash_mtl", "gradvac", "graddrop", "upgrad", "task_rms", "task_clip",
-      "dualproj", "config", "fairgrad", "krum", "trimmed_mean"}
+      "dualproj", "config", "fairgrad", "krum", "trimmed_mean", "modo", "sdmgrad", "cr_mogm"}
 
 
 def test_spec_arguments_reach_the_method():

@@ -19,7 +19,12 @@ from mtl_jax.weighting import pcgrad
 
 REFERENCE = np.load(os.path.join(os.path.dirname(os.path.dirname(__file__)), "data",
                                  "balancing_reference.npz"))
-CASES = sorted({key.split("/")[0] for key in REFERENCE.files if "/" in key})
+CASES = sorted({key.split("/")[0] for key in REFERENCE.files
+                if "/" in key and not key.startswith("sequence_")})
+SEQUENCES = sorted({key.split("/")[0] for key in REFERENCE.files
+                    if key.startswith("sequence_")})
+# Stateful methods, run step after step: reference name -> our spec.
+STATEFUL = {"modo": "modo", "sdmgrad": "sdmgrad", "cr_mogm_upgrad": "cr_mogm(base='upgrad')"}
 # reference name -> (our spec, factor applied to ours to reach the reference's convention)
 METHODS = {
     "upgrad": ("upgrad", None), "dualproj": ("dualproj", None), "imtl_g": ("imtl_g", None),
@@ -78,7 +83,26 @@ def test_pcgrad_equals_torchjd_in_the_same_orders(case):
   assert _relative(ours, REFERENCE[f"{case}/pcgrad"]) < 1e-4
 
 
+@pytest.mark.parametrize("sequence", SEQUENCES)
+@pytest.mark.parametrize("name", sorted(STATEFUL))
+def test_stateful_method_equals_its_reference_step_after_step(sequence, name):
+  jacs = REFERENCE[f"{sequence}/J"]
+  tasks = jacs.shape[1]
+  method = weighting.from_spec(STATEFUL[name], num_tasks=tasks)
+  step = jax.jit(lambda grads, state: method.update(grads, state))
+  state = method.init(tasks)
+  for number, jac in enumerate(jacs):
+    update, state = step({"w": jnp.asarray(jac, jnp.float32)}, state)
+    expected = REFERENCE[f"{sequence}/{name}"][number]
+    # SDMGrad's 20 projected-SGD steps at lr 10 do not converge: on sequence_T3's
+    # first step torchjd's weights are (0.10, 0.08, 0.83) after 20 steps and
+    # (0.85, 0.08, 0.08) after 21; rounding G to float32 alone moves them by 6e-4
+    # and the update by about 5e-3. The others are within 5e-6 throughout.
+    tolerance = 2e-2 if name == "sdmgrad" else TOLERANCE
+    assert _relative(np.asarray(update["w"], np.float64), expected) < tolerance, number
+
+
 def test_every_reference_is_checked():
   names = {key.split("/", 1)[1] for key in REFERENCE.files if "/" in key}
-  assert names - {"J", "pcgrad", "pcgrad_orders"} == set(METHODS)
+  assert names - {"J", "pcgrad", "pcgrad_orders"} == set(METHODS) | set(STATEFUL)
   assert str(REFERENCE["torchjd_version"]) == "0.18.0"
