@@ -1,4 +1,4 @@
-"""The `mtl-jax` command: train, eval, predict, compare, report, doctor.
+"""The `mtl-jax` command: train, eval, predict, compare, pareto, report, doctor.
 
     mtl-jax train --config experiments/configs/demo.py --workdir runs/demo
     mtl-jax eval --workdir runs/demo
@@ -95,13 +95,31 @@ def _parser() -> argparse.ArgumentParser:
                        metavar="KEY=VALUE", help="override a config value (repeatable)")
   compare.add_argument("--no-progress", action="store_true", help="no progress bars")
   compare.add_argument(
-      "--learning-rates", type=_learning_rates, default=None, metavar="LR,LR,...",
+      "--learning-rates", type=_positive_numbers, default=None, metavar="LR,LR,...",
       help="first choose each setting's learning rate from this grid on a held-out "
       "slice of its train split (runs in DIR/selection/, choices in DIR/selection.json)")
   compare.add_argument("--holdout", type=float, default=0.1, metavar="FRACTION",
                        help="the part of each train split held out for the choice (0.1)")
   compare.add_argument("--selection-seed", type=int, default=None,
                        help="the selection runs' seed (default: the first of --seeds)")
+
+  pareto = commands.add_parser(
+      "pareto", help="the static-weight front of two tasks and where balancing methods "
+      "land against it; write DIR/pareto.md, pareto.json, pareto.png")
+  pareto.add_argument("--config", required=True, help="a config with both tasks")
+  pareto.add_argument("--workdir", required=True,
+                      help="the runs' folder; running again resumes it")
+  pareto.add_argument("--tasks", required=True, type=lambda t: tuple(t.split(",")),
+                      metavar="A,B", help="the two tasks")
+  pareto.add_argument("--weights", type=_positive_numbers, default=(0.1, 0.25, 0.5, 0.75, 0.9),
+                      metavar="W,W,...", help="task A's share of each static weighting")
+  pareto.add_argument("--methods", type=lambda t: tuple(m for m in t.split(";") if m),
+                      default=(), metavar="M;M;...",
+                      help="balancing method specs, ';'-separated (e.g. 'pcgrad;cagrad(c=0.4)')")
+  pareto.add_argument("--seeds", type=_seeds, default=(0, 1, 2))
+  pareto.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="override a config value (repeatable)")
+  pareto.add_argument("--no-progress", action="store_true", help="no progress bars")
 
   report = commands.add_parser(
       "report", help="figures and report.md of a trained workdir, in WORKDIR/report")
@@ -116,14 +134,14 @@ def _seeds(text: str) -> tuple[int, ...]:
     raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated seeds") from None
 
 
-def _learning_rates(text: str) -> tuple[float, ...]:
+def _positive_numbers(text: str) -> tuple[float, ...]:
   try:
-    rates = tuple(float(rate) for rate in text.split(","))
+    numbers = tuple(float(number) for number in text.split(","))
   except ValueError:
     raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated numbers") from None
-  if not all(rate > 0 for rate in rates):
-    raise argparse.ArgumentTypeError(f"learning rates must be positive, got {text!r}")
-  return rates
+  if not all(number > 0 for number in numbers):
+    raise argparse.ArgumentTypeError(f"{text!r}: every number must be positive")
+  return numbers
 
 
 def _compare(args) -> None:
@@ -142,6 +160,21 @@ def _compare(args) -> None:
     print(f"mtl-jax compare: {waiting}", file=sys.stderr)
     raise SystemExit(EXIT_STILL_TRAINING) from None
   print(f"report: {os.path.join(args.workdir, compare.REPORT_MD)}")
+
+
+def _pareto(args) -> None:
+  from mtl_jax import config as config_lib
+  from mtl_jax.reports import compare
+  from mtl_jax.reports import pareto
+
+  config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
+  try:
+    pareto.run(config, args.workdir, args.tasks, args.weights, args.methods, args.seeds,
+               progress=not args.no_progress)
+  except compare.StillTraining as waiting:
+    print(f"mtl-jax pareto: {waiting}", file=sys.stderr)
+    raise SystemExit(EXIT_STILL_TRAINING) from None
+  print(f"report: {os.path.join(args.workdir, pareto.PARETO_MD)}")
 
 
 def _export(args) -> None:
@@ -224,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
   datasets.disable_progress_bars()
   datasets.logging.set_verbosity_error()
   commands = {"train": _train, "eval": _eval, "predict": _predict, "compare": _compare,
-              "report": _report, "doctor": _doctor, "export": _export}
+              "report": _report, "doctor": _doctor, "export": _export, "pareto": _pareto}
   from mtl_jax.training.preemption import Interrupted
   try:
     commands[args.command](args)

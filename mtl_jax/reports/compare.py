@@ -58,10 +58,12 @@ class SubRun:
   seed: int
   workdir: str
   config: ml_collections.ConfigDict
+  name: str | None = None  # what the progress lines call it (default: the setting)
 
   @property
   def label(self) -> str:
-    return f"{'multi-task' if self.task is None else 'single-task ' + self.task}, seed {self.seed}"
+    setting = self.name or ("multi-task" if self.task is None else "single-task " + self.task)
+    return f"{setting}, seed {self.seed}"
 
 
 def single_task_config(config: ml_collections.ConfigDict, task: str

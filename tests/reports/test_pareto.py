@@ -1,0 +1,72 @@
+"""`mtl-jax pareto` end to end on tiny shapes, and the front's geometry."""
+
+import json
+
+import pytest
+
+from mtl_jax import cli
+from mtl_jax import config as config_lib
+from mtl_jax.reports import pareto
+
+from tests.reports.test_compare import CONFIG
+
+
+def test_beyond_front_is_above_the_piecewise_linear_curve():
+  front = [(0.2, 0.9), (0.6, 0.7), (0.9, 0.2)]
+  assert pareto.beyond_front(front, (0.4, 0.81))  # the curve is at 0.8 there
+  assert not pareto.beyond_front(front, (0.4, 0.79))
+  assert not pareto.beyond_front(front, (0.6, 0.7))  # on the front is not beyond it
+  assert pareto.beyond_front(front, (0.1, 0.95)) and not pareto.beyond_front(front, (0.1, 0.85))
+  assert pareto.beyond_front(front, (0.95, 0.2)) and not pareto.beyond_front(front, (0.95, 0.1))
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory, data_dir):
+  root = tmp_path_factory.mktemp("pareto")
+  config = root / "tiny.py"
+  config.write_text(CONFIG.format(data=data_dir))
+  workdir = root / "work"
+  assert cli.main(["pareto", "--config", str(config), "--workdir", str(workdir),
+                   "--tasks", "news,ner", "--weights", "0.25,0.5,0.75",
+                   "--methods", "pcgrad;cagrad(c=0.4)", "--seeds", "0,1", "--no-progress",
+                   "--set", "train.steps=6", "--set", "balancing.diagnostics=False"]) == 0
+  return workdir
+
+
+def test_every_point_is_scored_and_placed(front):
+  summary = json.loads((front / "pareto.json").read_text())
+  assert list(summary["points"]) == ["static_w0.25", "static_w0.5", "static_w0.75", "pcgrad",
+                                     "cagrad_c_0.4"]
+  assert summary["metrics"] == {"news": "accuracy", "ner": "token_accuracy"}
+  static = summary["points"]["static_w0.25"]
+  assert static["method"] == "static(weights=[0.5, 1.5])"
+  values = [json.loads((front / "static_w0.25" / f"seed_{s}" / "metrics.json").read_text())
+            ["news"]["accuracy"] for s in (0, 1)]
+  assert static["metrics"]["news"]["values"] == values
+  xy = [(p["metrics"]["news"]["mean"], p["metrics"]["ner"]["mean"])
+        for p in summary["points"].values() if p["static"]]
+  for name in ("pcgrad", "cagrad_c_0.4"):
+    point = summary["points"][name]
+    mean = (point["metrics"]["news"]["mean"], point["metrics"]["ner"]["mean"])
+    assert point["beyond_front"] == pareto.beyond_front(xy, mean)
+  report = (front / "pareto.md").read_text()
+  assert "| pcgrad | `pcgrad` |" in report and "Beyond the front:" in report
+  assert (front / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_static_mid_point_weighs_both_losses_one(front):
+  # w = 0.5 weighs both losses 1.0, as equal weighting does.
+  saved = json.loads((front / "static_w0.5" / "seed_0" / "config.json").read_text())
+  assert saved["balancing"]["method"] == "static(weights=[1.0, 1.0])"
+
+
+def test_bad_pairs_and_weights_are_refused(front, data_dir, tmp_path):
+  path = tmp_path / "tiny.py"
+  path.write_text(CONFIG.format(data=data_dir))
+  config = config_lib.load_config(str(path))
+  with pytest.raises(ValueError, match="two distinct tasks"):
+    pareto.plan(config, str(tmp_path), ("news", "news"))
+  with pytest.raises(KeyError, match="no task 'pos'"):
+    pareto.plan(config, str(tmp_path), ("news", "pos"))
+  with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+    pareto.plan(config, str(tmp_path), ("news", "ner"), weights=(0.5, 1.0))
