@@ -69,6 +69,7 @@ PAPERS = {
     "fairgrad": ("Ban", "ICML 2024"), "krum": ("Blanchard", "NeurIPS 2017"),
     "trimmed_mean": ("Yin", "ICML 2018"), "modo": ("Chen", "JMLR 2024"),
     "sdmgrad": ("Xiao", "NeurIPS 2023"), "cr_mogm": ("Zhou", "NeurIPS 2022"),
+    "imtl_l": ("Liu", "ICLR 2021"), "scale_invariant": ("Navon", "ICML 2022"),
 }
 
 
@@ -161,7 +162,8 @@ def test_every_method_is_registered():
       "equal", "static", "norm_ratio", "loss_sigmoid", "gradnorm", "dwa", "uncertainty",
       "rlw", "famo", "gls", "pcgrad", "mgda", "mgda_ub", "cagrad", "imtl_g",
       "aligned_mtl", "nash_mtl", "gradvac", "graddrop", "upgrad", "task_rms", "task_clip",
-      "dualproj", "config", "fairgrad", "krum", "trimmed_mean", "modo", "sdmgrad", "cr_mogm"}
+      "dualproj", "config", "fairgrad", "krum", "trimmed_mean", "modo", "sdmgrad", "cr_mogm",
+      "imtl_l", "scale_invariant"}
 
 
 def test_spec_arguments_reach_the_method():
