@@ -4,10 +4,17 @@ The kernels are XLA FFI custom calls for the CPU backend. They are built
 the first time a process asks for them, with the machine's C++ compiler
 (`$CXX`, else `c++`) against the FFI headers that ship with jaxlib, for the
 machine's own instruction set, and cached under `$MTL_JAX_KERNEL_CACHE`
-(default `~/.cache/mtl_jax/kernels`) keyed by the source, jaxlib's version
-and the CPU's feature flags. Where no compiler works, `native_kernels_available()`
-is False (after one warning naming the compiler's error) and callers use
-their pure-XLA path; `MTL_JAX_NATIVE_KERNELS=0` turns the kernels off.
+(default `$XDG_CACHE_HOME/mtl_jax/kernels`, else `~/.cache/mtl_jax/kernels`)
+keyed by the source, jaxlib's version and the CPU's feature flags. A build
+prints one line when it starts and one when it ends (with the compiler's
+warnings, if any), and is stopped after `$MTL_JAX_KERNEL_BUILD_TIMEOUT`
+seconds (default 300); it also removes half-written libraries of crashed
+builds and builds unused for 30 days. On macOS, where running `c++` without
+the command-line tools opens an install dialog, the build is skipped unless
+`xcode-select -p` finds them. Where no compiler works,
+`native_kernels_available()` is False (after one warning naming the
+compiler's error) and callers use their pure-XLA path;
+`MTL_JAX_NATIVE_KERNELS=0` turns the kernels off.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import os
 import platform
 import shlex
 import subprocess
+import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -30,7 +39,11 @@ _SOURCE = Path(__file__).with_name("attention_cpu.cc")
 # FFI handler symbols of the library -> the custom-call target names.
 _TARGETS = {"MtlAttentionForward": "mtl_attention_forward",
             "MtlAttentionBackward": "mtl_attention_backward"}
-_FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w"]
+_FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
+_PREFIX = "attention_cpu-"
+# Builds nobody loaded for this long are removed after a new build.
+_STALE_SECONDS = 30 * 24 * 3600
+_HALF_WRITTEN_SECONDS = 3600
 
 
 def _cpu_flags() -> str:
@@ -48,27 +61,72 @@ def _library_path(compiler: str) -> Path:
   key = hashlib.sha256("\n".join([
       _SOURCE.read_text(), jaxlib.__version__, compiler, " ".join(_FLAGS),
       platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
-  cache = Path(os.environ.get("MTL_JAX_KERNEL_CACHE",
-                              Path.home() / ".cache" / "mtl_jax" / "kernels"))
-  return cache / f"attention_cpu-{key}.so"
+  return cache_dir() / f"{_PREFIX}{key}.so"
+
+
+def cache_dir() -> Path:
+  """Where built libraries live (see the module docstring)."""
+  if os.environ.get("MTL_JAX_KERNEL_CACHE"):
+    return Path(os.environ["MTL_JAX_KERNEL_CACHE"])
+  base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+  return Path(base) / "mtl_jax" / "kernels"
+
+
+def _remove_stale(directory: Path, keep: Path) -> None:
+  """Half-written temp libraries (crashed builds) and builds unused for 30 days."""
+  now = time.time()
+  for path in directory.glob("*.so"):
+    try:
+      stat = path.stat()
+      half_written = not path.name.startswith(_PREFIX)
+      if path != keep and (
+          (half_written and now - stat.st_mtime > _HALF_WRITTEN_SECONDS)
+          or (not half_written and now - max(stat.st_atime, stat.st_mtime) > _STALE_SECONDS)):
+        path.unlink()
+    except OSError:
+      pass  # another process's file, or already gone
+
+
+def _check_toolchain(compiler: str) -> None:
+  """On macOS, never let a compiler call open the command-line tools installer."""
+  if platform.system() != "Darwin" or compiler not in ("c++", "clang++", "g++"):
+    return
+  found = subprocess.run(["xcode-select", "-p"], capture_output=True, text=True)
+  if found.returncode:
+    raise RuntimeError("no Xcode command-line tools (xcode-select -p failed); install them "
+                       "with xcode-select --install, or set CXX to a compiler")
 
 
 def _compile(compiler: str, target: Path) -> None:
+  _check_toolchain(compiler)
   target.parent.mkdir(parents=True, exist_ok=True)
+  timeout = float(os.environ.get("MTL_JAX_KERNEL_BUILD_TIMEOUT", "300"))
   # Build beside the target and rename: concurrent processes never load a
   # half-written library.
   fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
   os.close(fd)
-  command = [*shlex.split(compiler), *_FLAGS, f"-I{jax.ffi.include_dir()}",
+  # jaxlib's headers as system headers: their warnings are not ours to show.
+  command = [*shlex.split(compiler), *_FLAGS, "-isystem", jax.ffi.include_dir(),
              str(_SOURCE), "-o", tmp]
+  print(f"mtl_jax: building the native CPU kernels (once per machine): {target}",
+        file=sys.stderr, flush=True)
+  start = time.time()
   try:
-    result = subprocess.run(command, capture_output=True, text=True)
+    try:
+      result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+      raise RuntimeError(f"{shlex.join(command)} ran past {timeout:g} s "
+                         "(MTL_JAX_KERNEL_BUILD_TIMEOUT)") from None
     if result.returncode:
       raise RuntimeError(f"{shlex.join(command)} failed:\n{result.stderr[-2000:]}")
     os.replace(tmp, target)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+  warned = f"; compiler warnings:\n{result.stderr[-2000:]}" if result.stderr.strip() else ""
+  print(f"mtl_jax: built the native CPU kernels in {time.time() - start:.1f} s{warned}",
+        file=sys.stderr, flush=True)
+  _remove_stale(target.parent, keep=target)
 
 
 @functools.cache
