@@ -18,8 +18,9 @@ the file holds J and the aggregated update `d` [24] of every reference:
   min-norm point (cvxpy, Clarabel at 1e-12); Nash-MTL's
   `alpha_i (G alpha)_i = 1` (scipy root-finding on the cosine matrix).
 
-Stateful methods (MoDo, SDMGrad, CR-MOGM over UPGrad; torchjd's weightings fed
-each step's Gram matrix J J^T) run over `sequence_T<T>`: four Jacobians in a
+Stateful methods (MoDo, SDMGrad, CR-MOGM over UPGrad: torchjd's weightings fed
+each step's Gram matrix J J^T; ExcessMTL with and without 2 warm-up steps:
+torchjd's aggregator fed J) run over `sequence_T<T>`: four Jacobians in a
 row, J [4, T, 24], and each step's update [4, 24].
 
 Keys: `<case>/J`, `<case>/<method>`, and `<case>/pcgrad_orders` [T, T].
@@ -130,6 +131,10 @@ def main() -> None:
         gram = torch.tensor(jac @ jac.T, dtype=torch.float64)
         updates.append(weighting(gram).numpy() @ jac)
       out[f"{case}/{name}"] = np.stack(updates)
+    # ExcessMTL reads the Jacobian itself (its coordinates' squares).
+    for name, aggregator in (("excess_mtl", agg.ExcessMTL()),
+                             ("excess_mtl_warmup2", agg.ExcessMTL(n_warmup_steps=2))):
+      out[f"{case}/{name}"] = np.stack([torchjd_update(aggregator, jac) for jac in jacs])
   np.savez_compressed(OUT, torchjd_version=np.array(importlib.metadata.version("torchjd")), **out)
   print(f"wrote {OUT}: {len(out)} arrays")
 

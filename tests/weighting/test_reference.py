@@ -24,7 +24,8 @@ CASES = sorted({key.split("/")[0] for key in REFERENCE.files
 SEQUENCES = sorted({key.split("/")[0] for key in REFERENCE.files
                     if key.startswith("sequence_")})
 # Stateful methods, run step after step: reference name -> our spec.
-STATEFUL = {"modo": "modo", "sdmgrad": "sdmgrad", "cr_mogm_upgrad": "cr_mogm(base='upgrad')"}
+STATEFUL = {"modo": "modo", "sdmgrad": "sdmgrad", "cr_mogm_upgrad": "cr_mogm(base='upgrad')",
+            "excess_mtl": "excess_mtl", "excess_mtl_warmup2": "excess_mtl(n_warmup_steps=2)"}
 # reference name -> (our spec, factor applied to ours to reach the reference's convention)
 METHODS = {
     "upgrad": ("upgrad", None), "dualproj": ("dualproj", None), "imtl_g": ("imtl_g", None),
@@ -88,7 +89,8 @@ def test_pcgrad_equals_torchjd_in_the_same_orders(case):
 def test_stateful_method_equals_its_reference_step_after_step(sequence, name):
   jacs = REFERENCE[f"{sequence}/J"]
   tasks = jacs.shape[1]
-  method = weighting.from_spec(STATEFUL[name], num_tasks=tasks)
+  method = weighting.from_spec(STATEFUL[name], num_tasks=tasks,
+                               shared_shapes={"w": jnp.zeros(jacs.shape[2])})
   step = jax.jit(lambda grads, state: method.update(grads, state))
   state = method.init(tasks)
   for number, jac in enumerate(jacs):
