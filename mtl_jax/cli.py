@@ -89,11 +89,7 @@ def _parser() -> argparse.ArgumentParser:
   compare.add_argument("--config", required=True, help="a multi-task config: path.py[:arg]")
   compare.add_argument("--workdir", required=True,
                        help="the comparison's folder; running again resumes it")
-  compare.add_argument("--seeds", type=_seeds, default=(0, 1, 2),
-                       help="comma-separated seeds (default 0,1,2)")
-  compare.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE", help="override a config value (repeatable)")
-  compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+  _add_run_options(compare)
   compare.add_argument(
       "--learning-rates", type=_positive_numbers, default=None, metavar="LR,LR,...",
       help="first choose each setting's learning rate from this grid on a held-out "
@@ -116,15 +112,21 @@ def _parser() -> argparse.ArgumentParser:
   pareto.add_argument("--methods", type=lambda t: tuple(m for m in t.split(";") if m),
                       default=(), metavar="M;M;...",
                       help="balancing method specs, ';'-separated (e.g. 'pcgrad;cagrad(c=0.4)')")
-  pareto.add_argument("--seeds", type=_seeds, default=(0, 1, 2))
-  pareto.add_argument("--set", dest="overrides", action="append", default=[],
-                      metavar="KEY=VALUE", help="override a config value (repeatable)")
-  pareto.add_argument("--no-progress", action="store_true", help="no progress bars")
+  _add_run_options(pareto)
 
   report = commands.add_parser(
       "report", help="figures and report.md of a trained workdir, in WORKDIR/report")
   report.add_argument("--workdir", required=True)
   return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+  """The options of the commands that train many runs (compare, pareto)."""
+  parser.add_argument("--seeds", type=_seeds, default=(0, 1, 2),
+                      help="comma-separated seeds (default 0,1,2)")
+  parser.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="override a config value (repeatable)")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _seeds(text: str) -> tuple[int, ...]:

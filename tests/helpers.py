@@ -91,3 +91,69 @@ def drawn_lines(figure) -> dict[tuple[str, str], tuple[list, list]]:
       lines[(name, line.get_label())] = ([float(x) for x in line.get_xdata()],
                                          [float(y) for y in line.get_ydata()])
   return lines
+
+
+# A config file's text (`.format(data=DIR)`): two tiny tasks, 'news' (classification)
+# and 'ner' (tagging), a 1-layer encoder from scratch, a few steps; for `mtl-jax compare`,
+# `pareto` and the selection of learning rates.
+COMPARE_CONFIG = """
+from mtl_jax.config import default_config
+
+def get_config(arg=None):
+  c = default_config()
+  c.tasks = {{
+      "news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
+          "train": "{data}/news_train.csv", "eval": "{data}/news_dev.csv"}}}}}},
+      "ner": {{"kind": "tagging", "source": {{"format": "conll", "splits": {{
+          "train": "{data}/ner_train.txt", "eval": "{data}/ner_valid.txt"}}}},
+          "max_length": 32, "metrics": ["token_accuracy", "span_f1"]}},
+  }}
+  c.encoder.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+  c.tokenizer.vocab_size = 200
+  c.balancing.method = "uncertainty"
+  c.balancing.diagnostics = True
+  c.optimizer.update(learning_rate=3e-3, schedule="constant")
+  c.train.update(steps=8, batch_size=8, buckets=(32,), log_every=4, eval_batch_size=32)
+  c.mesh.shape.data = 1  # one device: compiles faster than a partitioned program
+  return c
+"""
+
+# As COMPARE_CONFIG, trained long enough to learn (30 steps, mean pooling): whole runs.
+RUN_CONFIG = """
+from mtl_jax.config import default_config
+
+def get_config(arg=None):
+  c = default_config()
+  c.tasks = {{
+      "news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
+          "train": "{data}/news_train.csv", "eval": "{data}/news_dev.csv"}}}},
+          # Mean pooling: a [CLS] head on a 1-layer encoder from scratch barely moves in 30 steps.
+          "head": {{"pooling": "mean"}}}},
+      "ner": {{"kind": "tagging", "source": {{"format": "conll", "splits": {{
+          "train": "{data}/ner_train.txt", "eval": "{data}/ner_valid.txt"}}}},
+          "max_length": 32}},
+  }}
+  c.encoder.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+  c.tokenizer.vocab_size = 200
+  c.optimizer.update(learning_rate=3e-3, warmup_steps=5, schedule="constant")
+  c.train.update(steps=int(arg or 30), batch_size=8, buckets=(16, 32), log_every=10,
+                 eval_batch_size=16)
+  return c
+"""
+
+
+def exact_min_quadratic_above(gram, lower):
+  """argmin_{v >= lower} v^T G v in float64, by trying every free set (KKT)."""
+  import itertools
+
+  k = len(lower)
+  for size in range(k + 1):
+    for free in itertools.combinations(range(k), size):
+      fixed = [j for j in range(k) if j not in free]
+      v = lower.copy()
+      if free:
+        v[list(free)] = np.linalg.solve(gram[np.ix_(free, free)],
+                                        -gram[np.ix_(free, fixed)] @ lower[fixed])
+      if np.all(v >= lower - 1e-12) and np.all((gram @ v)[fixed] >= -1e-12):
+        return v
+  raise AssertionError("no KKT point")

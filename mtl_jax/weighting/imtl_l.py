@@ -52,10 +52,8 @@ def imtl_l(learning_rate: float = 0.01, optimizer: str = "adam") -> LossWeightin
   def update(losses_k, state, **extras):
     present_k = present_mask(extras, losses_k.shape[0])
     weights_k = jnp.exp(state.scales_k) * present_k
-    grad_k = jax.grad(imtl_l_objective)(state.scales_k, losses_k.astype(jnp.float32),
-                                        present_k)
-    updates_k, opt_state = opt.update(grad_k, state.opt_state, state.scales_k)
-    scales_k = state.scales_k + updates_k * present_k
+    scales_k, opt_state = learned.step(imtl_l_objective, opt, state.scales_k,
+                                       state.opt_state, losses_k, present_k)
     return weights_k.astype(losses_k.dtype), IMTLLState(scales_k, opt_state)
 
   return LossWeighting(init, update)

@@ -9,6 +9,8 @@ a Transformer) never sees them.
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from mtl_jax.promotion import standard_promotion
@@ -31,3 +33,15 @@ def weights_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0
   if weight_decay:
     base = optax.chain(optax.add_decayed_weights(weight_decay), base)
   return standard_promotion(base)
+
+
+def step(objective, opt: optax.GradientTransformation, values_k: jax.Array, opt_state,
+         losses_k: jax.Array, present_k: jax.Array):
+  """One step of a method's own optimizer on `objective(values_k, losses_k, present_k)`.
+
+  Returns:
+    (values_k, opt_state) after the step; absent tasks' values do not move.
+  """
+  grad_k = jax.grad(objective)(values_k, losses_k.astype(jnp.float32), present_k)
+  updates_k, opt_state = opt.update(grad_k, opt_state, values_k)
+  return values_k + updates_k * present_k, opt_state

@@ -50,10 +50,8 @@ def uncertainty(learning_rate: float = 0.01, optimizer: str = "adam") -> LossWei
   def update(losses_k, state, **extras):
     present_k = present_mask(extras, losses_k.shape[0])
     weights_k = jnp.exp(-state.log_vars_k)
-    grad_k = jax.grad(uncertainty_objective)(state.log_vars_k,
-                                             losses_k.astype(jnp.float32), present_k)
-    updates_k, opt_state = opt.update(grad_k, state.opt_state, state.log_vars_k)
-    log_vars_k = state.log_vars_k + updates_k * present_k
+    log_vars_k, opt_state = learned.step(uncertainty_objective, opt, state.log_vars_k,
+                                         state.opt_state, losses_k, present_k)
     return weights_k.astype(losses_k.dtype), UncertaintyState(log_vars_k, opt_state)
 
   return LossWeighting(init, update)

@@ -12,27 +12,9 @@ from mtl_jax import config as config_lib
 from mtl_jax.reports import compare
 from mtl_jax.training.lock import workdir_lock
 
-CONFIG = """
-from mtl_jax.config import default_config
+from helpers import COMPARE_CONFIG
 
-def get_config(arg=None):
-  c = default_config()
-  c.tasks = {{
-      "news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
-          "train": "{data}/news_train.csv", "eval": "{data}/news_dev.csv"}}}}}},
-      "ner": {{"kind": "tagging", "source": {{"format": "conll", "splits": {{
-          "train": "{data}/ner_train.txt", "eval": "{data}/ner_valid.txt"}}}},
-          "max_length": 32, "metrics": ["token_accuracy", "span_f1"]}},
-  }}
-  c.encoder.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
-  c.tokenizer.vocab_size = 200
-  c.balancing.method = "uncertainty"
-  c.balancing.diagnostics = True
-  c.optimizer.update(learning_rate=3e-3, schedule="constant")
-  c.train.update(steps=8, batch_size=8, buckets=(32,), log_every=4, eval_batch_size=32)
-  c.mesh.shape.data = 1  # one device: compiles faster than a partitioned program
-  return c
-"""
+CONFIG = COMPARE_CONFIG
 
 
 @pytest.fixture(scope="module")

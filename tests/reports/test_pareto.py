@@ -8,7 +8,7 @@ from mtl_jax import cli
 from mtl_jax import config as config_lib
 from mtl_jax.reports import pareto
 
-from tests.reports.test_compare import CONFIG
+from helpers import COMPARE_CONFIG as CONFIG
 
 
 def test_beyond_front_is_above_the_piecewise_linear_curve():

@@ -9,7 +9,7 @@ from mtl_jax import cli
 from mtl_jax import config as config_lib
 from mtl_jax.reports import compare, selection
 
-from tests.reports.test_compare import CONFIG
+from helpers import COMPARE_CONFIG as CONFIG
 
 GRID = (1e-6, 3e-3)
 

@@ -20,13 +20,13 @@ quotes these numbers.
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 import warnings
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 
 from mtl_jax import weighting  # noqa: E402
 from mtl_jax.weighting import linalg  # noqa: E402
+from helpers import exact_min_quadratic_above  # noqa: E402
 
 
 def jacobians(seed: int, count: int):
@@ -47,20 +48,6 @@ def jacobians(seed: int, count: int):
     if case % 3 == 2:
       jac[1] = -jac[0] + 1e-2 * rng.normal(size=jac.shape[1])
     yield ("random", "ill-scaled", "nearly opposite")[case % 3], jac
-
-
-def exact_min_quadratic_above(gram, lower):
-  k = len(lower)
-  for size in range(k + 1):
-    for free in itertools.combinations(range(k), size):
-      fixed = [j for j in range(k) if j not in free]
-      v = lower.copy()
-      if free:
-        v[list(free)] = np.linalg.solve(gram[np.ix_(free, free)],
-                                        -gram[np.ix_(free, fixed)] @ lower[fixed])
-      if np.all(v >= lower - 1e-12) and np.all((gram @ v)[fixed] >= -1e-12):
-        return v
-  raise AssertionError("no KKT point")
 
 
 def upgrad_errors(count: int):

@@ -10,7 +10,7 @@ from mtl_jax import config as config_lib
 from mtl_jax.training import loop
 from mtl_jax.training.early_stopping import EarlyStopping
 
-from tests.training.test_end_to_end import CONFIG
+from helpers import RUN_CONFIG as CONFIG
 
 
 def test_patience_counts_evaluations_since_the_best():

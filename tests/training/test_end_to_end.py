@@ -10,27 +10,9 @@ import pytest
 import mtl_jax
 from mtl_jax import cli
 
-CONFIG = """
-from mtl_jax.config import default_config
+from helpers import RUN_CONFIG
 
-def get_config(arg=None):
-  c = default_config()
-  c.tasks = {{
-      "news": {{"kind": "classification", "source": {{"format": "csv", "splits": {{
-          "train": "{data}/news_train.csv", "eval": "{data}/news_dev.csv"}}}},
-          # Mean pooling: a [CLS] head on a 1-layer encoder from scratch barely moves in 30 steps.
-          "head": {{"pooling": "mean"}}}},
-      "ner": {{"kind": "tagging", "source": {{"format": "conll", "splits": {{
-          "train": "{data}/ner_train.txt", "eval": "{data}/ner_valid.txt"}}}},
-          "max_length": 32}},
-  }}
-  c.encoder.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
-  c.tokenizer.vocab_size = 200
-  c.optimizer.update(learning_rate=3e-3, warmup_steps=5, schedule="constant")
-  c.train.update(steps=int(arg or 30), batch_size=8, buckets=(16, 32), log_every=10,
-                 eval_batch_size=16)
-  return c
-"""
+CONFIG = RUN_CONFIG
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ import pytest
 
 from mtl_jax.weighting import diagnostics, linalg
 
+from helpers import exact_min_quadratic_above
+
 
 def test_gram_combine_norms_and_cosines_over_a_pytree():
   grads_k = {"a": jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]),
@@ -114,21 +116,6 @@ def test_min_norm_point_meets_its_kkt_conditions_in_float32(num_tasks):
         w, solve_long(jnp.asarray(gram, jnp.float32), jnp.ones(num_tasks)))
 
 
-def _exact_min_quadratic_above(gram, lower):
-  """argmin_{v >= lower} v^T G v in float64, by trying every free set (KKT)."""
-  k = len(lower)
-  for size in range(k + 1):
-    for free in itertools.combinations(range(k), size):
-      fixed = [j for j in range(k) if j not in free]
-      v = lower.copy()
-      if free:
-        v[list(free)] = np.linalg.solve(gram[np.ix_(free, free)],
-                                        -gram[np.ix_(free, fixed)] @ lower[fixed])
-      if np.all(v >= lower - 1e-12) and np.all((gram @ v)[fixed] >= -1e-12):
-        return v
-  raise AssertionError("no KKT point")
-
-
 def test_min_quadratic_above_is_exact_on_ill_conditioned_cases():
   # UPGrad's QPs (trace-normalised G + 1e-4 I, one task's bound 1/k): gradients of
   # norms spread by orders of magnitude, half of them with two nearly opposite
@@ -145,7 +132,7 @@ def test_min_quadratic_above_is_exact_on_ill_conditioned_cases():
     gram = jac @ jac.T
     gram = (gram / np.trace(gram) + 1e-4 * np.eye(k)).astype(np.float32)
     lower = np.eye(k)[int(rng.integers(k))] / k
-    expected = _exact_min_quadratic_above(gram.astype(np.float64), lower)
+    expected = exact_min_quadratic_above(gram.astype(np.float64), lower)
     v, converged = solve(jnp.asarray(gram), jnp.asarray(lower, jnp.float32))
     assert bool(converged), case  # the KKT test, not the cap, stopped it
     assert np.all(np.asarray(v) >= lower - 1e-7)
