@@ -17,6 +17,7 @@ metric when `best_metric` is set (saves then carry that step's metrics).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Mapping
 
@@ -28,6 +29,18 @@ from orbax.checkpoint import checkpoint_managers as policies
 CONFIG_FILE = "config.json"
 
 Step = int | str | None  # a step number, 'latest', 'best' or None (= latest)
+
+
+class _SavesWithoutMetrics(logging.Filter):
+  """Drops orbax's note on saves without metrics while keep-best is on: periodic,
+  preemption and non-finite-stop saves carry none by design (the best-N policy
+  ignores them), so the note only reads as a problem."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_SavesWithoutMetrics())
 
 
 class Checkpointer:

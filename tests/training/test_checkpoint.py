@@ -93,3 +93,15 @@ def test_an_unfinished_save_is_ignored_and_the_previous_checkpoint_restores(save
   state, _ = reopened.restore(ABSTRACT)
   np.testing.assert_array_equal(state["w"], np.full(3, 5, np.float32))
   reopened.close()
+
+
+def test_a_save_without_metrics_under_keep_best_logs_nothing(tmp_path, caplog):
+  # Periodic and preemption saves carry no metrics by design; orbax's note on
+  # them ("did not provide metrics") read as a problem in every run's log.
+  checkpointer = Checkpointer(str(tmp_path), best_metric="news/accuracy")
+  with caplog.at_level("WARNING"):
+    checkpointer.save(1, _state(1), {})
+    checkpointer.wait()
+  checkpointer.close()
+  assert not [r for r in caplog.records if "metrics" in r.getMessage()], caplog.text
+  assert checkpointer.steps() == [1]
