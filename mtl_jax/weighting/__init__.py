@@ -6,12 +6,13 @@ gradnorm, dwa, uncertainty, rlw, famo, gls, imtl_l, scale_invariant.
 Gradient aggregation: pcgrad, mgda, mgda_ub, cagrad, imtl_g, aligned_mtl,
 nash_mtl, gradvac, graddrop,
 upgrad, dualproj, config (ConFIG), fairgrad, krum, trimmed_mean, modo,
-sdmgrad, cr_mogm (over another method), excess_mtl, task_rms, task_clip.
+sdmgrad, cr_mogm (over another method), excess_mtl, moco, db_mtl, task_rms,
+task_clip.
 """
 
 # Each import registers its method(s).
-from mtl_jax.weighting import (aligned_mtl, cagrad, conflict_free, cr_mogm, dualproj, dwa,
-                               excess_mtl,
+from mtl_jax.weighting import (aligned_mtl, cagrad, conflict_free, cr_mogm, db_mtl, dualproj,
+                               dwa, excess_mtl, moco,
                                fairgrad, famo, gls, graddrop, gradnorm, gradvac, imtl, imtl_l,
                                krum, loss_sigmoid, mgda, modo, nash_mtl, norm_ratio, pcgrad,
                                rlw, scale_invariant, sdmgrad, static, task_rms, trimmed_mean,

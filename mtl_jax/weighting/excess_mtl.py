@@ -52,11 +52,7 @@ def excess_mtl(robust_step_size: float = 1.0, n_warmup_steps: int = 0,
                      f"{robust_step_size}, {n_warmup_steps}")
 
   def init(num_tasks):
-    if shared_shapes is None:
-      raise ValueError("excess_mtl: its state is shaped like the shared parameters; "
-                       "build it with weighting.from_spec(..., shared_shapes=...)")
-    squares_k = jax.tree.map(lambda leaf: jnp.zeros((num_tasks,) + tuple(leaf.shape),
-                                                    jnp.float32), shared_shapes)
+    squares_k = linalg.per_task_zeros(shared_shapes, num_tasks, "excess_mtl")
     zeros_k = jnp.zeros((num_tasks,), jnp.float32)
     return ExcessMTLState(jnp.full((num_tasks,), 1.0 / num_tasks, jnp.float32), squares_k,
                           zeros_k, zeros_k, jnp.int32(0))

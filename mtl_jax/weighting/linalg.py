@@ -51,10 +51,29 @@ def norms(grads_k: Any) -> jax.Array:
 
 
 def mask_tasks(grads_k: Any, mask_k: jax.Array) -> Any:
-  """Zeroes the task slices where `mask_k` is 0 (absent tasks' gradients)."""
+  """Multiplies each task's slice by its `mask_k` entry (0 zeroes an absent task's)."""
   return jax.tree.map(
       lambda leaf: leaf * mask_k.astype(leaf.dtype).reshape((-1,) + (1,) * (leaf.ndim - 1)),
       grads_k)
+
+
+def per_task_zeros(shared_shapes: Any, num_tasks: int, method: str) -> Any:
+  """Zeros of [num_tasks, *shape] per shared parameter: a per-task copy of the gradient."""
+  if shared_shapes is None:
+    raise ValueError(f"{method}: its state is shaped like the shared parameters; "
+                     "build it with weighting.from_spec(..., shared_shapes=...)")
+  return jax.tree.map(lambda leaf: jnp.zeros((num_tasks,) + tuple(leaf.shape), jnp.float32),
+                      shared_shapes)
+
+
+def track(y_k: Any, grads_k: Any, rate: jax.Array, present_k: jax.Array) -> Any:
+  """`y <- y - rate (y - g)` for the present tasks (absent ones keep theirs)."""
+
+  def one(y, g):
+    mask = present_k.reshape((-1,) + (1,) * (g.ndim - 1)) > 0
+    return jnp.where(mask, y - rate * (y - g.astype(jnp.float32)), y)
+
+  return jax.tree.map(one, y_k, grads_k)
 
 
 def norms_from_gram(gram_kk: jax.Array) -> jax.Array:

@@ -14,13 +14,15 @@ the file holds J and the aggregated update `d` [24] of every reference:
   CAGrad(c=0.4), FairGrad(alpha=1, 2), Krum(n_byzantine=0 and 1, where T
   allows), TrimmedMean(trim_number=1, where T allows), PCGrad with the
   random orders it drew (stored, so ours can follow them);
+* LibMTL's MoCo and DB-MTL (not in torchjd), their few lines ported;
 * exact float64 solves where torchjd's solver is approximate: MGDA's
   min-norm point (cvxpy, Clarabel at 1e-12); Nash-MTL's
   `alpha_i (G alpha)_i = 1` (scipy root-finding on the cosine matrix).
 
 Stateful methods (MoDo, SDMGrad, CR-MOGM over UPGrad: torchjd's weightings fed
 each step's Gram matrix J J^T; ExcessMTL with and without 2 warm-up steps:
-torchjd's aggregator fed J) run over `sequence_T<T>`: four Jacobians in a
+torchjd's aggregator fed J; MoCo and DB-MTL: LibMTL's rules ported to numpy,
+fed J and the step's losses) run over `sequence_T<T>`: four Jacobians in a
 row, J [4, T, 24], and each step's update [4, 24].
 
 Keys: `<case>/J`, `<case>/<method>`, and `<case>/pcgrad_orders` [T, T].
@@ -84,6 +86,31 @@ def nash_point(jac: np.ndarray) -> np.ndarray:
   return jac.T @ (beta / norms)
 
 
+def libmtl_moco(jacs, losses, beta=0.5, beta_sigma=0.5, gamma=0.1, gamma_sigma=0.5, rho=0.0):
+  """LibMTL's MoCo.backward, step after step; returns each step's update."""
+  tasks = jacs.shape[1]
+  y, lambd, updates = np.zeros(jacs.shape[1:]), np.ones(tasks) / tasks, []
+  for step, (grads, loss) in enumerate(zip(jacs, losses), 1):
+    grads = grads / (np.linalg.norm(grads, axis=1, keepdims=True) + 1e-8) * loss[:, None]
+    y = y - (beta / step ** beta_sigma) * (y - grads)
+    logits = lambd - (gamma / step ** gamma_sigma) * (y @ y.T + rho * np.eye(tasks)) @ lambd
+    lambd = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    updates.append(y.T @ lambd)
+  return np.stack(updates)
+
+
+def libmtl_db_mtl(jacs, losses, beta=0.9, beta_sigma=0.0):
+  """LibMTL's DB_MTL.backward (gradients of log(L + 1e-8)), step after step."""
+  buffer, updates = np.zeros(jacs.shape[1:]), []
+  for step, (grads, loss) in enumerate(zip(jacs, losses), 1):
+    batch_grads = grads / (loss[:, None] + 1e-8)
+    buffer = batch_grads + (beta / step ** beta_sigma) * (buffer - batch_grads)
+    norms = np.linalg.norm(buffer, axis=1)
+    alpha = norms.max() / (norms + 1e-8)
+    updates.append(alpha @ buffer)
+  return np.stack(updates)
+
+
 def torchjd_update(aggregator, jac: np.ndarray) -> np.ndarray:
   return aggregator(torch.tensor(jac, dtype=torch.float64)).numpy()
 
@@ -135,6 +162,13 @@ def main() -> None:
     for name, aggregator in (("excess_mtl", agg.ExcessMTL()),
                              ("excess_mtl_warmup2", agg.ExcessMTL(n_warmup_steps=2))):
       out[f"{case}/{name}"] = np.stack([torchjd_update(aggregator, jac) for jac in jacs])
+    # MoCo and DB-MTL: LibMTL's update rules (LibMTL/weighting/MoCo.py, DB_MTL.py at
+    # commit 8b8f1d0 / 7b0f56a), ported line for line to float64 numpy, with LibMTL's
+    # defaults; each step's losses are stored beside its Jacobian.
+    losses = sequence_rng.uniform(0.2, 3.0, size=(len(jacs), tasks))
+    out[f"{case}/losses"] = losses
+    out[f"{case}/moco"] = libmtl_moco(jacs, losses)
+    out[f"{case}/db_mtl"] = libmtl_db_mtl(jacs, losses)
   np.savez_compressed(OUT, torchjd_version=np.array(importlib.metadata.version("torchjd")), **out)
   print(f"wrote {OUT}: {len(out)} arrays")
 

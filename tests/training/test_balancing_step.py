@@ -51,7 +51,7 @@ def test_loss_weighting_is_exact_in_every_mode(tiny_setup, mode):
 GRAM_METHODS = ["pcgrad", "mgda", "cagrad", "imtl_g", "aligned_mtl", "nash_mtl", "gradvac",
                 "upgrad", "graddrop", "task_rms", "task_rms(per='tensor')",
                 "task_clip(max_norm=0.01)", "dualproj", "config", "fairgrad", "modo",
-                "sdmgrad", "cr_mogm", "excess_mtl"]  # krum, trimmed_mean need 3 tasks
+                "sdmgrad", "cr_mogm", "excess_mtl", "moco", "db_mtl"]  # krum, trimmed_mean: 3 tasks
 
 
 @pytest.mark.parametrize("name", GRAM_METHODS)

@@ -25,7 +25,8 @@ SEQUENCES = sorted({key.split("/")[0] for key in REFERENCE.files
                     if key.startswith("sequence_")})
 # Stateful methods, run step after step: reference name -> our spec.
 STATEFUL = {"modo": "modo", "sdmgrad": "sdmgrad", "cr_mogm_upgrad": "cr_mogm(base='upgrad')",
-            "excess_mtl": "excess_mtl", "excess_mtl_warmup2": "excess_mtl(n_warmup_steps=2)"}
+            "excess_mtl": "excess_mtl", "excess_mtl_warmup2": "excess_mtl(n_warmup_steps=2)",
+            "moco": "moco", "db_mtl": "db_mtl"}
 # reference name -> (our spec, factor applied to ours to reach the reference's convention)
 METHODS = {
     "upgrad": ("upgrad", None), "dualproj": ("dualproj", None), "imtl_g": ("imtl_g", None),
@@ -91,10 +92,12 @@ def test_stateful_method_equals_its_reference_step_after_step(sequence, name):
   tasks = jacs.shape[1]
   method = weighting.from_spec(STATEFUL[name], num_tasks=tasks,
                                shared_shapes={"w": jnp.zeros(jacs.shape[2])})
-  step = jax.jit(lambda grads, state: method.update(grads, state))
+  step = jax.jit(lambda grads, state, losses: method.update(grads, state, losses_k=losses))
   state = method.init(tasks)
+  losses = REFERENCE[f"{sequence}/losses"]
   for number, jac in enumerate(jacs):
-    update, state = step({"w": jnp.asarray(jac, jnp.float32)}, state)
+    update, state = step({"w": jnp.asarray(jac, jnp.float32)}, state,
+                         jnp.asarray(losses[number], jnp.float32))
     expected = REFERENCE[f"{sequence}/{name}"][number]
     # SDMGrad's 20 projected-SGD steps at lr 10 do not converge: on sequence_T3's
     # first step torchjd's weights are (0.10, 0.08, 0.83) after 20 steps and
@@ -106,5 +109,5 @@ def test_stateful_method_equals_its_reference_step_after_step(sequence, name):
 
 def test_every_reference_is_checked():
   names = {key.split("/", 1)[1] for key in REFERENCE.files if "/" in key}
-  assert names - {"J", "pcgrad", "pcgrad_orders"} == set(METHODS) | set(STATEFUL)
+  assert names - {"J", "pcgrad", "pcgrad_orders", "losses"} == set(METHODS) | set(STATEFUL)
   assert str(REFERENCE["torchjd_version"]) == "0.18.0"
