@@ -71,7 +71,7 @@ PAPERS = {
     "sdmgrad": ("Xiao", "NeurIPS 2023"), "cr_mogm": ("Zhou", "NeurIPS 2022"),
     "imtl_l": ("Liu", "ICLR 2021"), "scale_invariant": ("Navon", "ICML 2022"),
     "excess_mtl": ("He", "ICML 2024"), "moco": ("Fernando", "ICLR 2023"),
-    "db_mtl": ("Lin", "2023"),
+    "db_mtl": ("Lin", "2023"), "stch": ("Lin", "ICML 2024"),
 }
 
 
@@ -165,7 +165,7 @@ def test_every_method_is_registered():
       "rlw", "famo", "gls", "pcgrad", "mgda", "mgda_ub", "cagrad", "imtl_g",
       "aligned_mtl", "nash_mtl", "gradvac", "graddrop", "upgrad", "task_rms", "task_clip",
       "dualproj", "config", "fairgrad", "krum", "trimmed_mean", "modo", "sdmgrad", "cr_mogm",
-      "imtl_l", "scale_invariant", "excess_mtl", "moco", "db_mtl"}
+      "imtl_l", "scale_invariant", "excess_mtl", "moco", "db_mtl", "stch"}
 
 
 def test_spec_arguments_reach_the_method():

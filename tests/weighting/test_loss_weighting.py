@@ -49,3 +49,24 @@ def test_imtl_l_leaves_an_absent_task_alone():
     weights, state = method.update(jnp.array([3.0, 100.0]), state, present_k=present)
   assert float(state.scales_k[1]) == 0.0 and float(weights[1]) == 0.0
   assert float(state.scales_k[0]) < 0.0  # a loss above 1 lowers its weight
+
+
+def test_stch_warms_up_on_log_losses_then_follows_the_smooth_tchebycheff_gradient():
+  method = weighting.from_spec("stch(mu=0.5, warmup_steps=2)")
+  state = method.init(3)
+  warmup = [jnp.array([1.0, 2.0, 4.0]), jnp.array([3.0, 2.0, 2.0])]
+  for losses in warmup:
+    weights, state = method.update(losses, state)
+    np.testing.assert_allclose(weights, 1.0 / losses, rtol=1e-6)  # sum log L
+  nadir = (warmup[0] + warmup[1]) / 2
+
+  def libmtl_loss(losses):  # LibMTL's STCH.backward after the warm-up
+    relative = jnp.log(losses / nadir + 1e-20)
+    shifted = relative - jax.lax.stop_gradient(jnp.max(relative))
+    return 0.5 * jnp.log(jnp.sum(jnp.exp(shifted / 0.5))) * 3
+
+  losses = jnp.array([0.5, 3.0, 1.0])
+  weights, _ = method.update(losses, state)
+  np.testing.assert_allclose(weights, jax.grad(libmtl_loss)(losses), rtol=1e-5)
+  # The task furthest above its nadir (the second: 3.0 / 2.0) weighs the most per unit loss.
+  assert int(jnp.argmax(weights * losses)) == 1
