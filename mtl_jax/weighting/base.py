@@ -161,6 +161,14 @@ def require_rng(extras: Mapping[str, Any], method: str) -> jax.Array:
   return extras["rng"]
 
 
+def require_losses(extras: Mapping[str, Any], method: str) -> jax.Array:
+  """The `losses_k` extra as float32; a clear error where a method that reads the
+  losses is called without them."""
+  if extras.get("losses_k") is None:
+    raise ValueError(f"balancing method {method!r} reads the step's losses: pass losses_k=")
+  return jnp.asarray(extras["losses_k"], jnp.float32)
+
+
 class EmptyState(NamedTuple):
   """The state of a stateless method."""
 

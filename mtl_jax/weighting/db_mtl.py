@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from mtl_jax.weighting import linalg
-from mtl_jax.weighting.base import GradientAggregation, present_mask, register
+from mtl_jax.weighting.base import (GradientAggregation, present_mask, register,
+                                    require_losses)
 
 
 class DBMTLState(NamedTuple):
@@ -44,11 +45,9 @@ def db_mtl(beta: float = 0.9, beta_sigma: float = 0.0, shared_shapes: Any = None
   def update(grads_k, state, **extras):
     k = jax.tree.leaves(grads_k)[0].shape[0]
     present_k = present_mask(extras, k)
-    losses_k = extras.get("losses_k")
-    if losses_k is None:
-      raise ValueError("db_mtl takes the gradients of log losses: pass losses_k=")
+    losses_k = require_losses(extras, "db_mtl")  # for the gradients of log losses
     t = (state.steps + 1).astype(jnp.float32)
-    log_grads_k = linalg.mask_tasks(grads_k, 1.0 / (losses_k.astype(jnp.float32) + 1e-8))
+    log_grads_k = linalg.mask_tasks(grads_k, 1.0 / (losses_k + 1e-8))
     # b <- g~ + m (b - g~) is b <- b - (1 - m) (b - g~).
     buffer_k = linalg.track(state.buffer_k, log_grads_k, 1.0 - beta / t ** beta_sigma,
                             present_k)

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from mtl_jax.weighting import linalg
-from mtl_jax.weighting.base import GradientAggregation, present_mask, register
+from mtl_jax.weighting.base import (GradientAggregation, present_mask, register,
+                                    require_losses)
 
 
 class MoCoState(NamedTuple):
@@ -51,11 +52,9 @@ def moco(beta: float = 0.5, beta_sigma: float = 0.5, gamma: float = 0.1,
   def update(grads_k, state, **extras):
     k = jax.tree.leaves(grads_k)[0].shape[0]
     present_k = present_mask(extras, k)
-    losses_k = extras.get("losses_k")
-    if losses_k is None:
-      raise ValueError("moco rescales each task's gradient to its loss: pass losses_k=")
+    losses_k = require_losses(extras, "moco")  # each gradient is rescaled to its loss
     t = (state.steps + 1).astype(jnp.float32)
-    scale_k = losses_k.astype(jnp.float32) / (linalg.norms(grads_k) + 1e-8)
+    scale_k = losses_k / (linalg.norms(grads_k) + 1e-8)
     y_k = linalg.track(state.y_k, linalg.mask_tasks(grads_k, scale_k), beta / t ** beta_sigma,
                 present_k)
     # The present tasks' weights as a distribution of their own (all present: lambda).
