@@ -165,19 +165,16 @@ def train_all(runs: Sequence[SubRun], progress: bool = True) -> list[SubRun]:
       print(f"[{number}/{len(runs)}] {run.label}: done already ({run.workdir})")
       continue
     print(f"[{number}/{len(runs)}] {run.label}: training in {run.workdir}")
-    start = time.time()
+    start, busy = time.time(), False
     try:
       loop.train(run.config, run.workdir, progress=progress)
-    except WorkdirBusy as busy:
-      print(f"[{number}/{len(runs)}] {run.label}: left to another process ({busy})")
+    except WorkdirBusy as error:
+      busy = True
+      print(f"[{number}/{len(runs)}] {run.label}: left to another process ({error})")
       elsewhere.append(run)
-      continue
     finally:
-      if not elsewhere or elsewhere[-1] is not run:
-        os.makedirs(run.workdir, exist_ok=True)
-        seconds = _seconds(run.workdir) + time.time() - start
-        with open(os.path.join(run.workdir, TIME_FILE), "w") as f:
-          json.dump({"seconds": seconds}, f)
+      if not busy:  # the holder counts its own time
+        _add_seconds(run.workdir, time.time() - start)
   return elsewhere
 
 
@@ -196,6 +193,13 @@ def check_all_finished(elsewhere: Sequence[SubRun]) -> None:
         f"{len(elsewhere)} run(s) are training in other processes "
         f"({', '.join(run.workdir for run in elsewhere)}): run the command again when "
         "they end, to write the report")
+
+
+def _add_seconds(workdir: str, seconds: float) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  total = _seconds(workdir) + seconds  # read before "w" truncates the file
+  with open(os.path.join(workdir, TIME_FILE), "w") as f:
+    json.dump({"seconds": total}, f)
 
 
 def _seconds(workdir: str) -> float:

@@ -138,25 +138,19 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
   tasks = {task.name: task for task in run_lib.build_tasks(config)}
   settings: dict[str, Any] = {}
   for candidate in runs:
-    name = compare.setting_name(candidate.task)
     scored = [tasks[candidate.task]] if candidate.task else list(tasks.values())
-    entry = settings.setdefault(name, {"scores": {}, "workdirs": {}})
-    learning_rate = candidate.config.optimizer.learning_rate
-    entry["scores"][learning_rate] = metrics_main.main_score(
-        read_metrics(candidate.workdir), scored)
-    entry["workdirs"][learning_rate] = candidate.workdir
+    entry = settings.setdefault(compare.setting_name(candidate.task),
+                                {"scores": {}, "workdirs": {}})
+    key = repr(candidate.config.optimizer.learning_rate)
+    entry["scores"][key] = metrics_main.main_score(read_metrics(candidate.workdir), scored)
+    entry["workdirs"][key] = candidate.workdir
   for name, entry in settings.items():
     try:
-      entry["chosen"] = choose(entry["scores"])
+      entry["chosen"] = choose({float(lr): s for lr, s in entry["scores"].items()})
     except ValueError as error:
       raise ValueError(f"{name}: {error}") from None
   selection = {"held_out_fraction": fraction, "seed": seed,
-               "learning_rates": [float(lr) for lr in learning_rates],
-               "settings": {name: {"chosen": entry["chosen"],
-                                   "scores": {repr(lr): s for lr, s in entry["scores"].items()},
-                                   "workdirs": {repr(lr): w
-                                                for lr, w in entry["workdirs"].items()}}
-                            for name, entry in settings.items()}}
+               "learning_rates": [float(lr) for lr in learning_rates], "settings": settings}
   write_selection(workdir, selection)
   chosen = {name: entry["chosen"] for name, entry in settings.items()}
   return compare.run(comparison_config(config, fraction), workdir, seeds, progress,

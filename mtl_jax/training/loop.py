@@ -219,15 +219,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                            if latest is not None else
                            "No checkpoint was written before the stop.")) from None
 
-    def checkpoint(step, results=None):
+    def checkpoint(step, flat=None):
+      """Saves the state; `flat`: the step's `_flat_metrics`, for keep-best."""
       counts = check_nonfinite()
       meta = {"streams": batches.positions,
               "nonfinite": {"total": counts.total, "in_a_row": counts.in_a_row},
               "probe_streams": monitor.positions(), "early_stopping": early.to_meta()}
-      flat = _flat_metrics(results, scored_tasks)
-      if flat and best_metric and best_metric not in flat:
-        raise ValueError(f"checkpoint.best_metric {best_metric!r} is not an eval metric; "
-                         f"they are: {', '.join(sorted(flat))}")
       checkpointer.save(step, state, meta, run_files=files, metrics=flat or None)
 
     def stop(step):
@@ -288,15 +285,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         _write(train_log, record, board)
         bar.set_postfix({n: f"{v:.3f}" if v is not None else "nan"
                          for n, v in record["losses"].items()})
-      results = None
+      flat = None
       if evaluating:
         results = evaluate_now()
         _write(train_log, {"step": done, "eval": results}, board)
         log.info("step %d eval: %s", done, results)
+        flat = _flat_metrics(results, scored_tasks, best_metric)
         if train_cfg.patience:
-          early.update(done, _flat_metrics(results, scored_tasks)[best_metric])
+          early.update(done, flat[best_metric])
       if checkpointing:
-        checkpoint(done, results)
+        checkpoint(done, flat)
       if early.stopped_at is not None:
         break
     check_nonfinite()
@@ -321,7 +319,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     results = evaluate_now() if eval_splits else {}
     board.write({"step": total, "eval": results})
     if first_step < total and early.stopped_at is None:
-      checkpoint(total, results)
+      checkpoint(total, _flat_metrics(results, scored_tasks, best_metric))
     if run.model.frozen_keys and primary:
       save_trainable(os.path.join(workdir, run_lib.TRAINABLE_FILE), run.model, state.params)
     monitor.write()
@@ -435,13 +433,20 @@ def _prepare(config: ml_collections.ConfigDict, workdir: str, *, resuming: bool,
   return run
 
 
-def _flat_metrics(results, tasks) -> dict[str, float]:
-  """{'task/metric': value}, and the main score of `tasks` (see `metrics.main`)."""
+def _flat_metrics(results, tasks, best_metric: str) -> dict[str, float]:
+  """{'task/metric': value}, and the main score of `tasks` (see `metrics.main`).
+
+  Raises:
+    ValueError: `best_metric` is set and is none of them.
+  """
   if not results:
     return {}
   flat = {f"{task}/{name}": value for task, values in results.items()
           for name, value in values.items()}
   flat[metrics_main.MAIN_SCORE] = metrics_main.main_score(results, tasks)
+  if best_metric and best_metric not in flat:
+    raise ValueError(f"checkpoint.best_metric {best_metric!r} is not an eval metric; "
+                     f"they are: {', '.join(sorted(flat))}")
   return flat
 
 

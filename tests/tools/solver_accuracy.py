@@ -12,7 +12,9 @@ the float32 solver inside our jitted step against a float64 solution:
 * UPGrad's QP (`linalg.min_quadratic_above`): exact enumeration of free sets;
 * CAGrad's update: cvxpy (Clarabel) on the same problem, as torchjd solves it;
 * Nash-MTL: the residual of the bargaining condition `alpha_i (G alpha)_i = 1`,
-  by the least eigenvalue of the gradients' cosine matrix.
+  by the least eigenvalue of the gradients' cosine matrix;
+* with torchjd installed, how far rounding G to float32 alone moves torchjd's
+  float64 answers on the reference fixture's nearly-opposite cases.
 
 The README's "Every method runs inside the one jitted `train_step`" paragraph
 quotes these numbers.
@@ -112,6 +114,34 @@ def report(title, groups):
           f"max {values.max():.1e}")
 
 
+def reference_sensitivity():
+  """How far rounding G to float32 alone moves torchjd's float64 answers, on the
+  nearly-opposite cases of tests/data/balancing_reference.npz (the floor for any
+  float32 implementation there; test_reference.py's tolerances)."""
+  import torch
+  from torchjd import aggregation as agg
+
+  reference = np.load(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                   "data", "balancing_reference.npz"))
+  weightings = {"aligned_mtl": agg.AlignedMTLWeighting,
+                "cagrad": lambda: agg.CAGradWeighting(c=0.4),
+                "fairgrad_1": lambda: agg.FairGradWeighting(alpha=1.0),
+                "fairgrad_2": lambda: agg.FairGradWeighting(alpha=2.0),
+                "imtl_g": agg.IMTLGWeighting}
+  moved = {name: [] for name in weightings}
+  for key in reference.files:
+    if not key.endswith("nearly_opposite/J"):
+      continue
+    jac = reference[key]
+    j32 = jnp.asarray(jac, jnp.float32)
+    rounded = np.asarray(jnp.einsum("kp,jp->kj", j32, j32, precision="highest"), np.float64)
+    for name, make in weightings.items():
+      expected = reference[key.replace("/J", f"/{name}")]
+      update = make()(torch.tensor(rounded)).numpy() @ jac
+      moved[name].append(np.linalg.norm(update - expected) / np.linalg.norm(expected))
+  return moved
+
+
 def main():
   report("UPGrad QP, relative error vs exact", upgrad_errors(60))
   report("Nash-MTL, bargaining residual", nash_residuals(100))
@@ -123,6 +153,15 @@ def main():
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     report("CAGrad update, relative error vs cvxpy", cagrad_errors(60))
+  try:
+    import torchjd  # noqa: F401
+  except ImportError:
+    print("reference sensitivity: skipped (pip install \"torchjd[full]==0.18.0\")")
+    return
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    report("torchjd's float64 update moved by rounding G to float32 [nearly opposite]",
+           reference_sensitivity())
 
 
 if __name__ == "__main__":
