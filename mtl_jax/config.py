@@ -62,7 +62,8 @@ def default_config() -> ml_collections.ConfigDict:
   # How the tasks share the encoder (mtl_jax.sharing): `kind` picks the
   # architecture; the sub-dict named after it holds its options.
   config.sharing = dict(
-      kind="hard",  # hard | layerwise | adapters | mtl_attention | cross_stitch | task_embedding
+      # hard | layerwise | adapters | mtl_attention | cross_stitch | task_embedding | mmoe | cgc | ple
+      kind="hard",
       # Lower layers shared, a copy of the rest per task (negative: from the top).
       layerwise=dict(shared_layers=-1),
       # Bottleneck adapters per task in every layer; houlsby | pfeiffer placement.
@@ -71,6 +72,12 @@ def default_config() -> ml_collections.ConfigDict:
       mtl_attention=dict(shared_layers=-1, attention_size=128),
       # Per-task upper layers mixed by cross-stitch units (0: only embeddings shared).
       cross_stitch=dict(shared_layers=0, self_weight=0.9),
+      # Shared experts (copies of the layers above the trunk), a gate per task.
+      mmoe=dict(shared_layers=-1, num_experts=3),
+      # Shared and per-task experts above the trunk, a gate per task.
+      cgc=dict(shared_layers=-1, shared_experts=1, task_experts=1),
+      # CGC in `levels` levels, the layers above the trunk split among them.
+      ple=dict(shared_layers=-2, levels=2, shared_experts=1, task_experts=1),
   )
   # Deprecated: config.balancing.method (a config that sets it still runs, with
   # a warning; '' = not set).

@@ -17,6 +17,7 @@ from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.registry import Registry
 from mtl_jax.sharing.adapters import AdapterModel
 from mtl_jax.sharing.cross_stitch import CrossStitchModel
+from mtl_jax.sharing.experts import CGCModel, ExpertsModel, MMoEModel
 from mtl_jax.sharing.hard import HardSharingModel, TaskHead
 from mtl_jax.sharing.layerwise import LayerwiseModel
 from mtl_jax.sharing.mtl_attention import MultiTaskAttentionModel
@@ -26,7 +27,8 @@ ARCHITECTURES: Registry[type[HardSharingModel]] = Registry("sharing.kind")
 for _name, _model in (("hard", HardSharingModel), ("layerwise", LayerwiseModel),
                       ("adapters", AdapterModel), ("mtl_attention", MultiTaskAttentionModel),
                       ("cross_stitch", CrossStitchModel),
-                      ("task_embedding", TaskEmbeddingModel)):
+                      ("task_embedding", TaskEmbeddingModel), ("mmoe", MMoEModel),
+                      ("cgc", CGCModel), ("ple", ExpertsModel)):
   ARCHITECTURES.register(_name, _model)
 
 

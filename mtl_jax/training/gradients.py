@@ -19,7 +19,10 @@ gradient mode:
   representation gradients of two tasks never share a coordinate and their
   Gram matrix would be diagonal.) One encoder forward, a vjp through the
   heads, one encoder backward with the combined cotangent; nothing is
-  materialised per task but [k, d] vectors.
+  materialised per task but [k, d] vectors. Where the encoder reads task
+  params (adapters, task embeddings, expert gates), their gradient comes
+  from an encoder backward with the loss weights' cotangent (the same pass
+  when the weights are the coefficients; pruned where there are none).
 
 How the per-task gradients are taken depends on the model. When task t's
 loss depends on the shared parameters only through task t's own examples
@@ -207,7 +210,10 @@ def _per_task_encoders(model, params, batch, rng, mode, last_layer, train):
 
 class _Representation(NamedTuple):
   losses_k: jax.Array
-  encode_vjp: Callable  # cotangent on the hidden states -> (shared grads,)
+  # cotangent on the hidden states -> (shared grads, task-specific grads): the
+  # latter are those of task params the encoder reads (adapters, gates, task
+  # embeddings), zeros for hard sharing (and pruned from the compiled step).
+  encode_vjp: Callable
   heads_vjp: Callable  # weights_k -> (task-specific grads, hidden cotangent)
   probes_k: jax.Array  # [k, d] pooled representation gradients
   combined_cotangent: Callable  # coeffs_k -> hidden cotangent of sum_k coeffs_k L_k
@@ -219,7 +225,8 @@ def _representation(model, params, batch, rng, train, separable) -> _Representat
   names = model.task_names
   shared, rest = split_params(params)
   hidden, encode_vjp = jax.vjp(
-      lambda shared: model.encode(merge(rest, shared), batch, train=train, rng=rng), shared)
+      lambda shared, rest: model.encode(merge(rest, shared), batch, train=train, rng=rng),
+      shared, rest)
 
   def head_losses(rest, hidden):
     outputs = model.apply_heads(merge(rest, shared), hidden, batch, train=train, rng=rng)
@@ -252,7 +259,15 @@ def _representation(model, params, batch, rng, train, separable) -> _Representat
 
 
 def _task_specific(rep: _Representation):
-  return lambda weights_k: rep.heads_vjp(weights_k.astype(rep.losses_k.dtype))[0]
+  """weights_k -> the gradient of sum_k weights_k L_k with respect to the
+  task-specific params: through the heads, and through the encoder where it
+  reads task params of its own (adapters, expert gates, task embeddings)."""
+
+  def task_specific(weights_k):
+    heads_grads, hidden_cotangent = rep.heads_vjp(weights_k.astype(rep.losses_k.dtype))
+    return jax.tree.map(jnp.add, heads_grads, rep.encode_vjp(hidden_cotangent)[1])
+
+  return task_specific
 
 
 def _shared_encoder(model, params, batch, rng, train, separable):

@@ -38,6 +38,16 @@ CASES = {
     "cross_stitch": ({"shared_layers": 0},
                      {"shared": EMBEDDINGS + L * K * K, "ner": L * LAYER, "news": L * LAYER}),
     "task_embedding": ({}, {"shared": EMBEDDINGS + L * LAYER, "ner": D, "news": D}),
+    # Experts: the trunk and shared experts are shared; own experts and gates per task.
+    "mmoe": ({"shared_layers": 1, "num_experts": 2},
+             {"shared": EMBEDDINGS + LAYER + 2 * 2 * LAYER,
+              "ner": D * 2 + 2, "news": D * 2 + 2}),
+    "cgc": ({"shared_layers": 2, "shared_experts": 1, "task_experts": 2},
+            {"shared": EMBEDDINGS + 2 * LAYER + LAYER,
+             "ner": 2 * LAYER + D * 3 + 3, "news": 2 * LAYER + D * 3 + 3}),
+    "ple": ({"shared_layers": 0, "levels": 2, "shared_experts": 1, "task_experts": 1},
+            {"shared": EMBEDDINGS + L * LAYER,
+             "ner": L * LAYER + 2 * (D * 2 + 2), "news": L * LAYER + 2 * (D * 2 + 2)}),
 }
 
 
@@ -181,6 +191,43 @@ def test_cross_stitch_units_start_near_identity():
   np.testing.assert_allclose(params["cross_stitch"]["layer_0"], [[0.9, 0.1], [0.1, 0.9]])
 
 
+@pytest.mark.parametrize("kind, options", [
+    ("mmoe", {"shared_layers": 1, "num_experts": 2}),
+    ("cgc", {"shared_layers": 1, "shared_experts": 2, "task_experts": 1}),
+    ("ple", {"shared_layers": 0, "levels": 2, "shared_experts": 2, "task_experts": 1}),
+])
+def test_experts_are_mixed_by_their_task_gate_level_after_level(kind, options, two_task_batch):
+  # The reference: the encoder module for the trunk and each expert, numpy for the
+  # gates (softmax of x W + b per token) and the mixtures, shared experts first.
+  model = _model(kind, **options)
+  params = model.init(jax.random.key(0))
+  # Gates far from uniform, so a mixed-up expert order or level would show.
+  params["gates"] = jax.tree.map(lambda x: 40.0 * x, params["gates"])
+  batch = two_task_batch(b=3)
+  got = jax.jit(lambda p, b: model.encode(p, b, train=False))(params, batch)
+  trunk = {k: v for k, v in params["encoder"].items() if k != "experts"}
+  layers = model.levels
+  assert [i for level in layers for i in level] == list(range(options["shared_layers"], L))
+  for name in ("ner", "news"):
+    mask = batch[name]["attention_mask"]
+    x = np.asarray(Encoder(TINY, layers=tuple(range(options["shared_layers"]))).apply(
+        {"params": trunk}, batch[name]["input_ids"], mask, batch[name]["token_type_ids"]))
+    for j, level in enumerate(layers):
+      experts = list(params["encoder"]["experts"][f"level_{j}"].values())
+      experts += list(params.get("task_experts", {}).get(name, {}).get(f"level_{j}",
+                                                                         {}).values())
+      assert len(experts) == (options.get("num_experts", 0) + options.get("shared_experts", 0)
+                              + options.get("task_experts", 0))
+      outputs = np.stack([Encoder(TINY, layers=level, embeddings=False).apply(
+          {"params": expert}, jnp.asarray(x), mask) for expert in experts])
+      gate = params["gates"][name][f"level_{j}"]
+      logits = x @ np.asarray(gate["kernel"]) + np.asarray(gate["bias"])
+      weights = np.exp(logits - logits.max(-1, keepdims=True))
+      weights /= weights.sum(-1, keepdims=True)
+      x = np.einsum("ble,ebld->bld", weights, outputs)
+    np.testing.assert_allclose(got[name], x, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind, options, message", [
     ("layerwise", {"shared_layers": 3}, r"shared_layers=3.*\[-3, 2\]"),
     ("cross_stitch", {"shared_layers": -4}, "shared_layers=-4"),
@@ -189,6 +236,10 @@ def test_cross_stitch_units_start_near_identity():
     ("mtl_attention", {"attention_size": 0}, "attention_size"),
     ("cross_stitch", {"self_weight": 0.0}, "self_weight"),
     ("hardd", {}, "did you mean 'hard'"),
+    ("ple", {"shared_layers": -1, "levels": 2}, r"levels=2.*\[1, 1\]"),
+    ("cgc", {"shared_experts": 0, "task_experts": 0}, "at least one expert"),
+    ("mmoe", {"num_experts": 0}, "num_experts"),
+    ("ple", {"task_experts": -1}, "task_experts must be >= 0"),
 ])
 def test_bad_sharing_config_is_a_clear_error(kind, options, message):
   with pytest.raises(ValueError, match=message):

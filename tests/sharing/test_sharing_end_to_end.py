@@ -22,6 +22,9 @@ OPTIONS = {
     "mtl_attention": {"shared_layers": 1, "attention_size": 8},
     "cross_stitch": {"shared_layers": 0},  # two units: one per layer
     "task_embedding": {},
+    "mmoe": {"shared_layers": 1, "num_experts": 2},
+    "cgc": {"shared_layers": 1, "shared_experts": 1, "task_experts": 1},
+    "ple": {"shared_layers": 0, "levels": 2},  # one layer per level
 }
 
 
@@ -117,3 +120,23 @@ def test_kinds_that_split_the_encoder_train_from_a_pretrained_checkpoint(
   for task in ("ner", "news"):
     jax.tree.map(np.testing.assert_array_equal, params["task_encoders"][task]["layer_1"],
                  checkpoint["layer_1"])
+
+
+def test_every_expert_starts_as_a_copy_of_its_pretrained_layers(data_dir, tiny_checkpoint,
+                                                                tmp_path):
+  config = _config(data_dir, "ple")
+  config.encoder.pretrained = tiny_checkpoint
+  config.optimizer.learning_rate = 0.0
+  config.train.steps = 2
+  workdir = str(tmp_path / "ple")
+  train(config, workdir, progress=False)
+  params = run_lib.restore_params(run_lib.load(workdir), workdir)
+  _, checkpoint = load_pretrained(tiny_checkpoint)
+  jax.tree.map(np.testing.assert_array_equal, params["encoder"]["embeddings"],
+               checkpoint["embeddings"])
+  for level, layer in (("level_0", "layer_0"), ("level_1", "layer_1")):
+    experts = [params["encoder"]["experts"][level]["expert_0"]] + [
+        params["task_experts"][task][level]["expert_0"] for task in ("ner", "news")]
+    for expert in experts:
+      assert list(expert) == [layer]
+      jax.tree.map(np.testing.assert_array_equal, expert[layer], checkpoint[layer])

@@ -5,11 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mtl_jax import sharing
 from mtl_jax.sharing import HardSharingModel
 from mtl_jax.training import gradients, task_losses
 from mtl_jax.weighting import linalg
 
-from helpers import NO_DROPOUT as TINY, assert_trees_close, two_task_batch as batch
+from helpers import (NO_DROPOUT as TINY, assert_trees_close, per_task_gradients, task_heads,
+                     two_task_batch as batch)
 
 
 class MixingModel(HardSharingModel):
@@ -35,6 +37,35 @@ def test_combined_gradients_are_exact_in_every_mode(tiny_setup, model_class, mod
   assert_trees_close(grads.shared(COEFFS), linalg.combine(COEFFS, expected["encoder"]))
   assert_trees_close(grads.task_specific(WEIGHTS),
                      {"heads": linalg.combine(WEIGHTS, expected["heads"])})
+
+
+# Every kind, with task params the encoder reads (adapters, task embeddings,
+# expert gates) and shared params past it (cross-stitch units, experts).
+KINDS = {"layerwise": {"shared_layers": 1}, "adapters": {"size": 4, "freeze_encoder": False},
+         "mtl_attention": {"shared_layers": 1, "attention_size": 8}, "cross_stitch": {},
+         "task_embedding": {}, "mmoe": {"num_experts": 2}, "cgc": {},
+         "ple": {"shared_layers": 0, "levels": 2}}
+
+
+@pytest.mark.parametrize("mode", ["full", "representation"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_architecture_gets_the_gradient_of_the_weighted_losses(kind, mode):
+  model = sharing.build_model({"kind": kind, kind: KINDS[kind]}, TINY, task_heads())
+  params = model.init(jax.random.key(0))
+  # Off the zeros some kinds start at (adapters' up, task embeddings), so that
+  # every parameter has a gradient.
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  params = jax.tree.unflatten(tree, [x + 0.05 * jax.random.normal(k, x.shape)
+                                     for x, k in zip(leaves, keys)])
+  the_batch, rng = batch(), jax.random.key(3)
+  expected = per_task_gradients(model, params, the_batch, rng)
+  grads = jax.jit(lambda p: (lambda g: (g.shared(COEFFS), g.task_specific(WEIGHTS)))(
+      gradients.task_gradients(model, p, the_batch, rng, mode=mode)))(params)
+  assert_trees_close(grads[0], linalg.combine(COEFFS, expected["encoder"]))
+  assert_trees_close(grads[1], {key: linalg.combine(WEIGHTS, value)
+                                for key, value in expected.items() if key != "encoder"})
+  assert all(float(jnp.abs(x).max()) > 0 for x in jax.tree.leaves(grads[1]))
 
 
 @pytest.mark.parametrize("model_class", [HardSharingModel, MixingModel])
