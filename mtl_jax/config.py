@@ -62,7 +62,8 @@ def default_config() -> ml_collections.ConfigDict:
   # How the tasks share the encoder (mtl_jax.sharing): `kind` picks the
   # architecture; the sub-dict named after it holds its options.
   config.sharing = dict(
-      # hard | layerwise | adapters | mtl_attention | cross_stitch | task_embedding | mmoe | cgc | ple
+      # hard | layerwise | adapters | mtl_attention | cross_stitch | task_embedding
+      # | mmoe | cgc | ple
       kind="hard",
       # Lower layers shared, a copy of the rest per task (negative: from the top).
       layerwise=dict(shared_layers=-1),
