@@ -40,3 +40,17 @@ def test_balancing_config_names_an_unknown_method():
   config = config_lib.load_config(str(CONFIGS / "balancing.py:method=gradnorm,steps=300"))
   assert config.balancing.method == "gradnorm" and config.balancing.diagnostics
   assert config.train.steps == 300
+
+
+def test_every_balancing_method_runs_on_the_seed_setup_by_name():
+  from mtl_jax.training.step import resolve_gradient_mode
+
+  for name in weighting.names():
+    spec = str(CONFIGS / f"balancing.py:method={name}")
+    if name == "krum":  # at least three tasks, whatever its arguments
+      with pytest.raises(ValueError, match="at least n_byzantine \\+ 3 tasks; got .* 2 tasks"):
+        config_lib.load_config(spec)
+      continue
+    config = config_lib.load_config(spec)
+    method = weighting.from_spec(config.balancing.method, num_tasks=len(config.tasks))
+    assert resolve_gradient_mode(method, config.balancing.gradient_mode, diagnostics=True)
