@@ -251,10 +251,27 @@ def _doctor(args) -> None:
   print("\n".join(doctor.report()))
 
 
+def _without_closed_loop_callbacks(hook):
+  """`sys.unraisablehook` less the "Event loop is closed" errors of callbacks that
+  fire after their event loop was closed: tensorstore's write callbacks of a
+  failed checkpoint save, after orbax closed its loop (a traceback each, a dozen
+  or more, before the save's own one-line error)."""
+
+  def unraisablehook(unraisable):
+    if (unraisable.exc_type is RuntimeError
+        and str(unraisable.exc_value) == "Event loop is closed"):
+      return
+    hook(unraisable)
+
+  return unraisablehook
+
+
 def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
                       format="%(levelname)s %(name)s: %(message)s")
+  if not args.debug:
+    sys.unraisablehook = _without_closed_loop_callbacks(sys.unraisablehook)
   import datasets
   datasets.disable_progress_bars()
   datasets.logging.set_verbosity_error()

@@ -17,9 +17,12 @@ metric when `best_metric` is set (saves then carry that step's metrics).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
-from typing import Any, Mapping
+import traceback
+from typing import Any, Iterator, Mapping
 
 import jax
 import orbax.checkpoint as ocp
@@ -40,7 +43,42 @@ class _SavesWithoutMetrics(logging.Filter):
     return "did not provide metrics" not in record.getMessage()
 
 
+class _BackgroundSaveFailures(logging.Filter):
+  """Drops orbax's tracebacks of a failed save from its background threads (three
+  or more, of a hundred lines each, for one full disk): orbax raises the same
+  error again in the main thread (`Checkpointer.save` or `wait`), which says it
+  in one line."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.exc_info and record.levelno >= logging.ERROR
+                and f"{os.sep}orbax{os.sep}" in record.pathname)
+
+
+class _UnretrievedWriteErrors(logging.Filter):
+  """Drops asyncio's "exception was never retrieved" for orbax's writes of a failed
+  save (one per array, each with its traceback): the save's error is raised."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if not record.exc_info or record.exc_info[1] is None:
+      return True
+    frames = traceback.extract_tb(record.exc_info[2]) if record.exc_info[2] else []
+    return not ("orbax-checkpoint-tmp" in str(record.exc_info[1])  # a save in progress
+                or any(f"{os.sep}orbax{os.sep}" in frame.filename for frame in frames))
+
+
 logging.getLogger("absl").addFilter(_SavesWithoutMetrics())
+logging.getLogger("absl").addFilter(_BackgroundSaveFailures())
+logging.getLogger("asyncio").addFilter(_UnretrievedWriteErrors())
+
+
+def is_disk_full(error: BaseException) -> bool:
+  """Whether `error` (or its cause) is a full disk, as Python or tensorstore says it."""
+  while error is not None:
+    if getattr(error, "errno", None) == errno.ENOSPC or any(
+        sign in str(error) for sign in ("No space left on device", "os_error_code='28'")):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 class Checkpointer:
@@ -62,6 +100,8 @@ class Checkpointer:
       raise ValueError(f"checkpoint.keep must be at least 1, got {max_to_keep}")
     self.directory = os.path.abspath(directory)
     self.best_metric = best_metric
+    self._pending_step: int | None = None  # the step of the last save started
+    self._failed = False  # a save failed and `save` or `wait` raised it
     policy = policies.LatestN(max_to_keep)
     best_fn = None
     if best_metric:
@@ -142,8 +182,35 @@ class Checkpointer:
       items["config"] = ocp.args.JsonSave(others.pop(CONFIG_FILE))
     if others:
       items["run_files"] = ocp.args.JsonSave(others)
-    self._manager.save(step, args=ocp.args.Composite(**items),
-                       metrics=metrics if self.best_metric else None, force=True)
+    # Saving waits for the previous save, so its failure may surface here.
+    with self._save_errors(self._pending_step):
+      self._pending_step = step
+      self._manager.save(step, args=ocp.args.Composite(**items),
+                         metrics=metrics if self.best_metric else None, force=True)
+
+  @contextlib.contextmanager
+  def _save_errors(self, step: int | None) -> Iterator[None]:
+    """A failed save as one line: the step, the cause, and what is kept.
+
+    Raises:
+      OSError: the save failed (errno ENOSPC where the disk is full).
+    """
+    try:
+      yield
+    except Exception as error:  # orbax and tensorstore raise many kinds
+      kept = max((s for s in self.steps() if s != step), default=None)
+      keeping = (f"the checkpoint of step {kept} is kept; the run resumes from it"
+                 if kept is not None else "no earlier checkpoint exists")
+      if is_disk_full(error):
+        cause, code = "no space left on device (free some and train again)", errno.ENOSPC
+      else:
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        cause, code = f"{type(error).__name__}: {first}", errno.EIO
+      failure = OSError(f"{self.directory}: the checkpoint of step {step} could not be "
+                        f"written: {cause}; {keeping}")
+      failure.errno = code
+      self._failed = True
+      raise failure from error
 
   def restore(self, abstract_state: Any, step: Step = None
               ) -> tuple[Any, dict[str, Any]]:
@@ -201,7 +268,23 @@ class Checkpointer:
     return self._manager.reached_preemption(step)
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    """Blocks until the last save is on disk.
+
+    Raises:
+      OSError: it failed (one line: the step, the cause, what is kept).
+    """
+    with self._save_errors(self._pending_step):
+      self._manager.wait_until_finished()
 
   def close(self) -> None:
-    self._manager.close()
+    """Waits for a save in flight and stops the manager.
+
+    Raises:
+      OSError: that save failed (not again where `save` or `wait` said so).
+    """
+    try:
+      with self._save_errors(self._pending_step):
+        self._manager.close()
+    except OSError:
+      if not self._failed:  # said already: the error on its way out is that one
+        raise

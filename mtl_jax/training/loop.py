@@ -242,8 +242,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     last_step = total if early.stopped_at is None else first_step
     bar = tqdm(range(first_step, last_step), initial=first_step, total=total,
                disable=not (progress and primary), desc="train", unit="step")
-    train_log = (stack.enter_context(open(os.path.join(workdir, TRAIN_LOG), "a"))
-                 if primary else None)
+    train_log = (stack.enter_context(contextlib.closing(
+        TrainLog(os.path.join(workdir, TRAIN_LOG)))) if primary else None)
     board = stack.enter_context(open_writer(workdir, train_cfg.tensorboard, primary, first_step))
     should_stop = stack.enter_context(stop_on_signals(checkpointer.reached_preemption))
     losses = _LossMeans(len(names))
@@ -510,12 +510,39 @@ def _record(step_metrics: dict[str, Any], names, step: int, learning_rate: float
   return record
 
 
-def _write(train_log, record: dict[str, Any], board=None) -> None:
+class TrainLog:
+  """`WORKDIR/train_log.jsonl`: a JSON line per record, flushed as it is written.
+
+  A write that fails (a full disk) is an OSError naming the file; closing
+  after it does not raise the same error again over it.
+  """
+
+  def __init__(self, path: str):
+    self.path = path
+    self._file = open(path, "a")
+    self._failed = False
+
+  def write(self, record: dict[str, Any]) -> None:
+    try:
+      self._file.write(json.dumps(record) + "\n")
+      self._file.flush()
+    except OSError as error:
+      self._failed = True
+      raise OSError(error.errno, error.strerror, self.path) from error
+
+  def close(self) -> None:
+    try:
+      self._file.close()  # closes the file also where its last flush fails
+    except OSError:
+      if not self._failed:
+        raise
+
+
+def _write(train_log: TrainLog | None, record: dict[str, Any], board=None) -> None:
   if board is not None:  # TensorBoard (train.tensorboard)
     board.write(record)
   if train_log is not None:
-    train_log.write(json.dumps(record) + "\n")
-    train_log.flush()
+    train_log.write(record)
 
 
 def _report_data(train_splits, eval_splits, eval_name: str = "eval") -> None:

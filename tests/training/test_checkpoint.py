@@ -1,6 +1,8 @@
 """Checkpointer: keep the latest and the best, step choice, clear errors, no half saves."""
 
+import errno
 import os
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -105,3 +107,70 @@ def test_a_save_without_metrics_under_keep_best_logs_nothing(tmp_path, caplog):
   checkpointer.close()
   assert not [r for r in caplog.records if "metrics" in r.getMessage()], caplog.text
   assert checkpointer.steps() == [1]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 512 KiB tmpfs: a real full disk (skipped where this process cannot mount one)."""
+  path = tmp_path / "disk"
+  path.mkdir()
+  mounted = os.geteuid() == 0 and subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(path)],
+      capture_output=True).returncode == 0
+  if not mounted:
+    pytest.skip("a full disk needs a small tmpfs: mounting one needs root")
+  yield path
+  subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_a_full_disk_is_one_line_naming_the_step_and_keeps_the_last_checkpoint(
+    small_disk, caplog, capfd):
+  checkpointer = Checkpointer(str(small_disk / "ckpt"))
+  checkpointer.save(1, _state(1), {})
+  checkpointer.wait()
+  with caplog.at_level("WARNING"):
+    with pytest.raises(OSError, match=r"checkpoint of step 2 could not be written: no space "
+                       r"left on device .*; the checkpoint of step 1 is kept") as failed:
+      # 4 MiB that do not compress.
+      checkpointer.save(2, {"w": jax.random.normal(jax.random.key(0), (1 << 20,))}, {})
+      checkpointer.wait()
+  assert failed.value.errno == errno.ENOSPC
+  assert len(str(failed.value).splitlines()) == 1
+  # orbax's background threads logged a traceback each (a hundred lines apiece).
+  assert not [r for r in caplog.records if r.exc_info], caplog.text
+  assert capfd.readouterr().err.count("Traceback") <= 1  # asyncio's, printed by C code
+  assert checkpointer.steps() == [1]
+  state, _ = checkpointer.restore(ABSTRACT, 1)
+  np.testing.assert_array_equal(state["w"], _state(1)["w"])
+  checkpointer.close()
+
+
+def test_training_onto_a_full_disk_ends_in_one_line_and_no_traceback(tmp_path, data_dir):
+  # A real `mtl-jax train` process, as a user sees it: orbax's threads, asyncio
+  # and tensorstore's callbacks printed 150-340 lines and 5-17 tracebacks here.
+  import sys
+
+  from helpers import RUN_CONFIG
+
+  disk = tmp_path / "disk"
+  disk.mkdir()
+  if os.geteuid() != 0 or subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)],
+      capture_output=True).returncode != 0:
+    pytest.skip("a full disk needs a small tmpfs: mounting one needs root")
+  try:
+    config = tmp_path / "tiny.py"
+    config.write_text(RUN_CONFIG.format(data=data_dir))
+    done = subprocess.run(
+        [sys.executable, "-m", "mtl_jax.cli", "train", "--config", f"{config}:4", "--workdir",
+         str(disk / "work"), "--no-progress", "--set", "train.checkpoint_every=2"],
+        capture_output=True, text=True, timeout=600)
+  finally:
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+  assert done.returncode == 2, done.stderr
+  assert "Traceback" not in done.stderr, done.stderr
+  errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+  assert len(errors) == 1 and errors[0].startswith("mtl-jax: error: "), done.stderr
+  # The checkpoint's or the training log's write fails first, as the disk fills.
+  assert "no space left on device" in errors[0].lower(), done.stderr
+  assert str(disk / "work") in errors[0], done.stderr
