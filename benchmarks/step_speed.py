@@ -1,25 +1,33 @@
-"""Train-step speed: our jitted `train_step` against PyTorch eager, side by side.
+"""Train-step speed: the step our training loop runs against PyTorch at its best.
 
 The workload is the issue's: a MiniLM-L6-shaped encoder (6 layers, hidden
 384, 12 heads, FFN 1536, vocab 30,522), two tasks (sequence classification +
 token tagging, equal weights) whose batches go through the encoder together,
-AdamW with clipping and decay mask, dropout 0.1, sequences of 128 tokens.
+AdamW with clipping and decay mask, sequences of 128 tokens.
 
-Each framework runs in its own fresh process, alternating (JAX, PyTorch, then
-PyTorch, JAX, ...) for several rounds on the same CPUs with the same thread
-count, so load from other users of the machine hits both alike. Ours is the
-real step: `HardSharingModel` + `make_optimizer` + `make_train_step`, jitted
-with the state donated as `training/loop.py` does. The PyTorch reference
-(`torch_reference.py`) loads our exact initial weights (exported with
-`mtl_jax.export_pretrained`), and its losses must equal ours within 1e-4 on
-the first steps (dropout off for that check; on for the timing).
+Rows, each at dropout 0.1 and at 0:
+* ours: the step `training/loop.py` runs (`training/sharded.py`'s
+  `jit_loop_step`: keyed by the step on device, non-finite updates skipped
+  and counted on device, state donated and laid out on the mesh), fed by the
+  loop's `Prefetcher`; timed over N steps with one wait at the end, as the
+  loop runs (it reads nothing from the device between logs);
+* PyTorch eager (`torch_reference.py`: fused QKV, SDPA, fused AdamW,
+  `foreach` clipping) and the same model under `torch.compile` (inductor,
+  default mode; its compile time reported apart).
 
-Prints per-round step times, compile time, peak host memory, the matmul share
-of the step (matmul FLOPs / the GEMM rate measured in the same process, over
-the step time) and a line `ratio <ours / PyTorch>` (medians).
+Every row runs in a fresh process per round, on the same pinned CPUs with
+the same thread count, rounds alternating who goes first (an even number of
+rounds). Peak memory is the kernel's high-water mark (VmHWM, reset before the
+timed steps by /proc/self/clear_refs), read after them: no sampler thread
+competes with either framework. For each PyTorch row the statistic is the
+paired ratio ours / theirs within each round (same dropout), with its min,
+median and max over rounds. The reference's losses must equal ours within
+1e-4 on the first steps (dropout off). The last two lines printed are
+exactly `ratio eager <x>` and `ratio compile <x>`: the medians of the paired
+ratios at dropout 0.1.
 
-  python benchmarks/step_speed.py                    # the issue's setting
-  python benchmarks/step_speed.py --batch-per-task 4 --rounds 2   # a quick look
+  python benchmarks/step_speed.py                    # the issue's setting, 4 rounds
+  python benchmarks/step_speed.py --batch-per-task 2 --length 32 --steps 2 --rounds 2  # a dry run
 """
 
 from __future__ import annotations
@@ -31,7 +39,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -84,30 +91,27 @@ def matmul_flops(config, rows: int, length: int) -> float:
   return 3.0 * (config.num_layers * per_layer + heads)
 
 
-class PeakMemory:
-  """Samples this process's resident memory in a thread; `peak` in bytes."""
+def _status_kib(field: str) -> int:
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1])
+  raise KeyError(field)
 
-  def __init__(self, interval: float = 0.005):
-    self.interval, self.peak, self._stop = interval, 0, threading.Event()
-    self._page = os.sysconf("SC_PAGE_SIZE")
 
-  def current(self) -> int:
-    with open("/proc/self/statm") as f:
-      return int(f.read().split()[1]) * self._page
+def reset_peak_memory() -> int:
+  """Resets the kernel's peak-RSS mark to the current RSS; returns that RSS in bytes."""
+  try:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")  # Linux: VmHWM := VmRSS
+  except OSError:
+    pass  # not Linux or not allowed: the peak then counts from the process start
+  return _status_kib("VmRSS") * 1024
 
-  def __enter__(self):
-    self.peak = self.current()
-    self._thread = threading.Thread(target=self._run, daemon=True)
-    self._thread.start()
-    return self
 
-  def _run(self):
-    while not self._stop.wait(self.interval):
-      self.peak = max(self.peak, self.current())
-
-  def __exit__(self, *exc):
-    self._stop.set()
-    self._thread.join()
+def peak_memory() -> int:
+  """The kernel's peak RSS of this process since the last reset, in bytes."""
+  return _status_kib("VmHWM") * 1024
 
 
 def _pin_threads(threads: int) -> None:
@@ -122,35 +126,47 @@ def _pin_threads(threads: int) -> None:
 def jax_worker(args) -> dict:
   import jax
   import jax.numpy as jnp
+  from mtl_jax import sharding
   from mtl_jax import weighting as weighting_lib
   from mtl_jax.sharing import HardSharingModel, TaskHead
   from mtl_jax.tasks.kinds import Classification, Tagging
   from mtl_jax.training import TrainState, make_train_step, make_optimizer
+  from mtl_jax.training.nonfinite import NonFiniteCounter
+  from mtl_jax.training.prefetch import Prefetcher
+  from mtl_jax.training.sharded import create_state, jit_loop_step
 
   kinds = {"ner": Tagging(), "news": Classification()}
+  layout = sharding.Layout(sharding.make_mesh({"data": 1}))
 
   def build(dropout):
+    """The model, its step-0 state and the loop's step, as `training/run.py` makes them."""
     heads = [TaskHead("ner", kinds["ner"], NUM_TAGS, {"dropout": dropout}),
              TaskHead("news", kinds["news"], NUM_CLASSES, {"dropout": dropout})]
     model = HardSharingModel(encoder_config(dropout, args.attention_impl), heads)
     optimizer, _ = make_optimizer(optimizer_config(), args.total_steps)
     weighting = weighting_lib.from_spec("equal", num_tasks=2)
-    step = jax.jit(make_train_step(model, weighting, optimizer), donate_argnums=0)
-    return model, optimizer, weighting, step
 
-  def initial_state(model, optimizer, weighting):
-    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(0))
-    return TrainState.create(model.init(init_rng), optimizer, weighting.init(2),
-                             dropout_rng)
+    def init(pretrained=None):
+      del pretrained
+      init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(0))
+      return TrainState.create(model.init(init_rng), optimizer, weighting.init(2),
+                               dropout_rng)
 
-  batches = make_batches(args.steps + 1, args.batch_per_task, args.length)
+    shapes = jax.eval_shape(init)
+    shardings = layout.state_shardings(shapes, model.logical_axes())
+    abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                            shapes, shardings)
+    step = jit_loop_step(make_train_step(model, weighting, optimizer), abstract, layout,
+                         max_nonfinite_in_a_row=100)
+    return model, create_state(init, abstract, layout), step
+
+  batches = make_batches(args.steps + 2, args.batch_per_task, args.length)
   from mtl_jax.encoders.attention import resolve_impl
   result = {"framework": "jax", "jax": jax.__version__,
             "attention": resolve_impl(args.attention_impl, jnp.float32)}
   if args.export:
     from mtl_jax import export_pretrained
-    model, optimizer, weighting, step = build(0.0)
-    state = initial_state(model, optimizer, weighting)
+    model, state, step = build(0.0)
     params = jax.device_get(state.params)
     export_pretrained(os.path.join(args.export, "encoder"), model.encoder_config,
                       params["encoder"])
@@ -158,30 +174,29 @@ def jax_worker(args) -> dict:
             for task, modules in params["heads"].items()
             for module, leaves in modules.items() for name, value in leaves.items()}
     np.savez(os.path.join(args.export, "heads.npz"), **flat)
-    losses = []
+    counter, losses = NonFiniteCounter(100), []
     for i in range(args.check_steps):
-      state, metrics = step(state, batches[i], jax.random.PRNGKey(i))
+      state, counter.counts, metrics = step(state, counter.counts, layout.put_batch(batches[i]))
       losses.append(np.asarray(metrics["losses"]).tolist())
     result["check_losses"] = losses
 
-  model, optimizer, weighting, step = build(args.dropout)
-  state = initial_state(model, optimizer, weighting)
-  dropout_rng = np.asarray(jax.device_get(state.rng))
-  keys = [jax.random.fold_in(dropout_rng, s) for s in range(len(batches))]
-  start = time.perf_counter()
-  compiled = step.lower(state, batches[0], keys[0]).compile()
-  result["compile_s"] = time.perf_counter() - start
-  state, metrics = compiled(state, batches[0], keys[0])
-  jax.block_until_ready(metrics)
-  times = []
-  with PeakMemory() as memory:
-    before = memory.current()
-    for s in range(1, len(batches)):
-      start = time.perf_counter()
-      state, metrics = compiled(state, batches[s], keys[s])
-      jax.block_until_ready(metrics)
-      times.append(time.perf_counter() - start)
-  result.update(step_s=times, rss_before=before, rss_peak=memory.peak,
+  _, state, step = build(args.dropout)
+  counter = NonFiniteCounter(100)
+  with Prefetcher(iter(batches), put=layout.put_batch) as prefetched:
+    start = time.perf_counter()
+    state, counter.counts, metrics = step(state, counter.counts, next(prefetched))
+    jax.block_until_ready(metrics)
+    result["compile_s"] = time.perf_counter() - start  # compile + the first step
+    state, counter.counts, metrics = step(state, counter.counts, next(prefetched))
+    jax.block_until_ready(metrics)  # a warm step: buffers and thread pools settled
+    before = reset_peak_memory()
+    start = time.perf_counter()
+    for batch in prefetched:  # the loop's way: no host read until the end
+      state, counter.counts, metrics = step(state, counter.counts, batch)
+    jax.block_until_ready((state, metrics))
+    elapsed = time.perf_counter() - start
+  counter.check()
+  result.update(step_s=elapsed / args.steps, rss_before=before, rss_peak=peak_memory(),
                 final_losses=np.asarray(metrics["losses"]).tolist())
 
   rows = 2 * args.batch_per_task * args.length
@@ -215,7 +230,7 @@ def torch_worker(args) -> dict:
 
   config, opt = encoder_config(args.dropout), optimizer_config()
   heads = dict(np.load(os.path.join(args.weights, "heads.npz")))
-  batches = make_batches(args.steps + 1, args.batch_per_task, args.length)
+  batches = make_batches(args.steps + 2, args.batch_per_task, args.length)
   batches = [{task: {k: torch.from_numpy(v).long() if k == "labels" else torch.from_numpy(v)
                      for k, v in arrays.items()}
               for task, arrays in batch.items()} for batch in batches]
@@ -228,28 +243,31 @@ def torch_worker(args) -> dict:
     model = ref.MultiTaskBert(config, NUM_CLASSES, NUM_TAGS, dropout)
     ref.load_weights(model, os.path.join(args.weights, "encoder"), heads)
     model.train()
-    return model, ref.make_optimizer(model, opt)
+    optimizer = ref.make_optimizer(model, opt)
+    return (torch.compile(model) if args.compile else model), optimizer
 
-  result = {"framework": "torch", "torch": torch.__version__,
+  def step(model, optimizer, s):
+    return ref.train_step(model, optimizer, batches[s], learning_rate(s), opt["clip_norm"])
+
+  result = {"framework": "torch", "torch": torch.__version__, "compile": args.compile,
             "threads": torch.get_num_threads()}
   if args.check_steps:
     model, optimizer = build(0.0)
-    result["check_losses"] = [
-        ref.train_step(model, optimizer, batches[i], learning_rate(i),
-                       opt["clip_norm"]).tolist() for i in range(args.check_steps)]
+    result["check_losses"] = [step(model, optimizer, i).tolist()
+                              for i in range(args.check_steps)]
 
   model, optimizer = build(args.dropout)
-  ref.train_step(model, optimizer, batches[0], learning_rate(0), opt["clip_norm"])
-  times = []
-  with PeakMemory() as memory:
-    before = memory.current()
-    for s in range(1, len(batches)):
-      start = time.perf_counter()
-      losses = ref.train_step(model, optimizer, batches[s], learning_rate(s),
-                              opt["clip_norm"])
-      times.append(time.perf_counter() - start)
-  result.update(step_s=times, rss_before=before, rss_peak=memory.peak,
-                final_losses=losses.tolist(), compile_s=0.0)
+  start = time.perf_counter()
+  step(model, optimizer, 0)
+  result["compile_s"] = (time.perf_counter() - start) if args.compile else 0.0
+  step(model, optimizer, 1)  # a warm step (compile: also the backward's first run)
+  before = reset_peak_memory()
+  start = time.perf_counter()
+  for s in range(2, len(batches)):
+    losses = step(model, optimizer, s)
+  elapsed = time.perf_counter() - start
+  result.update(step_s=elapsed / args.steps, rss_before=before, rss_peak=peak_memory(),
+                final_losses=losses.tolist())
   rows = 2 * args.batch_per_task * args.length
   a, b = torch.ones(rows, 384), torch.ones(384, 1536)
   result["gemm_gflops"] = _gemm_rate(lambda: a @ b, 2 * rows * 384 * 1536)
@@ -259,18 +277,24 @@ def torch_worker(args) -> dict:
 # ---------------------------------------------------------------- the driver
 
 
-def _worker_command(args, framework, out, weights, export, check_steps):
+# Each row: (framework, PyTorch mode or None). Ours first within a framework-first round.
+OURS, EAGER, COMPILE = ("jax", None), ("torch", "eager"), ("torch", "compile")
+DROPOUTS = (0.1, 0.0)
+
+
+def _worker_command(args, row, dropout, out, weights, export, check_steps):
+  framework, mode = row
   command = [sys.executable, os.path.abspath(__file__), "--worker", framework,
              "--out", out, "--batch-per-task", str(args.batch_per_task),
              "--length", str(args.length), "--steps", str(args.steps),
-             "--threads", str(args.threads), "--dropout", str(args.dropout),
+             "--threads", str(args.threads), "--dropout", str(dropout),
              "--attention-impl", args.attention_impl,
              "--total-steps", str(args.total_steps),
              "--check-steps", str(check_steps)]
   if export:
     command += ["--export", weights]
   if framework == "torch":
-    command += ["--weights", weights]
+    command += ["--weights", weights] + (["--compile"] if mode == "compile" else [])
   return command
 
 
@@ -283,65 +307,80 @@ def _run_worker(command) -> dict:
     return json.load(f)
 
 
-def main(args) -> None:
+def _label(row, dropout) -> str:
+  return f"{'ours' if row == OURS else row[1]:7s} dropout {dropout:g}"
+
+
+def main(args) -> dict:
+  if args.rounds % 2:
+    raise SystemExit(f"--rounds must be even (who goes first alternates), got {args.rounds}")
   has_torch = importlib.util.find_spec("torch") is not None
   if not has_torch:
     print("PyTorch is not installed: timing ours only, no ratio "
-          "(pip install torch==2.13.0 for the side-by-side comparison).")
-  from mtl_jax.encoders import EncoderConfig  # noqa: F401 (fails early if not importable)
-  config = encoder_config(args.dropout)
+          "(pip install torch for the side-by-side comparison).")
+  config = encoder_config(0.1)
   rows = 2 * args.batch_per_task
   flops = matmul_flops(config, rows, args.length)
   print(f"workload: {rows} sequences x {args.length} tokens ({args.batch_per_task} per task), "
-        f"MiniLM-L6 shape, dropout {args.dropout}, {args.threads} threads; "
-        f"{flops / 1e9:.0f} GFLOP of matrix products per step")
-  results = {"jax": [], "torch": []}
+        f"MiniLM-L6 shape, {args.threads} threads, {args.steps} timed steps per process; "
+        f"{flops / 1e9:.1f} GFLOP of matrix products per step")
+  theirs = [EAGER, COMPILE] if has_torch else []
+  results = {(row, d): [] for row in [OURS, *theirs] for d in DROPOUTS}
   with tempfile.TemporaryDirectory() as tmp:
     for r in range(args.rounds):
-      order = ["jax", "torch"] if r % 2 == 0 else ["torch", "jax"]
-      for framework in order:
-        if framework == "torch" and not has_torch:
-          continue
-        first = r == 0
-        command = _worker_command(args, framework, os.path.join(tmp, "out.json"), tmp,
-                                  export=first and framework == "jax",
-                                  check_steps=args.check_steps if first else 0)
-        result = _run_worker(command)
-        results[framework].append(result)
-        print(f"round {r} {framework:5s}: steps "
-              + " ".join(f"{t:.2f}" for t in result["step_s"])
-              + f" s, compile {result['compile_s']:.1f} s, "
-              + (f"attention {result['attention']}, " if "attention" in result else "")
-              + f"GEMM {result['gemm_gflops']:.0f} GFLOP/s", flush=True)
-  _report(results, flops, has_torch)
+      order = [OURS, *theirs] if r % 2 == 0 else [*theirs, OURS]
+      for row in order:
+        for dropout in DROPOUTS:
+          # The first process of each row also runs the loss check (its own
+          # dropout-free model); ours exports the weights the reference loads.
+          first = r == 0 and dropout == DROPOUTS[0]
+          command = _worker_command(args, row, dropout, os.path.join(tmp, "out.json"), tmp,
+                                    export=first and row == OURS,
+                                    check_steps=args.check_steps if first else 0)
+          result = _run_worker(command)
+          results[row, dropout].append(result)
+          print(f"round {r} {_label(row, dropout)}: {result['step_s'] * 1e3:.1f} ms/step, "
+                f"compile {result['compile_s']:.1f} s, "
+                + (f"attention {result['attention']}, " if "attention" in result else "")
+                + f"GEMM {result['gemm_gflops']:.0f} GFLOP/s", flush=True)
+  return _report(results, flops, theirs)
 
 
-def _report(results, flops, has_torch) -> None:
+def _report(results, flops, theirs) -> dict:
   print()
   summary = {}
-  for framework, runs in results.items():
-    if not runs:
-      continue
-    # Median over rounds of each round's median step.
-    step = float(np.median([np.median(r["step_s"]) for r in runs]))
+  for (row, dropout), runs in results.items():
+    step = float(np.median([r["step_s"] for r in runs]))
     gemm = float(np.median([r["gemm_gflops"] for r in runs]))
     peak = max(r["rss_peak"] for r in runs) / 2**20
-    delta = max(r["rss_peak"] - r["rss_before"] for r in runs) / 2**20
-    share = flops / (gemm * 1e9) / step
-    summary[framework] = step
-    print(f"{framework:5s}: step {step:.3f} s (median), compile "
-          f"{np.median([r['compile_s'] for r in runs]):.1f} s, GEMM {gemm:.0f} GFLOP/s, "
-          f"matmul share {share:.2f}, peak RSS {peak:.0f} MiB (+{delta:.0f} MiB in steps)")
-  if not has_torch:
-    return
-  ours, theirs = results["jax"][0]["check_losses"], results["torch"][0]["check_losses"]
-  difference = float(np.max(np.abs(np.asarray(ours) - np.asarray(theirs))))
-  print(f"losses on the first {len(ours)} steps, dropout off (ner, news): ours {ours} "
-        f"reference {theirs}; max |difference| {difference:.2e}")
-  if not difference <= LOSS_TOLERANCE:
-    raise SystemExit(f"losses differ from the reference by {difference:.2e} > "
-                     f"{LOSS_TOLERANCE}")
-  print(f"ratio {summary['jax'] / summary['torch']:.3f}")
+    grown = max(r["rss_peak"] - r["rss_before"] for r in runs) / 2**20
+    print(f"{_label(row, dropout)}: step {step * 1e3:.1f} ms (median of {len(runs)} rounds), "
+          f"compile {np.median([r['compile_s'] for r in runs]):.1f} s, GEMM {gemm:.0f} "
+          f"GFLOP/s, matmul share {flops / (gemm * 1e9) / step:.2f}, peak RSS {peak:.0f} MiB "
+          f"(+{grown:.0f} MiB during the steps)")
+  if not theirs:
+    return summary
+  ours_check = results[OURS, DROPOUTS[0]][0]["check_losses"]
+  for row in theirs:
+    reference = results[row, DROPOUTS[0]][0]["check_losses"]
+    difference = float(np.max(np.abs(np.asarray(ours_check) - np.asarray(reference))))
+    print(f"losses on the first {len(ours_check)} steps, dropout off (ner, news), "
+          f"{row[1]}: max |ours - reference| {difference:.2e}")
+    if not difference <= LOSS_TOLERANCE:
+      raise SystemExit(f"{row[1]}: losses differ from ours by {difference:.2e} > "
+                       f"{LOSS_TOLERANCE}")
+  print()
+  for row in theirs:
+    for dropout in DROPOUTS:
+      paired = [ours["step_s"] / their["step_s"] for ours, their in
+                zip(results[OURS, dropout], results[row, dropout])]
+      summary[row[1], dropout] = float(np.median(paired))
+      print(f"paired ratio ours / {row[1]} at dropout {dropout:g}: min {min(paired):.3f}, "
+            f"median {np.median(paired):.3f}, max {max(paired):.3f} (rounds: "
+            + ", ".join(f"{p:.3f}" for p in paired) + ")")
+  for row in theirs:
+    print(f"ratio {row[1]} {summary[row[1], DROPOUTS[0]]:.3f}")
+  return summary
 
 
 def parse_args(argv=None):
@@ -349,10 +388,10 @@ def parse_args(argv=None):
   parser.add_argument("--batch-per-task", type=int, default=16,
                       help="sequences per task and step (the encoder sees twice this)")
   parser.add_argument("--length", type=int, default=128)
-  parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
-  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=10,
+                      help="timed steps per process (after a compile and a warm step)")
+  parser.add_argument("--rounds", type=int, default=4, help="an even number")
   parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-  parser.add_argument("--dropout", type=float, default=0.1)
   parser.add_argument("--attention-impl", default="auto", choices=("auto", "xla", "cpu_kernel"),
                       help="our encoder's attention core (EncoderConfig.attention_impl)")
   parser.add_argument("--check-steps", type=int, default=3,
@@ -360,6 +399,8 @@ def parse_args(argv=None):
   parser.add_argument("--total-steps", type=int, default=1000,
                       help="run length for the learning-rate schedule")
   parser.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
+  parser.add_argument("--dropout", type=float, default=0.1, help=argparse.SUPPRESS)
+  parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--out", help=argparse.SUPPRESS)
   parser.add_argument("--export", help=argparse.SUPPRESS)
   parser.add_argument("--weights", help=argparse.SUPPRESS)

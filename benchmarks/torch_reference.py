@@ -1,11 +1,14 @@
-"""The PyTorch eager reference of the benchmarked train step (benchmark-only code).
+"""The PyTorch reference of the benchmarked train step (benchmark-only code).
 
-What a PyTorch user would write for the same job: a BERT encoder as Hugging
-Face's `BertModel` computes it (separate q/k/v projections, the fused CPU
-attention kernel `F.scaled_dot_product_attention`, post-LN layers, exact
-GELU), the same two heads and masked losses as `mtl_jax.heads`, and AdamW
-with global-norm clipping and the same decay mask and learning-rate schedule
-as `mtl_jax.training.optimizer`. It loads the encoder from the Hugging Face
+What a speed-minded PyTorch user writes for the same job: a BERT encoder as
+Hugging Face's `BertModel` computes it, with q, k and v projected by one
+fused `Linear` (as our encoder does), the fused attention kernel
+`F.scaled_dot_product_attention`, post-LN layers and exact GELU; the same
+two heads and masked losses as `mtl_jax.heads`; fused AdamW (`fused=True`,
+one kernel over all parameters, on CPU since torch 2.4) with `foreach`
+global-norm clipping and the same decay mask and learning-rate schedule as
+`mtl_jax.training.optimizer`. `torch.compile` of the model is the other
+row (`step_speed.py --compile`). It loads the encoder from the Hugging Face
 layout that `mtl_jax.export_pretrained` writes, so it starts from our exact
 initial weights without knowing our parameter layout.
 """
@@ -29,7 +32,7 @@ class Layer(nn.Module):
   def __init__(self, d: int, heads: int, ffn: int, eps: float, dropout: float):
     super().__init__()
     self.heads, self.dropout = heads, dropout
-    self.query, self.key, self.value = (nn.Linear(d, d) for _ in range(3))
+    self.qkv = nn.Linear(d, 3 * d)  # q, k and v in one matrix product
     self.attention_output = nn.Linear(d, d)
     self.attention_norm = nn.LayerNorm(d, eps=eps)
     self.intermediate = nn.Linear(d, ffn)
@@ -43,9 +46,9 @@ class Layer(nn.Module):
       return t.view(b, l, self.heads, d // self.heads).transpose(1, 2)
 
     p = self.dropout if self.training else 0.0
-    context = F.scaled_dot_product_attention(
-        split(self.query(x_bld)), split(self.key(x_bld)), split(self.value(x_bld)),
-        attn_mask=mask_b11l, dropout_p=p)
+    query, key, value = self.qkv(x_bld).split(d, dim=-1)
+    context = F.scaled_dot_product_attention(split(query), split(key), split(value),
+                                             attn_mask=mask_b11l, dropout_p=p)
     context = context.transpose(1, 2).reshape(b, l, d)
     attended = F.dropout(self.attention_output(context), p, self.training)
     x_bld = self.attention_norm(x_bld + attended)
@@ -108,8 +111,7 @@ def _hf_names(num_layers: int):
   for i in range(num_layers):
     hf = f"encoder.layer.{i}"
     ours = f"layers.{i}"
-    pairs = {"query": "attention.self.query", "key": "attention.self.key",
-             "value": "attention.self.value", "attention_output": "attention.output.dense",
+    pairs = {"attention_output": "attention.output.dense",
              "attention_norm": "attention.output.LayerNorm",
              "intermediate": "intermediate.dense", "output": "output.dense",
              "output_norm": "output.LayerNorm"}
@@ -132,6 +134,11 @@ def load_weights(model: MultiTaskBert, encoder_dir: str, heads: dict[str, np.nda
   state = {}
   for mine, theirs in _hf_names(model.config.num_layers):
     state[mine] = torch.from_numpy(np.array(tensors[theirs]))
+  for i in range(model.config.num_layers):  # HF's q, k, v stacked into the fused qkv
+    for kind in ("weight", "bias"):
+      state[f"layers.{i}.qkv.{kind}"] = torch.from_numpy(np.concatenate([
+          tensors[f"encoder.layer.{i}.attention.self.{p}.{kind}"]
+          for p in ("query", "key", "value")]))
   for mine, ours in (("pooler", "news/pooler"), ("classifier", "news/output"),
                      ("tagger", "ner/output")):
     state[f"{mine}.weight"] = torch.from_numpy(np.array(heads[f"{ours}/kernel"].T))
@@ -148,17 +155,21 @@ def make_optimizer(model: nn.Module, config) -> torch.optim.AdamW:
   return torch.optim.AdamW(
       [{"params": decayed, "weight_decay": config["weight_decay"]},
        {"params": plain, "weight_decay": 0.0}],
-      lr=config["learning_rate"], betas=(config["b1"], config["b2"]), eps=config["eps"])
+      lr=config["learning_rate"], betas=(config["b1"], config["b2"]), eps=config["eps"],
+      fused=True)
 
 
-def train_step(model: MultiTaskBert, optimizer: torch.optim.Optimizer, batch,
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch,
                learning_rate: float, clip_norm: float) -> torch.Tensor:
-  """One step on the equally weighted sum of the task losses; returns the losses."""
+  """One step on the equally weighted sum of the task losses; returns the losses.
+
+  `model` may be the `torch.compile`d model (the forward and backward compiled).
+  """
   for group in optimizer.param_groups:
     group["lr"] = learning_rate
   optimizer.zero_grad(set_to_none=True)
   losses = model(batch)
   losses.sum().backward()
-  torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+  torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm, foreach=True)
   optimizer.step()
   return losses.detach()
