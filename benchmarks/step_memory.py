@@ -1,0 +1,103 @@
+"""What XLA plans to hold during our train step: `compiled.memory_analysis()`, no timing.
+
+The workload is `step_speed.py`'s (MiniLM-L6 shape, 16 sequences of 128 tokens per
+task, two tasks). For the loop's step (`training/sharded.py`, the non-finite
+guard included) and the bare jitted `train_step`, at dropout 0.1 and 0: the
+state's bytes (arguments, donated: aliased to the outputs) and the temporaries
+XLA allocates for one step (activations kept for the backward pass, gradients,
+the optimizer's new values). With `--largest N`, also the N largest values of
+the loop step's temporary allocation (from XLA's buffer-assignment dump).
+
+  python benchmarks/step_memory.py [--largest 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import os
+import re
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+MiB = 2**20
+
+
+def compiled_steps(dropout: float, batch_per_task: int, length: int):
+  import jax
+  import step_speed
+  from mtl_jax import sharding
+  from mtl_jax import weighting as weighting_lib
+  from mtl_jax.sharing import HardSharingModel, TaskHead
+  from mtl_jax.tasks.kinds import Classification, Tagging
+  from mtl_jax.training import TrainState, make_optimizer, make_train_step
+  from mtl_jax.training.nonfinite import NonFiniteCounter
+  from mtl_jax.training.sharded import jit_loop_step
+
+  layout = sharding.Layout(sharding.make_mesh({"data": 1}))
+  heads = [TaskHead("ner", Tagging(), step_speed.NUM_TAGS, {"dropout": dropout}),
+           TaskHead("news", Classification(), step_speed.NUM_CLASSES, {"dropout": dropout})]
+  model = HardSharingModel(step_speed.encoder_config(dropout), heads)
+  optimizer, _ = make_optimizer(step_speed.optimizer_config(), 1000)
+  weighting = weighting_lib.from_spec("equal", num_tasks=2)
+
+  def init(pretrained=None):
+    del pretrained
+    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(0))
+    return TrainState.create(model.init(init_rng), optimizer, weighting.init(2), dropout_rng)
+
+  shapes = jax.eval_shape(init)
+  shardings = layout.state_shardings(shapes, model.logical_axes())
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          shapes, shardings)
+  batch = layout.put_batch(step_speed.make_batches(1, batch_per_task, length)[0])
+  train_step = make_train_step(model, weighting, optimizer)
+  loop = jit_loop_step(train_step, abstract, layout, max_nonfinite_in_a_row=100)
+  bare = jax.jit(train_step, donate_argnums=0)
+  return {"loop step": loop.lower(abstract, NonFiniteCounter(100).counts, batch).compile(),
+          "bare train_step": bare.lower(abstract, batch, jax.random.key(0)).compile()}
+
+
+def largest_temporaries(dump_dir: str, count: int) -> list[tuple[int, str]]:
+  """The largest values in the loop step's preallocated temporary buffer."""
+  paths = glob.glob(os.path.join(dump_dir, "*loop_step*buffer-assignment.txt"))
+  text = open(paths[0]).read()
+  temp = text[text.index("preallocated-temp"):]
+  temp = temp[:temp.find("\nallocation ")]
+  values = re.findall(r"\(size=(\d+),offset=\d+\): (\S+)", temp)
+  shapes = collections.Counter()
+  for size, shape in values:
+    shapes[int(size), shape] += 1
+  return [(size * n, f"{n} x {shape}") for (size, shape), n in
+          sorted(shapes.items(), key=lambda item: -item[0][0] * item[1])[:count]]
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--batch-per-task", type=int, default=16)
+  parser.add_argument("--length", type=int, default=128)
+  parser.add_argument("--largest", type=int, default=0)
+  args = parser.parse_args(argv)
+  dump = tempfile.mkdtemp()
+  if args.largest:  # before jax starts: XLA reads its flags once
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" --xla_dump_to={dump} --xla_dump_hlo_pass_re=NONE")
+  for dropout in (0.1, 0.0):
+    for name, compiled in compiled_steps(dropout, args.batch_per_task, args.length).items():
+      m = compiled.memory_analysis()
+      print(f"{name:15s} dropout {dropout:g}: state {m.argument_size_in_bytes / MiB:.0f} MiB "
+            f"(aliased to the outputs: {m.alias_size_in_bytes / MiB:.0f} MiB), temporaries "
+            f"{m.temp_size_in_bytes / MiB:.0f} MiB", flush=True)
+    if args.largest and dropout == 0.1:
+      print("largest values held in the loop step's temporaries (they share the buffer "
+            "where their lifetimes do not overlap):")
+      for size, what in largest_temporaries(dump, args.largest):
+        print(f"  {size / MiB:7.1f} MiB  {what}")
+
+
+if __name__ == "__main__":
+  main()
