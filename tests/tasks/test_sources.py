@@ -202,3 +202,25 @@ def test_jsonl_field_of_mixed_types_names_the_line(data_dir):
                      r"but int on line 1; a field holds one type"):
     read_split(Source("jsonl", {"train": str(data_dir / "bad" / "mixed_labels.jsonl")}),
                "train", ("text", "label"))
+
+
+def test_a_conll_file_is_parsed_once_and_again_when_it_changes(tmp_path, monkeypatch):
+  from mtl_jax.tasks.sources import conll
+
+  path = _csv(tmp_path, "A NNP O\nb VBZ\n\nC NNP B-LOC\n\n", "cached.txt")
+  source = Source("conll", {"train": path}, skip_bad_rows=True)
+  parsed = []
+  parse = conll._parse  # pylint: disable=protected-access
+  monkeypatch.setattr(conll, "_parse", lambda *a: parsed.append(a) or parse(*a))
+  first = read_split(source, "train", ("tokens", "tags"))
+  second = read_split(source, "train", ("tokens", "tags"))
+  assert len(parsed) == 1  # the second read maps the Arrow cache
+  assert second.dataset["tokens"] == first.dataset["tokens"] == [["C"]]
+  assert second.num_skipped == first.num_skipped == 1
+  # File-backed, with one fingerprint across reads: what lets datasets.map cache
+  # the tokenization of a second start.
+  assert second.dataset.cache_files and second.dataset._fingerprint == first.dataset._fingerprint  # pylint: disable=protected-access
+  with open(path, "a") as f:
+    f.write("D NNP B-PER\n\n")
+  assert read_split(source, "train", ("tokens", "tags")).dataset["tokens"] == [["C"], ["D"]]
+  assert len(parsed) == 2

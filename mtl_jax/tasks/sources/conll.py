@@ -1,11 +1,22 @@
-"""CoNLL column files: one token per line, blank lines between sentences."""
+"""CoNLL column files: one token per line, blank lines between sentences.
+
+A file is parsed once: the sentences go to an Arrow file in the datasets
+cache, keyed by the file's path, size and modification time and the parsing
+options, and later starts map it from there. A file-backed split is what
+lets `datasets.map` cache its tokenization too (it does not cache in-memory
+data), so a second start on a large file reads neither the text nor the
+tokenizer again.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 
 import datasets
+import pyarrow as pa
 
 from mtl_jax.tasks.sources.base import (LINE, DataError, RawSplit, Source, decode_line,
                                         register_reader)
@@ -24,8 +35,53 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
   path = os.path.expanduser(path)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path}: file not found")
+  wanted = [f for f in fields if f not in ("tokens", "tags")]
+  if wanted:
+    raise DataError(f"{path}: CoNLL files have only tokens and tags, not {wanted}")
   token_col = source.columns.get("tokens", 0)
   tag_col = source.columns.get("tags", -1)
+  encoding = source.options.get("encoding", "utf-8")
+  cached = _cache_path(path, token_col, tag_col, source.skip_bad_rows, encoding)
+  if not os.path.exists(cached):
+    sentences, skipped = _parse(path, token_col, tag_col, source.skip_bad_rows, encoding)
+    _write_cache(cached, sentences, skipped)
+  with pa.memory_map(cached) as source_file:  # the schema alone: no data read
+    skipped = int(pa.ipc.open_stream(source_file).schema.metadata[_SKIPPED])
+  dataset = datasets.Dataset.from_file(cached)
+  if skipped:
+    log.warning("%s: skipped %d sentences with malformed lines", path, skipped)
+  return RawSplit(dataset, path, skipped)
+
+
+# Bump when the parsed columns change: old cache files are then never read.
+_CACHE_VERSION = 2
+# The schema metadata key of the sentences skipped as malformed (datasets ignores it).
+_SKIPPED = b"mtl_jax_skipped"
+
+
+def _cache_path(path: str, token_col: int, tag_col: int, skip_bad_rows: bool,
+                encoding: str) -> str:
+  stat = os.stat(path)
+  key = json.dumps([_CACHE_VERSION, os.path.abspath(path), stat.st_size, stat.st_mtime_ns,
+                    token_col, tag_col, skip_bad_rows, encoding])
+  digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+  return os.path.join(datasets.config.HF_DATASETS_CACHE, "mtl_jax_conll", f"{digest}.arrow")
+
+
+def _write_cache(cached: str, sentences: dict[str, list], skipped: int) -> None:
+  """The sentences as an Arrow stream (what `Dataset.from_file` maps), written by
+  temporary file + rename, so a half-written cache is never read."""
+  table = pa.Table.from_pydict(sentences).replace_schema_metadata({_SKIPPED: str(skipped)})
+  os.makedirs(os.path.dirname(cached), exist_ok=True)
+  temporary = f"{cached}.{os.getpid()}.tmp"
+  with pa.OSFile(temporary, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+    writer.write_table(table)
+  os.replace(temporary, cached)
+
+
+def _parse(path: str, token_col: int, tag_col: int, skip_bad_rows: bool, encoding: str
+           ) -> tuple[dict[str, list], int]:
+  """The file's sentences ({tokens, tags, _line}) and how many were skipped."""
   sentences: dict[str, list] = {"tokens": [], "tags": [], LINE: []}
   tokens, tags, start = [], [], 0
   num_columns = None
@@ -42,7 +98,6 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
       skipped += 1
     tokens, tags, bad_sentence = [], [], False
 
-  encoding = source.options.get("encoding", "utf-8")
   with open(path, "rb") as f:
     for number, raw_line in enumerate(f, start=1):
       line = decode_line(raw_line, number, encoding, path)
@@ -60,7 +115,7 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
             raise DataError(f"{path}: line {number}: {name} column {col} does not "
                             f"exist (lines have {num_columns} columns)")
       if len(parts) != num_columns:
-        if not source.skip_bad_rows:
+        if not skip_bad_rows:
           raise DataError(f"{path}: line {number}: expected {num_columns} columns, "
                           f"found {len(parts)}: {line.rstrip()!r}")
         bad_sentence = True
@@ -70,13 +125,8 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
       tokens.append(parts[token_col])
       tags.append(parts[tag_col])
   flush()
-  if skipped:
-    log.warning("%s: skipped %d sentences with malformed lines", path, skipped)
   if not sentences["tokens"]:
     raise DataError(f"{path}: no sentences found")
-  wanted = [f for f in fields if f not in ("tokens", "tags")]
-  if wanted:
-    raise DataError(f"{path}: CoNLL files have only tokens and tags, not {wanted}")
-  return RawSplit(datasets.Dataset.from_dict(sentences), path, skipped)
+  return sentences, skipped
 
 
