@@ -224,3 +224,16 @@ def test_a_conll_file_is_parsed_once_and_again_when_it_changes(tmp_path, monkeyp
     f.write("D NNP B-PER\n\n")
   assert read_split(source, "train", ("tokens", "tags")).dataset["tokens"] == [["C"], ["D"]]
   assert len(parsed) == 2
+
+
+def test_a_conll_file_reads_when_its_cache_cannot_be_written(tmp_path, monkeypatch, caplog):
+  from mtl_jax.tasks.sources import conll
+
+  def full_disk(*args):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(conll, "_write_cache", full_disk)
+  path = _csv(tmp_path, "A NNP B-PER\n\n", "uncached.txt")
+  raw = read_split(Source("conll", {"train": path}), "train", ("tokens", "tags"))
+  assert raw.dataset["tokens"] == [["A"]]
+  assert "cannot write the parsed-file cache" in caplog.text

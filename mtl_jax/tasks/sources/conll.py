@@ -44,13 +44,23 @@ def read_conll(source: Source, path: str, fields: tuple[str, ...]) -> RawSplit:
   cached = _cache_path(path, token_col, tag_col, source.skip_bad_rows, encoding)
   if not os.path.exists(cached):
     sentences, skipped = _parse(path, token_col, tag_col, source.skip_bad_rows, encoding)
-    _write_cache(cached, sentences, skipped)
+    try:
+      _write_cache(cached, sentences, skipped)
+    except OSError as error:  # a read-only or full cache folder: parse again next time
+      log.warning("%s: cannot write the parsed-file cache %s (%s); reading it in memory",
+                  path, cached, error)
+      _warn_skipped(path, skipped)
+      return RawSplit(datasets.Dataset.from_dict(sentences), path, skipped)
   with pa.memory_map(cached) as source_file:  # the schema alone: no data read
     skipped = int(pa.ipc.open_stream(source_file).schema.metadata[_SKIPPED])
   dataset = datasets.Dataset.from_file(cached)
+  _warn_skipped(path, skipped)
+  return RawSplit(dataset, path, skipped)
+
+
+def _warn_skipped(path: str, skipped: int) -> None:
   if skipped:
     log.warning("%s: skipped %d sentences with malformed lines", path, skipped)
-  return RawSplit(dataset, path, skipped)
 
 
 # Bump when the parsed columns change: old cache files are then never read.
@@ -74,9 +84,13 @@ def _write_cache(cached: str, sentences: dict[str, list], skipped: int) -> None:
   table = pa.Table.from_pydict(sentences).replace_schema_metadata({_SKIPPED: str(skipped)})
   os.makedirs(os.path.dirname(cached), exist_ok=True)
   temporary = f"{cached}.{os.getpid()}.tmp"
-  with pa.OSFile(temporary, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-    writer.write_table(table)
-  os.replace(temporary, cached)
+  try:
+    with pa.OSFile(temporary, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+      writer.write_table(table)
+    os.replace(temporary, cached)
+  finally:
+    if os.path.exists(temporary):  # a failed write leaves nothing behind
+      os.remove(temporary)
 
 
 def _parse(path: str, token_col: int, tag_col: int, skip_bad_rows: bool, encoding: str
