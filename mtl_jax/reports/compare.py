@@ -138,14 +138,24 @@ def plan(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int],
 
 
 def is_finished(run: SubRun) -> bool:
-  """Whether `run` trained to the end with this very config (so is not run again)."""
+  """Whether `run` trained to the end with this very config (so is not run again).
+
+  The saved config is read onto today's defaults first: a run saved before a
+  new option existed ran with what is now that option's default (e.g. the
+  options of a sharing kind added since), so it still counts as finished.
+  """
   config_path = os.path.join(run.workdir, run_lib.CONFIG_FILE)
   if not (os.path.exists(os.path.join(run.workdir, loop.METRICS_FILE))
           and os.path.exists(config_path)):
     return False
   with open(config_path) as f:
     saved = json.load(f)
-  return saved == json.loads(json.dumps(run.config.to_dict()))
+  try:
+    saved = config_lib.resolve(saved).to_dict()
+  except ValueError:  # a key that no longer exists: not this config
+    return False
+  return (json.loads(json.dumps(saved))
+          == json.loads(json.dumps(config_lib.resolve(run.config).to_dict())))
 
 
 def train_all(runs: Sequence[SubRun], progress: bool = True) -> list[SubRun]:

@@ -157,3 +157,23 @@ def test_a_run_another_process_trains_is_left_to_it(compared, capsys):
   # Once it is free, the next run finishes it and writes the report.
   summary = compare.run(config, str(workdir), seeds=(0, 1), progress=False)
   assert (busy / "metrics.json").exists() and set(summary["tasks"]) == {"news", "ner"}
+
+
+def test_a_run_saved_before_a_new_option_existed_is_still_finished(tmp_path):
+  # The runs' records are committed and read by later sessions: a default added
+  # since (here: one sharing kind's options) must not make every run train again.
+  config = config_lib.resolve(config_lib.default_config())
+  config.train.steps = 7
+  run = compare.SubRun(None, 0, str(tmp_path), config)
+  saved = json.loads(json.dumps(config.to_dict()))
+  del saved["sharing"]["mmoe"]  # as written before the option existed
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  (tmp_path / "metrics.json").write_text("{}")
+  assert compare.is_finished(run)
+  saved["train"]["steps"] = 8  # a setting that differs: not this run
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert not compare.is_finished(run)
+  saved["train"]["steps"] = 7
+  saved["train"]["no_such_key"] = 1  # a key that no longer exists
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert not compare.is_finished(run)
