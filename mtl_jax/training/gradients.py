@@ -264,8 +264,11 @@ def _task_specific(rep: _Representation):
   reads task params of its own (adapters, expert gates, task embeddings)."""
 
   def task_specific(weights_k):
-    heads_grads, hidden_cotangent = rep.heads_vjp(weights_k.astype(rep.losses_k.dtype))
-    return jax.tree.map(jnp.add, heads_grads, rep.encode_vjp(hidden_cotangent)[1])
+    heads_grads, _ = rep.heads_vjp(weights_k.astype(rep.losses_k.dtype))
+    # The same cotangent expression as `shared` builds: where the weights are
+    # the coefficients (loss weightings), the two encoder backwards are one.
+    encoder_grads = rep.encode_vjp(rep.combined_cotangent(weights_k))[1]
+    return jax.tree.map(jnp.add, heads_grads, encoder_grads)
 
   return task_specific
 
