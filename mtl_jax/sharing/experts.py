@@ -51,7 +51,7 @@ from mtl_jax.encoders.bert import Encoder
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.sharing.hard import (HardSharingModel, Params, TaskBatch, TaskHead,
                                   dropout_rngs, split_tasks, stack_tasks)
-from mtl_jax.sharing.layerwise import resolve_shared_layers
+from mtl_jax.sharing.layerwise import resolve_shared_layers, separate_copy
 
 EXPERTS = "experts"
 
@@ -158,10 +158,7 @@ class ExpertsModel(HardSharingModel):
     trunk = {k: v for k, v in encoder_params.items() if k not in upper}
 
     def copies(count, j):
-      # Separate buffers (the step donates every leaf); jnp so that this also
-      # runs traced, in the run's jitted init.
-      return {f"expert_{e}": {f"layer_{i}": jax.tree.map(lambda x: jnp.array(x, copy=True),
-                                                         encoder_params[f"layer_{i}"])
+      return {f"expert_{e}": {f"layer_{i}": separate_copy(encoder_params[f"layer_{i}"])
                               for i in self.levels[j]}
               for e in range(count)}
 

@@ -45,6 +45,13 @@ def resolve_shared_layers(shared_layers: int, num_layers: int, kind: str) -> int
   return shared
 
 
+def separate_copy(tree: Params) -> Params:
+  """A copy of `tree` in buffers of its own: copies are trained apart and donated
+  to the step as separate buffers. jnp (not np), so that this also runs traced,
+  in the run's jitted init."""
+  return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
 class LayerwiseModel(HardSharingModel):
   """Shared embeddings and lower layers, a copy of the upper layers per task.
 
@@ -82,11 +89,7 @@ class LayerwiseModel(HardSharingModel):
     """Puts a whole encoder in place: its lower part shared, its upper layers per task."""
     upper = [f"layer_{i}" for i in self.task_layers]
     shared = {k: v for k, v in encoder_params.items() if k not in upper}
-    # A copy per task: the copies are trained apart and donated to the step
-    # as separate buffers. jnp (not np) copies, so that this also runs traced,
-    # in the run's jitted init.
-    copies = {name: {k: jax.tree.map(lambda x: jnp.array(x, copy=True), encoder_params[k])
-                     for k in upper}
+    copies = {name: {k: separate_copy(encoder_params[k]) for k in upper}
               for name in self.task_names}
     return {**params, "encoder": shared, "task_encoders": copies}
 
