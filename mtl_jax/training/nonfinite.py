@@ -1,9 +1,10 @@
 """Non-finite steps: skip the update and count it on device, stop after a streak.
 
-`skip_nonfinite(train_step)` wraps any train step: when the step's loss or
-gradient norm is NaN or infinite it keeps the whole previous state (params,
-optimizer and balancing state) and only advances the step counter, so the
-next step draws fresh data and dropout. The metrics gain `skipped` (0 or 1).
+A non-finite step keeps the whole previous state (params, optimizer and
+balancing state) and only advances the step counter, so the next step draws
+fresh data and dropout; its metrics say `skipped` (0 or 1). `make_train_step`
+builds that into its step (the update in a `lax.cond`, in place);
+`skip_nonfinite(train_step)` gives any other train step the same behaviour.
 The loop counts the skipped steps on device (`advance`, inside its jitted
 step) and `NonFiniteCounter` reads them only when the loop logs, evaluates,
 checkpoints or stops, raising after `limit` in a row: no host sync per step.
@@ -33,11 +34,14 @@ def skip_nonfinite(train_step: Callable) -> Callable:
 
   Returns:
     The same step, keeping the old state (but the new step count) when
-    either is not finite; metrics gain `skipped`.
+    either is not finite; metrics gain `skipped`. A step that reports
+    `skipped` itself (`make_train_step`'s) is returned as it is.
   """
 
   def guarded_step(state, batch, rng):
     new_state, metrics = train_step(state, batch, rng)
+    if "skipped" in metrics:  # it guards itself, in place
+      return new_state, metrics
     finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
     kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
     return (kept.replace(step=new_state.step),

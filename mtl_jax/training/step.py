@@ -140,8 +140,9 @@ def make_train_step(model, weighting: LossWeighting | GradientAggregation,
     method's random draws); metrics hold `loss` (the weighted sum, plus the
     regulariser), `losses` and `weights` ([k]; for aggregations, the
     coefficients of the task gradients in the update where the method has
-    them), `grad_norm`, with diagnostics `grad_norms` [k] and `grad_cosines`
-    [k, k], and with a regulariser `regularizer`.
+    them), `grad_norm`, `skipped` (1 when the loss or gradient norm was not
+    finite: then only `step` changed), with diagnostics `grad_norms` [k] and
+    `grad_cosines` [k, k], and with a regulariser `regularizer`.
   """
   mode = resolve_gradient_mode(weighting, gradient_mode, diagnostics)
   aggregates = isinstance(weighting, GradientAggregation)
@@ -217,13 +218,24 @@ def make_train_step(model, weighting: LossWeighting | GradientAggregation,
     step_fn = weighted_step if mode is None else probed_step
     grads, losses_k, weights_k, weighting_state, penalty, extra_metrics = step_fn(
         state, batch, rng, present_k, scale_k, extras)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    new_state = state.replace(
-        step=state.step + 1, params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state, weighting_state=weighting_state)
     loss_weights_k = scale_k if aggregates else weights_k
-    metrics = {"loss": jnp.sum(loss_weights_k * losses_k) + penalty, "losses": losses_k,
-               "weights": weights_k, "grad_norm": optax.tree.norm(grads), **extra_metrics}
+    loss = jnp.sum(loss_weights_k * losses_k) + penalty
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+    def apply_update(_):
+      updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+      return optax.apply_updates(state.params, updates), opt_state, weighting_state
+
+    def keep(_):
+      return state.params, state.opt_state, state.weighting_state
+
+    params, opt_state, weighting_state = jax.lax.cond(finite, apply_update, keep, None)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                              weighting_state=weighting_state)
+    metrics = {"loss": loss, "losses": losses_k, "weights": weights_k,
+               "grad_norm": grad_norm, "skipped": jnp.logical_not(finite).astype(jnp.int32),
+               **extra_metrics}
     if regularizer is not None:
       metrics["regularizer"] = penalty
     return new_state, metrics

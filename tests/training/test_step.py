@@ -8,7 +8,7 @@ from mtl_jax import weighting
 from mtl_jax.training import TrainState, make_train_step, task_losses
 from mtl_jax.promotion import standard_promotion
 
-from helpers import two_task_batch, two_task_model
+from helpers import tiny_config, two_task_batch, two_task_model
 
 _model = two_task_model
 _batch = two_task_batch
@@ -87,3 +87,43 @@ def test_logical_axes_cover_every_param():
   specs, params_leaves = jax.tree.leaves(axes, is_leaf=is_spec), jax.tree.leaves(params)
   assert len(specs) == len(params_leaves)
   assert all(len(s) == p.ndim for s, p in zip(specs, params_leaves))
+
+
+@pytest.mark.parametrize("method", ["equal", "uncertainty", "pcgrad"])
+def test_a_nonfinite_step_changes_only_the_step_counter(method):
+  # One weighted backward pass (equal), a weighting with state of its own, and a
+  # gradient aggregation: the update is skipped in each, whole.
+  optimizer = standard_promotion(optax.adamw(1e-3))
+  model, balance, state = _state(optimizer, method)
+  step = jax.jit(make_train_step(model, balance, optimizer))
+  state, metrics = step(state, _batch(), jax.random.PRNGKey(3))  # moments not zero
+  assert int(metrics["skipped"]) == 0
+  params = state.params
+  bias = params["heads"]["news"]["output"]["bias"]
+  poisoned = state.replace(params={**params, "heads": {**params["heads"], "news": {
+      **params["heads"]["news"], "output": {**params["heads"]["news"]["output"],
+                                            "bias": bias.at[0].set(jnp.inf)}}}})
+  after, metrics = step(poisoned, _batch(seed=1), jax.random.PRNGKey(4))
+  assert int(metrics["skipped"]) == 1 and not np.isfinite(float(metrics["loss"]))
+  assert int(after.step) == int(poisoned.step) + 1
+  jax.tree.map(np.testing.assert_array_equal,
+               (after.params, after.opt_state, after.weighting_state),
+               (poisoned.params, poisoned.opt_state, poisoned.weighting_state))
+
+
+def test_the_nonfinite_guard_updates_the_state_in_place():
+  # A vocabulary large enough that the embedding and its two Adam moments
+  # dominate: a guard that selects between an old and a new state after the
+  # update holds a new copy of each (temporaries 3.2x the embedding's bytes);
+  # the update inside lax.cond writes them in place, leaving the embedding's
+  # gradient as the one large temporary.
+  optimizer = standard_promotion(optax.adamw(1e-3))
+  vocab, width = 20000, 16
+  model = _model(tiny_config(vocab_size=vocab))
+  balance = weighting.from_spec("equal", num_tasks=2)
+  state = jax.eval_shape(lambda: TrainState.create(
+      model.init(jax.random.PRNGKey(0)), optimizer, balance.init(2), jax.random.PRNGKey(1)))
+  compiled = jax.jit(make_train_step(model, balance, optimizer), donate_argnums=0).lower(
+      state, _batch(), jax.random.PRNGKey(2)).compile()
+  embedding_bytes = vocab * width * 4
+  assert compiled.memory_analysis().temp_size_in_bytes < 1.5 * embedding_bytes
