@@ -19,7 +19,9 @@ is there) and resumes an interrupted one from its checkpoint; a run that
 another process is training is left to it, so one process per core can
 work through a comparison (the report is written by the last). With
 `--learning-rates`, each setting's rate is first chosen on held-out data
-(`mtl_jax.reports.selection`, runs in `DIR/selection/`).
+(`mtl_jax.reports.selection`, runs in `DIR/selection/`); a chosen candidate
+whose config is a comparison run's (early stopping on the same held-out
+slice, the selection seed) is read as that run, not trained again.
 """
 
 from __future__ import annotations
@@ -137,6 +139,11 @@ def plan(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int],
   return runs
 
 
+def _canonical(config) -> str:
+  """A config (ConfigDict or saved dict) read onto today's defaults, as JSON text."""
+  return json.dumps(config_lib.resolve(config).to_dict(), sort_keys=True)
+
+
 def is_finished(run: SubRun) -> bool:
   """Whether `run` trained to the end with this very config (so is not run again).
 
@@ -151,11 +158,30 @@ def is_finished(run: SubRun) -> bool:
   with open(config_path) as f:
     saved = json.load(f)
   try:
-    saved = config_lib.resolve(saved).to_dict()
+    return _canonical(saved) == _canonical(run.config)
   except ValueError:  # a key that no longer exists: not this config
     return False
-  return (json.loads(json.dumps(saved))
-          == json.loads(json.dumps(config_lib.resolve(run.config).to_dict())))
+
+
+def reuse_finished(runs: Sequence[SubRun], finished: Sequence[SubRun]) -> list[SubRun]:
+  """`runs`, each one whose config a finished run of `finished` had read from there.
+
+  Training is deterministic given the config (seed, data order, dropout
+  keys), so a run with the same config is the same run: e.g. the selection's
+  candidate at the chosen rate is the comparison's run of the selection seed
+  when both stop on the same held-out slice. Reading it saves training it twice.
+
+  Args:
+    runs: the planned runs.
+    finished: runs trained elsewhere (e.g. `DIR/selection/...`); unfinished ones
+      are not reused.
+
+  Returns:
+    The runs, with `workdir` pointing at the finished twin where one exists.
+  """
+  twins = {_canonical(done.config): done.workdir for done in finished if is_finished(done)}
+  return [dataclasses.replace(run, workdir=twins.get(_canonical(run.config), run.workdir))
+          for run in runs]
 
 
 def train_all(runs: Sequence[SubRun], progress: bool = True) -> list[SubRun]:
@@ -327,6 +353,10 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
     for name, entry in selection["settings"].items():
       cells = [f"{entry['scores'][repr(float(lr))]:.4f}" for lr in grid]
       lines.append(f"| {name} | " + " | ".join(cells) + f" | {entry['chosen']:g} |")
+  if summary.get("reused"):
+    lines += ["", "Read from earlier runs with the same config (the same run: training is "
+              "deterministic given it), not trained again: "
+              + ", ".join(f"`{path}`" for path in summary["reused"]) + "."]
   if figures:
     lines += ["", "## Figures", ""] + [f"![{name}]({png})" for name, png in figures.items()]
   return "\n".join(lines) + "\n"
@@ -334,7 +364,8 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = (0, 1, 2),
         progress: bool = True, learning_rates: Mapping[str, float] | None = None,
-        selection: dict[str, Any] | None = None) -> dict[str, Any]:
+        selection: dict[str, Any] | None = None,
+        finished: Sequence[SubRun] = ()) -> dict[str, Any]:
   """Trains the multi-task run and every single-task baseline per seed, writes the report.
 
   Args:
@@ -344,13 +375,19 @@ def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = 
     progress: show each run's progress bar.
     learning_rates: each setting's learning rate (see `plan`).
     selection: how they were chosen (`mtl_jax.reports.selection`), for the report.
+    finished: runs trained before (the selection's candidates): a planned run
+      with the same config is read from there instead of trained again
+      (`reuse_finished`); the report's run list names the folder it read.
 
   Returns:
     The summary written to `report.json`.
   """
-  runs = plan(config, workdir, seeds, learning_rates)
+  planned = plan(config, workdir, seeds, learning_rates)
+  runs = reuse_finished(planned, finished)
   check_all_finished(train_all(runs, progress))
   summary = summarize(config, runs)
+  summary["reused"] = [run.workdir for run, own in zip(runs, planned)
+                       if run.workdir != own.workdir]
   if selection:
     summary["selection"] = selection
   multi = [run.workdir for run in runs if run.task is None]

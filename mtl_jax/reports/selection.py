@@ -14,7 +14,9 @@ main metrics, each lower-is-better one negated (the GLUE score's rule). With
 'main_score'), a run's metrics are those of its best checkpoint, so the
 choice covers the training length too; the comparison's runs then also
 stop on the held-out slice (and train on the rest of train), and the
-report scores them on the eval split at their best checkpoints.
+report scores them on the eval split at their best checkpoints; the chosen
+candidates are then the comparison's runs of the selection seed, read and
+not trained again.
 
 Layout: `DIR/selection/multi_task/lr_<x>/` and
 `DIR/selection/single_task/<task>/lr_<x>/` (ordinary training workdirs), and
@@ -153,13 +155,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
                "learning_rates": [float(lr) for lr in learning_rates], "settings": settings}
   write_selection(workdir, selection)
   chosen = {name: entry["chosen"] for name, entry in settings.items()}
+  # With early stopping the comparison's run of the selection seed is the chosen
+  # candidate itself (same config): it is read, not trained again.
   return compare.run(comparison_config(config, fraction), workdir, seeds, progress,
-                     learning_rates=chosen, selection=selection)
+                     learning_rates=chosen, selection=selection, finished=runs)
 
 
 def comparison_config(config: ml_collections.ConfigDict, fraction: float
                       ) -> ml_collections.ConfigDict:
   """The config of the comparison after the choice: `config` as given (all of
   train), or with early stopping (`train.patience`) the held-out slice to stop
-  on; the report scores the eval split either way."""
+  on (the candidates at the chosen rates are then the comparison's runs of
+  the selection seed); the report scores the eval split either way."""
   return held_out(config, fraction) if config.train.patience else config_lib.resolve(config)

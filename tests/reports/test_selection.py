@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 
@@ -47,13 +48,18 @@ def test_each_setting_takes_the_rate_with_the_best_held_out_score(selected):
       scores[lr] = sum(values) / len(values)
       assert entry["scores"][repr(lr)] == pytest.approx(scores[lr])
     assert entry["chosen"] == max(GRID, key=lambda lr: (scores[lr], -GRID.index(lr)))
-    # The comparison ran the setting at its chosen rate, early-stopped on the same
-    # held-out slice; the report scores the eval split (metrics_eval.json).
-    final = json.loads((workdir / name / "seed_0" / "config.json").read_text())
-    assert final["optimizer"]["learning_rate"] == entry["chosen"]
-    assert final["train"]["eval_split"] == "heldout"
+    # The comparison's seed-0 run of the setting is its chosen candidate (the same
+    # config: the chosen rate, early-stopped on the same held-out slice), read from
+    # the selection and not trained again; the report scores the eval split.
+    chosen_dir = workdir / "selection" / name / f"lr_{entry['chosen']!r}"
+    assert not (workdir / name / "seed_0").exists()
+    report = json.loads((workdir / "report.json").read_text())
+    assert str(chosen_dir) in report["reused"]
+    assert str(chosen_dir) in [run["workdir"] for run in report["runs"]]
   report = json.loads((workdir / "report.json").read_text())
-  reported = json.loads((workdir / "multi_task" / "seed_0" / "metrics_eval.json").read_text())
+  chosen_multi = f"lr_{chosen['settings']['multi_task']['chosen']!r}"
+  reported = json.loads(
+      (workdir / "selection" / "multi_task" / chosen_multi / "metrics_eval.json").read_text())
   assert report["tasks"]["news"]["multi_task"]["mean"] == reported["news"]["accuracy"]
   assert report["selection"] == chosen
   assert "## Learning rates, chosen on held-out data" in (workdir / "report.md").read_text()
@@ -110,3 +116,20 @@ def test_compare_refuses_to_stop_early_on_the_reported_split(selected):
       "train.patience=2", "train.eval_every=2", "checkpoint.best_metric=main_score"])
   with pytest.raises(ValueError, match="hold out a slice to stop on"):
     compare.plan(config, str(workdir), [0])
+
+
+def test_only_a_finished_run_with_the_same_config_is_reused(selected, tmp_path):
+  config_path, _ = selected
+  planned = compare.plan(config_lib.load_config(str(config_path)), str(tmp_path / "cmp"),
+                         [0, 1])
+  twin = compare.SubRun(None, 0, str(tmp_path / "twin"), planned[0].config)
+  unfinished = compare.SubRun("news", 0, str(tmp_path / "unfinished"), planned[1].config)
+  for run in (twin, unfinished):
+    (tmp_path / os.path.basename(run.workdir)).mkdir()
+    (tmp_path / os.path.basename(run.workdir) / "config.json").write_text(
+        json.dumps(config_lib.resolve(run.config).to_dict()))
+  (tmp_path / "twin" / "metrics.json").write_text("{}")
+  reused = compare.reuse_finished(planned, [twin, unfinished])
+  # Only seed 0's multi-task run has a finished twin; seed 1's differs by its seed,
+  # and the single-task twin never finished.
+  assert [run.workdir for run in reused] == [twin.workdir] + [r.workdir for r in planned[1:]]
