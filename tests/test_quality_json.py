@@ -1,0 +1,44 @@
+"""experiments/quality.py: the comparisons' headline figures, from report.json."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "quality.py"
+
+
+def _load():
+  spec = importlib.util.spec_from_file_location("quality", SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _report(single, multi):
+  # The fields of mtl_jax.reports.compare.summarize that the headline reads.
+  return {"seeds": [0, 1, 2], "tasks": {"ner": {
+      "metric": "span_f1", "lower_is_better": False,
+      "single_task": {"mean": single, "std": 0.01, "values": []},
+      "multi_task": {"mean": multi, "std": 0.02, "values": []}, "relative_gain": None}}}
+
+
+def test_each_setup_is_written_and_earlier_setups_are_kept(tmp_path):
+  quality = _load()
+  out = tmp_path / "quality.json"
+  (tmp_path / "a.json").write_text(json.dumps(_report(0.9, 0.88)))
+  (tmp_path / "b.json").write_text(json.dumps(_report(0.7, 0.75)))
+  quality.main([f"first={tmp_path / 'a.json'}@abc1234", "--out", str(out)])
+  quality.main([f"second={tmp_path / 'b.json'}@def5678", "--out", str(out)])
+  written = json.loads(out.read_text())
+  assert written["first"]["ner"] == {"metric": "span_f1", "single_mean": 0.9,
+                                     "single_std": 0.01, "multi_mean": 0.88,
+                                     "multi_std": 0.02, "seeds": [0, 1, 2],
+                                     "commit": "abc1234"}
+  assert written["second"]["ner"]["multi_mean"] == 0.75
+
+
+def test_a_setup_without_its_commit_is_refused(tmp_path):
+  with pytest.raises(SystemExit):  # argparse's usage error
+    _load().main([f"first={tmp_path / 'a.json'}", "--out", str(tmp_path / "q.json")])
