@@ -5,12 +5,26 @@ test modules never import each other.
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
+
 import jax
 import numpy as np
 
 from mtl_jax.encoders import EncoderConfig
 from mtl_jax.sharing import HardSharingModel, TaskHead
 from mtl_jax.tasks.kinds import Classification, Tagging
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load_experiment_script(name: str):
+  """The module of `experiments/<name>.py` (a script, not a package module)."""
+  spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
 
 # Kind objects of the two tiny tasks: 'news' (3 classes) and 'ner' (4 tags).
 KINDS = {"news": Classification(), "ner": Tagging()}

@@ -1,21 +1,14 @@
 """experiments/overlay_runs.py draws its figures from real train-log records."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-from helpers import capture_figures, drawn_lines
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "overlay_runs.py"
+from helpers import capture_figures, drawn_lines, load_experiment_script
 
 
 def _load():
-  spec = importlib.util.spec_from_file_location("overlay_runs", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_experiment_script("overlay_runs")
 
 
 def _write_log(workdir, diagnostics):

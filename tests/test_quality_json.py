@@ -1,19 +1,14 @@
 """experiments/quality.py: the comparisons' headline figures, from report.json."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "quality.py"
+from helpers import load_experiment_script
 
 
 def _load():
-  spec = importlib.util.spec_from_file_location("quality", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_experiment_script("quality")
 
 
 def _report(single, multi):
