@@ -74,3 +74,17 @@ def test_counter_without_a_limit_never_stops():
   _count(counter, [True] * 100)
   counts = counter.check()
   assert (counts.total, counts.in_a_row, counts.stopped_at) == (107, 102, 0)
+
+
+def test_a_step_that_guards_itself_is_passed_through():
+  # make_train_step's step reports `skipped` itself (its update sits in lax.cond);
+  # wrapping it again must not select between states a second time.
+  def self_guarded(state, batch, rng):
+    new, metrics = _toy_step(state, batch, rng)
+    return new, {**metrics, "skipped": jnp.int32(0)}
+
+  state = _state()
+  new, metrics = jax.jit(skip_nonfinite(self_guarded))(state, {"x": jnp.array([1.0, np.nan, 2.0])},
+                                                       None)
+  assert int(metrics["skipped"]) == 0  # its own verdict, not the wrapper's
+  assert np.isnan(np.asarray(new.params["w"])).any()
