@@ -16,7 +16,8 @@ choice covers the training length too; the comparison's runs then also
 stop on the held-out slice (and train on the rest of train), and the
 report scores them on the eval split at their best checkpoints; the chosen
 candidates are then the comparison's runs of the selection seed, read and
-not trained again.
+not trained again. While another process trains a setting's candidates,
+the settings whose rates are chosen go on to their comparison runs.
 
 Layout: `DIR/selection/multi_task/lr_<x>/` and
 `DIR/selection/single_task/<task>/lr_<x>/` (ordinary training workdirs), and
@@ -136,21 +137,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
   """
   seed = seeds[0] if selection_seed is None else selection_seed
   runs = plan(config, workdir, learning_rates, fraction, seed)
-  compare.check_all_finished(compare.train_all(runs, progress))
-  tasks = {task.name: task for task in run_lib.build_tasks(config)}
-  settings: dict[str, Any] = {}
-  for candidate in runs:
-    scored = [tasks[candidate.task]] if candidate.task else list(tasks.values())
-    entry = settings.setdefault(compare.setting_name(candidate.task),
-                                {"scores": {}, "workdirs": {}})
-    key = repr(candidate.config.optimizer.learning_rate)
-    entry["scores"][key] = metrics_main.main_score(read_metrics(candidate.workdir), scored)
-    entry["workdirs"][key] = candidate.workdir
-  for name, entry in settings.items():
-    try:
-      entry["chosen"] = choose({float(lr): s for lr, s in entry["scores"].items()})
-    except ValueError as error:
-      raise ValueError(f"{name}: {error}") from None
+  if compare.train_all(runs, progress):
+    # Other processes still train some candidates. The settings whose candidates
+    # all finished have their rate already: train their comparison runs
+    # meanwhile, so that a process per core is never idle waiting for another.
+    chosen = {name: entry["chosen"] for name, entry in score(config, runs).items()}
+    ready = [run for run in compare.reuse_finished(
+        compare.plan(comparison_config(config, fraction), workdir, seeds, chosen), runs)
+             if compare.setting_name(run.task) in chosen]
+    compare.train_all(ready, progress)
+    compare.check_all_finished([run for run in runs if not compare.is_finished(run)])
+  settings = score(config, runs)
   selection = {"held_out_fraction": fraction, "seed": seed,
                "learning_rates": [float(lr) for lr in learning_rates], "settings": settings}
   write_selection(workdir, selection)
@@ -159,6 +156,36 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
   # candidate itself (same config): it is read, not trained again.
   return compare.run(comparison_config(config, fraction), workdir, seeds, progress,
                      learning_rates=chosen, selection=selection, finished=runs)
+
+
+def score(config: ml_collections.ConfigDict, runs: Sequence[compare.SubRun]
+          ) -> dict[str, Any]:
+  """Each setting's held-out scores, candidate folders and chosen rate.
+
+  Only settings whose candidates all finished are in it (a setting with one
+  still training elsewhere has no choice yet).
+
+  Raises:
+    ValueError: a setting has no finite held-out score at any rate.
+  """
+  tasks = {task.name: task for task in run_lib.build_tasks(config)}
+  unfinished = {compare.setting_name(run.task) for run in runs if not compare.is_finished(run)}
+  settings: dict[str, Any] = {}
+  for candidate in runs:
+    name = compare.setting_name(candidate.task)
+    if name in unfinished:
+      continue
+    scored = [tasks[candidate.task]] if candidate.task else list(tasks.values())
+    entry = settings.setdefault(name, {"scores": {}, "workdirs": {}})
+    key = repr(candidate.config.optimizer.learning_rate)
+    entry["scores"][key] = metrics_main.main_score(read_metrics(candidate.workdir), scored)
+    entry["workdirs"][key] = candidate.workdir
+  for name, entry in settings.items():
+    try:
+      entry["chosen"] = choose({float(lr): s for lr, s in entry["scores"].items()})
+    except ValueError as error:
+      raise ValueError(f"{name}: {error}") from None
+  return settings
 
 
 def comparison_config(config: ml_collections.ConfigDict, fraction: float

@@ -3,12 +3,14 @@
 import json
 import math
 import os
+import shutil
 
 import pytest
 
 from mtl_jax import cli
 from mtl_jax import config as config_lib
 from mtl_jax.reports import compare, selection
+from mtl_jax.training.lock import workdir_lock
 
 from helpers import COMPARE_CONFIG as CONFIG
 
@@ -74,6 +76,28 @@ def test_running_again_trains_nothing(selected, monkeypatch):
   summary = selection.run(config, str(workdir), GRID, seeds=(0,), fraction=0.25,
                           progress=False)
   assert set(summary["tasks"]) == {"news", "ner"}
+
+
+def test_while_a_candidate_trains_elsewhere_the_chosen_settings_go_on(selected, tmp_path):
+  config_path, workdir = selected
+  copy = tmp_path / "work"
+  shutil.copytree(workdir, copy)
+  busy = copy / "selection" / "single_task" / "ner" / f"lr_{GRID[0]!r}"
+  (busy / "metrics.json").unlink()
+  config = config_lib.apply_overrides(config_lib.load_config(str(config_path)), [
+      "train.steps=6", "balancing.diagnostics=False", "train.eval_every=2",
+      "train.patience=1", "checkpoint.best_metric=main_score"])
+  with workdir_lock(str(busy)):  # as if another `compare` process were training it
+    with pytest.raises(compare.StillTraining, match=str(busy)):
+      selection.run(config, str(copy), GRID, seeds=(0, 1), fraction=0.25, progress=False)
+  # The settings whose rate is chosen trained their seed-1 runs at that rate meanwhile;
+  # ner, whose choice waits for the busy candidate, did not.
+  chosen = json.loads((workdir / "selection.json").read_text())["settings"]
+  for name in ("multi_task", "single_task/news"):
+    saved = json.loads((copy / name / "seed_1" / "config.json").read_text())
+    assert (copy / name / "seed_1" / "metrics.json").exists()
+    assert saved["optimizer"]["learning_rate"] == chosen[name]["chosen"]
+  assert not (copy / "single_task" / "ner" / "seed_1").exists()
 
 
 def test_choose_takes_the_best_finite_score_and_the_first_on_a_tie():
