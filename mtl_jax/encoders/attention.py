@@ -73,19 +73,21 @@ def _kernel_attrs(head_dim: int, rate: float) -> dict:
 
 def _kernel_forward(qkv, bias, seeds, rate):
   b, l, _, h, k = qkv.shape
-  ctx, probs = jax.ffi.ffi_call(
+  # stats: each query row's score max and inverse softmax denominator, from
+  # which the backward recomputes the probabilities (an l x l residual saved).
+  ctx, stats = jax.ffi.ffi_call(
       "mtl_attention_forward",
       (jax.ShapeDtypeStruct((b, l, h, k), jnp.float32),
-       jax.ShapeDtypeStruct((b, h, l, l), jnp.float32)),
+       jax.ShapeDtypeStruct((b, h, l, 2), jnp.float32)),
       vmap_method="sequential")(qkv, bias, seeds, **_kernel_attrs(k, rate))
-  return ctx, (qkv, bias, seeds, probs, ctx)
+  return ctx, (qkv, bias, seeds, stats, ctx)
 
 
 def _kernel_backward(rate, residuals, dctx):
-  qkv, bias, seeds, probs, ctx = residuals
+  qkv, bias, seeds, stats, ctx = residuals
   dqkv = jax.ffi.ffi_call(
       "mtl_attention_backward", jax.ShapeDtypeStruct(qkv.shape, jnp.float32),
-      vmap_method="sequential")(qkv, bias, seeds, probs, ctx, dctx,
+      vmap_method="sequential")(qkv, bias, seeds, stats, ctx, dctx,
                                 **_kernel_attrs(qkv.shape[-1], rate))
   return dqkv, jnp.zeros_like(bias), None
 

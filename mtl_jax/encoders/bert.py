@@ -23,6 +23,7 @@ import flax.linen as nn
 from mtl_jax.encoders import attention
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.dropout import HashDropout
+from mtl_jax.encoders.gelu import gelu
 from mtl_jax.encoders.layer_norm import LayerNorm
 
 
@@ -54,15 +55,6 @@ def make_dropout(config: EncoderConfig, rate: float) -> nn.Module:
 def layer_norm(config: EncoderConfig, name: str) -> LayerNorm:
   return LayerNorm(epsilon=config.layer_norm_eps, name=name,
                    scale_init=_ones(("embed",)), bias_init=_zeros(("embed",)))
-
-
-def gelu(x: jax.Array) -> jax.Array:
-  """Exact GELU, x * Phi(x), in the erf form of BERT and PyTorch.
-
-  `jax.nn.gelu(approximate=False)` computes the same function through erfc,
-  which XLA's CPU backend evaluates more slowly than erf.
-  """
-  return 0.5 * x * (1.0 + jax.lax.erf(x * jnp.asarray(2.0 ** -0.5, x.dtype)))
 
 
 class Embeddings(nn.Module):

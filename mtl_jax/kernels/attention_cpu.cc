@@ -11,7 +11,10 @@
 //   bias  f32[B..., L]           added to every query's scores (0 or -huge)
 //   seeds u32[2]                 the dropout hash key (mtl_jax/encoders/dropout.py)
 //   ctx   f32[B..., L, H, K]     softmax(q k^T * scale + bias) (dropped) v
-//   probs f32[B..., H, L, L]     the softmax before dropout (backward residual)
+//   stats f32[B..., H, L, 2]     each query row's score max and 1 / sum(exp(score - max))
+// The backward recomputes the probabilities from q, k and the stats (as flash
+// attention does) rather than keeping them: [L, L] floats per head would be
+// the largest residual of the layer (25 MB per layer at 32 x 128 tokens).
 // Dropout keeps probs[b, h, q, s] where the keyed murmur3 hash of its flat
 // position is >= `threshold`: the very mask of `dropout.keep_mask`, so this
 // kernel and the XLA path compute the same function for the same key.
@@ -251,6 +254,17 @@ void parallel_for(ffi::ThreadPool& pool, int64_t n, size_t scratch_floats, const
   state->cv.wait(lock, [&] { return state->running.load() == 0; });
 }
 
+// scores[i, j] = q_i . k_j + bias[j] for the L query rows (q already scaled),
+// -inf on the columns past L (scratch padding), so exp gives them 0.
+void biased_scores(const float* q, const float* kt, const float* bias, int64_t L, int64_t lp,
+                   int64_t kp, float* scores, float* bias_row) {
+  matmul(q, kp, kt, lp, scores, lp, L, kp, lp);
+  for (int64_t j = 0; j < lp; ++j) bias_row[j] = j < L ? bias[j] : -INFINITY;
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t j = 0; j < lp; j += 8)
+      store8(scores + i * lp + j, load8(scores + i * lp + j) + load8(bias_row + j));
+}
+
 ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> bias) {
   if (qkv.size() < 4 || qkv[qkv.size() - 3] != 3)
     return ffi::Error::InvalidArgument("qkv must be [..., L, 3, H, K]");
@@ -266,7 +280,7 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
                             ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::U32> seeds,
                             float scale, float keep_scale, uint32_t threshold, bool dropout,
                             ffi::ResultBuffer<ffi::F32> ctx,
-                            ffi::ResultBuffer<ffi::F32> probs) {
+                            ffi::ResultBuffer<ffi::F32> stats) {
   if (auto e = CheckShapes(qkv.dimensions(), bias.dimensions()); e.failure()) return e;
   const Shape s = shape_of(qkv.dimensions());
   const Dropout drop{dropout, seeds.typed_data()[0], seeds.typed_data()[1], threshold,
@@ -274,7 +288,7 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
   const float* qkv_p = qkv.typed_data();
   const float* bias_p = bias.typed_data();
   float* ctx_p = ctx->typed_data();
-  float* probs_p = probs->typed_data();
+  float* stats_p = stats->typed_data();
   const int64_t lp = s.lp, kp = s.kp, L = s.length;
   // q [lp, kp] | kT [kp, lp] | v [lp, kp] | scores, pd [L, lp] | out [L, kp] | bias [lp]
   const size_t scratch = 3 * lp * kp + 2 * L * lp + L * kp + lp;
@@ -283,17 +297,11 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
     float *q = buf, *kt = q + lp * kp, *v = kt + kp * lp, *scores = v + lp * kp,
           *pd = scores + L * lp, *out = pd + L * lp, *bias_row = out + L * kp;
     gather_qkv(qkv_p, s, b, h, scale, q, kt, true, v, false);
-    matmul(q, kp, kt, lp, scores, lp, L, kp, lp);
-    // The padding bias, and -inf on the columns past L (scratch padding).
-    for (int64_t j = 0; j < lp; ++j) bias_row[j] = j < L ? bias_p[b * L + j] : -INFINITY;
+    biased_scores(q, kt, bias_p + b * L, L, lp, kp, scores, bias_row);
     for (int64_t i = 0; i < L; ++i) {
       float* row = scores + i * lp;
       v8f m = splat(-INFINITY);
-      for (int64_t j = 0; j < lp; j += 8) {
-        v8f x = load8(row + j) + load8(bias_row + j);
-        store8(row + j, x);
-        m = m > x ? m : x;
-      }
+      for (int64_t j = 0; j < lp; j += 8) m = m > load8(row + j) ? m : load8(row + j);
       const float mx = hmax(m);
       v8f sum = {};
       for (int64_t j = 0; j < lp; j += 8) {
@@ -301,15 +309,15 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
         store8(row + j, e);
         sum += e;
       }
-      const float total = hsum(sum);
-      float* p_out = probs_p + ((b * s.heads + h) * L + i) * L;
+      const float inv_total = 1.0f / hsum(sum);
+      float* row_stats = stats_p + ((b * s.heads + h) * L + i) * 2;
+      row_stats[0] = mx;
+      row_stats[1] = inv_total;
       const uint32_t pos = static_cast<uint32_t>(((b * s.heads + h) * L + i) * L);
       for (int64_t j = 0; j < lp; j += 8) {
-        v8f p = load8(row + j) / total;
-        store8(row + j, p);
+        v8f p = load8(row + j) * inv_total;
         store8(pd + i * lp + j, p * drop.scale8(pos + static_cast<uint32_t>(j)));
       }
-      std::memcpy(p_out, row, L * sizeof(float));
     }
     matmul(pd, lp, v, kp, out, kp, L, lp, kp);
     scatter_context(out, s, b, h, ctx_p);
@@ -319,7 +327,7 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
 
 ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
                              ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::U32> seeds,
-                             ffi::Buffer<ffi::F32> probs, ffi::Buffer<ffi::F32> ctx,
+                             ffi::Buffer<ffi::F32> stats, ffi::Buffer<ffi::F32> ctx,
                              ffi::Buffer<ffi::F32> dctx, float scale, float keep_scale,
                              uint32_t threshold, bool dropout,
                              ffi::ResultBuffer<ffi::F32> dqkv) {
@@ -328,21 +336,26 @@ ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
   const Dropout drop{dropout, seeds.typed_data()[0], seeds.typed_data()[1], threshold,
                      keep_scale};
   const float* qkv_p = qkv.typed_data();
-  const float* probs_p = probs.typed_data();
+  const float* bias_p = bias.typed_data();
+  const float* stats_p = stats.typed_data();
   const float* ctx_p = ctx.typed_data();
   const float* dctx_p = dctx.typed_data();
   float* dqkv_p = dqkv->typed_data();
   const int64_t lp = s.lp, kp = s.kp, L = s.length;
-  // q, k, dout, out, dq, dk, dv [lp, kp] | vT [kp, lp] | dscores, pd [lp, lp]
-  const size_t scratch = 8 * lp * kp + 2 * lp * lp;
+  // q, k, dout, out, dq, dk, dv [lp, kp] | vT, kT [kp, lp] | dscores, pd [lp, lp] | bias [lp]
+  const size_t scratch = 9 * lp * kp + 2 * lp * lp + lp;
   parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
     const int64_t b = item / s.heads, h = item % s.heads;
     float *q = buf, *k = q + lp * kp, *dout = k + lp * kp, *out = dout + lp * kp,
           *dq = out + lp * kp, *dk = dq + lp * kp, *dv = dk + lp * kp, *vt = dv + lp * kp,
-          *ds = vt + kp * lp, *pd = ds + lp * lp;
+          *kt = vt + kp * lp, *ds = kt + kp * lp, *pd = ds + lp * lp, *bias_row = pd + lp * lp;
     gather_qkv(qkv_p, s, b, h, scale, q, k, false, vt, true);
+    for (int64_t l = 0; l < lp; ++l)
+      for (int64_t c = 0; c < kp; ++c) kt[c * lp + l] = k[l * kp + c];
     gather_context(dctx_p, s, b, h, dout);
     gather_context(ctx_p, s, b, h, out);
+    // The forward's biased scores (the same products in the same order), in pd.
+    biased_scores(q, kt, bias_p + b * L, L, lp, kp, pd, bias_row);
     // dPd = dout v^T, rows past L unused.
     matmul(dout, kp, vt, lp, ds, lp, lp, kp, lp);
     for (int64_t i = 0; i < lp; ++i) {
@@ -357,12 +370,12 @@ ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
       v8f acc = {};
       for (int64_t c = 0; c < kp; c += 8) acc += load8(dout + i * kp + c) * load8(out + i * kp + c);
       const float delta = hsum(acc);
-      const float* p_row = probs_p + ((b * s.heads + h) * L + i) * L;
+      const float* row_stats = stats_p + ((b * s.heads + h) * L + i) * 2;
+      const float mx = row_stats[0], inv_total = row_stats[1];
       const uint32_t pos = static_cast<uint32_t>(((b * s.heads + h) * L + i) * L);
-      std::memcpy(pd_row, p_row, L * sizeof(float));
-      std::fill(pd_row + L, pd_row + lp, 0.0f);
       for (int64_t j = 0; j < lp; j += 8) {
-        v8f p = load8(pd_row + j);
+        // The forward's probabilities, recomputed; exactly 0 past L (-inf bias).
+        v8f p = exp8(load8(pd_row + j) - mx) * inv_total;
         v8f m = drop.scale8(pos + static_cast<uint32_t>(j));
         store8(ds_row + j, p * (load8(ds_row + j) * m - delta));
         store8(pd_row + j, p * m);
@@ -390,7 +403,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MtlAttentionForward, AttentionForward,
                                   .Attr<uint32_t>("threshold")
                                   .Attr<bool>("dropout")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // ctx
-                                  .Ret<ffi::Buffer<ffi::F32>>());  // probs
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // stats
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MtlAttentionBackward, AttentionBackward,
                               ffi::Ffi::Bind()
@@ -398,7 +411,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MtlAttentionBackward, AttentionBackward,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // qkv
                                   .Arg<ffi::Buffer<ffi::F32>>()  // bias
                                   .Arg<ffi::Buffer<ffi::U32>>()  // seeds
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // probs
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // stats
                                   .Arg<ffi::Buffer<ffi::F32>>()  // ctx
                                   .Arg<ffi::Buffer<ffi::F32>>()  // dctx
                                   .Attr<float>("scale")

@@ -67,6 +67,20 @@ def test_kernel_equals_xla_values_and_gradients(shape, rate):
 
 
 @needs_kernel
+@pytest.mark.parametrize("rate", [0.0, 0.3])
+def test_kernel_keeps_no_length_by_length_residual(rate):
+  # The backward recomputes the probabilities from q, k and two floats per query
+  # row. Keeping them instead costs b h l l floats: at l = 256 more than all the
+  # rest of this gradient's temporaries, so this fails if they come back.
+  b, l, h, k = 2, 256, 2, 8
+  qkv, mask, cotangent = _inputs(b, l, h, k)
+  key = jax.random.PRNGKey(0) if rate else None
+  loss = lambda x: jnp.sum(attention.attention_cpu_kernel(x, mask, key, rate) * cotangent)
+  temp = jax.jit(jax.grad(loss)).lower(qkv).compile().memory_analysis().temp_size_in_bytes
+  assert temp < b * h * l * l * 4
+
+
+@needs_kernel
 def test_kernel_dropout_drops_and_depends_on_the_key():
   qkv, mask, _ = _inputs(2, 16, 2, 8)
   run = jax.jit(attention.attention_cpu_kernel, static_argnums=3)

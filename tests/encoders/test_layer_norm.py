@@ -7,7 +7,6 @@ import flax.linen as nn
 import pytest
 
 from mtl_jax.encoders.layer_norm import LayerNorm
-from mtl_jax.encoders.bert import gelu
 
 
 def _params_and_input(dtype):
@@ -40,11 +39,3 @@ def test_layer_norm_equals_flax(dtype, tolerance):
     assert a.dtype == b.dtype
     np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32),
                                atol=20 * tolerance, rtol=tolerance)
-
-
-def test_gelu_is_the_exact_gelu():
-  x = jnp.linspace(-8.0, 8.0, 101)
-  np.testing.assert_allclose(gelu(x), jax.nn.gelu(x, approximate=False), atol=1e-6)
-  np.testing.assert_allclose(jax.vmap(jax.grad(gelu))(x),
-                             jax.vmap(jax.grad(lambda v: jax.nn.gelu(v, approximate=False)))(x),
-                             atol=1e-6)
