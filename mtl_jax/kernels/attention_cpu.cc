@@ -44,43 +44,41 @@ inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
 inline v8f splat(float x) { return v8f{} + x; }
 inline int64_t round8(int64_t n) { return (n + 7) / 8 * 8; }
 
-// C[M, N] = op(A) B[D, N], op(A) = A[M, D] or, with TransA, the transpose of
-// A[D, M] (row-major, leading dims lda/ldb/ldc); N a multiple of 8. Two rows
-// of C at a time share each load of B; the accumulators (2 x NV vectors)
-// stay in registers across the D loop.
+// Rows i..i+MR of C[M, N] = op(A) B[D, N], columns j..j+8 NV; op(A) = A[M, D] or,
+// with TransA, the transpose of A[D, M] (row-major, leading dims lda/ldb/ldc).
+// The MR x NV accumulators stay in registers across the D loop and the MR rows
+// share each load of B (4 x 4 accumulators + 4 loads fit AVX-512's 32 registers).
+template <int NV, int MR, bool TransA>
+inline void matmul_tile(const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                        int64_t ldc, int64_t i, int64_t D, int64_t j) {
+  v8f c[MR][NV] = {};
+  for (int64_t d = 0; d < D; ++d) {
+    const float* b = B + d * ldb + j;
+    v8f bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = load8(b + 8 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const v8f x = splat(TransA ? A[d * lda + i + r] : A[(i + r) * lda + d]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) c[r][v] += x * bv[v];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) store8(C + (i + r) * ldc + j + 8 * v, c[r][v]);
+}
+
+// Columns j..j+8 NV of C, all M rows: four at a time, then two, then one.
 template <int NV, bool TransA>
 inline void matmul_block(const float* A, int64_t lda, const float* B, int64_t ldb,
                          float* C, int64_t ldc, int64_t M, int64_t D, int64_t j) {
-  auto a = [&](int64_t i, int64_t d) { return TransA ? A[d * lda + i] : A[i * lda + d]; };
   int64_t i = 0;
-  for (; i + 2 <= M; i += 2) {
-    v8f c0[NV] = {}, c1[NV] = {};
-    for (int64_t d = 0; d < D; ++d) {
-      const float* b = B + d * ldb + j;
-      v8f x0 = splat(a(i, d)), x1 = splat(a(i + 1, d));
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        v8f bv = load8(b + 8 * v);
-        c0[v] += x0 * bv;
-        c1[v] += x1 * bv;
-      }
-    }
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      store8(C + i * ldc + j + 8 * v, c0[v]);
-      store8(C + (i + 1) * ldc + j + 8 * v, c1[v]);
-    }
-  }
-  for (; i < M; ++i) {
-    v8f c0[NV] = {};
-    for (int64_t d = 0; d < D; ++d) {
-      v8f x0 = splat(a(i, d));
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) c0[v] += x0 * load8(B + d * ldb + j + 8 * v);
-    }
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) store8(C + i * ldc + j + 8 * v, c0[v]);
-  }
+  for (; i + 6 <= M; i += 6) matmul_tile<NV, 6, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
+  for (; i + 4 <= M; i += 4) matmul_tile<NV, 4, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
+  for (; i + 2 <= M; i += 2) matmul_tile<NV, 2, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
+  for (; i < M; ++i) matmul_tile<NV, 1, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
 }
 
 template <bool TransA = false>
