@@ -34,21 +34,31 @@ def with_overrides(task: Task, **overrides) -> Task:
   return dataclasses.replace(task, **overrides)
 
 
+def _with_test(splits: dict[str, str], test_file: str) -> dict[str, str]:
+  """`splits` plus a 'test' split where `test_file` exists (`mtl-jax eval --split test`)."""
+  return {**splits, "test": test_file} if os.path.exists(test_file) else splits
+
+
 def ag_news(data_dir: str, name: str = "ag_news", eval_split: str = "dev.csv",
             **overrides) -> Task:
-  """AG News topic classification from `train.csv` and `dev.csv` (header `text,label`)."""
-  source = Source("csv", {"train": os.path.join(data_dir, "train.csv"),
-                          "eval": os.path.join(data_dir, eval_split)})
+  """AG News topic classification from `train.csv` and `dev.csv` (header `text,label`);
+  `test.csv`, where the folder has it, is the 'test' split."""
+  source = Source("csv", _with_test({"train": os.path.join(data_dir, "train.csv"),
+                                     "eval": os.path.join(data_dir, eval_split)},
+                                    os.path.join(data_dir, "test.csv")))
   return with_overrides(Task(name, "classification", source, labels=AG_NEWS_LABELS), **overrides)
 
 
 def conll2003(data_dir: str, column: str = "ner", name: str | None = None,
               eval_split: str = "valid.txt", **overrides) -> Task:
-  """CoNLL-2003 tagging from `train.txt` and `valid.txt`; `column` ner, pos or chunk."""
+  """CoNLL-2003 tagging from `train.txt` and `valid.txt`; `column` ner, pos or chunk;
+  `test.txt` (the split CoNLL-2003 results are usually reported on), where the
+  folder has it, is the 'test' split."""
   if column not in CONLL_COLUMNS:
     raise ValueError(f"column must be one of {sorted(CONLL_COLUMNS)}, got {column!r}")
-  source = Source("conll", {"train": os.path.join(data_dir, "train.txt"),
-                            "eval": os.path.join(data_dir, eval_split)},
+  source = Source("conll", _with_test({"train": os.path.join(data_dir, "train.txt"),
+                                       "eval": os.path.join(data_dir, eval_split)},
+                                      os.path.join(data_dir, "test.txt")),
                   columns={"tokens": 0, "tags": CONLL_COLUMNS[column]})
   return with_overrides(Task(name or f"conll2003_{column}", "tagging", source), **overrides)
 

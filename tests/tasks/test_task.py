@@ -32,6 +32,22 @@ def test_registered_tasks_take_options(data_dir):
   assert "demo_ag_news" in TaskRegistry.names()
 
 
+@pytest.mark.parametrize("name, files", [
+    ("conll2003_ner", {"train.txt": "ner_train.txt", "valid.txt": "ner_valid.txt"}),
+    ("ag_news", {"train.csv": "news_train.csv", "dev.csv": "news_dev.csv"})])
+def test_catalogue_tasks_have_a_test_split_where_the_folder_has_one(tmp_path, data_dir,
+                                                                      tokenizer, name, files):
+  for target, fixture in files.items():
+    (tmp_path / target).write_text((data_dir / fixture).read_text())
+  assert "test" not in TaskRegistry.get(name, data_dir=str(tmp_path)).source.splits
+  test_file = "test.txt" if name.startswith("conll") else "test.csv"
+  (tmp_path / test_file).write_text((data_dir / list(files.values())[1]).read_text())
+  task = TaskRegistry.get(name, data_dir=str(tmp_path))
+  assert task.source.splits["test"] == str(tmp_path / test_file)
+  assert len(task.load("test", tokenizer, task.label_vocab())) == len(
+      task.load("eval", tokenizer, task.label_vocab()))
+
+
 def test_tag_vocab_has_o_first_and_groups_types(data_dir):
   task = TaskRegistry.get("conll2003_ner", data_dir=str(data_dir))
   task = Task(task.name, task.kind, task.source.__class__(
