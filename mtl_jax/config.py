@@ -130,7 +130,8 @@ def default_config() -> ml_collections.ConfigDict:
       log_every=10,  # steps between train-log records
       eval_every=0,  # 0: evaluate at the end only
       # Early stopping: this many evaluations in a row without a better
-      # checkpoint.best_metric end the run, scored at its best checkpoint (0: off).
+      # checkpoint.best_metric end the run; with patience, stopped or not, a run
+      # is scored at its best checkpoint (0: off).
       patience=0,
       # The split evaluations score: 'eval', or 'heldout' (a source's `holdout`
       # slice of train) to choose settings without touching the reported split.

@@ -320,6 +320,19 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     board.write({"step": total, "eval": results})
     if first_step < total and early.stopped_at is None:
       checkpoint(total, _flat_metrics(results, scored_tasks, best_metric))
+    if train_cfg.patience and early.stopped_at is None:
+      # Patience left at the last step: the run is still scored at its best
+      # checkpoint, as a stopped one is (an earlier evaluation may have been better).
+      checkpointer.wait()
+      best_step = checkpointer.best_step()
+      if best_step is not None and best_step != total:
+        state, _ = checkpointer.restore(trainer.abstract_state, best_step)
+        results = evaluate_now()
+        if primary:
+          message = (f"the best {best_metric} was at step {best_step}, not the last: "
+                     "scoring that checkpoint")
+          log.info(message)
+          print(message, flush=True)
     if run.model.frozen_keys and primary:
       save_trainable(os.path.join(workdir, run_lib.TRAINABLE_FILE), run.model, state.params)
     monitor.write()

@@ -36,13 +36,16 @@ def test_min_mode_nan_and_patience_zero():
 SCRIPTED = [0.2, 0.9, 0.5, 0.4]
 
 
-@pytest.fixture(scope="module")
-def stopped(tmp_path_factory, data_dir):
-  root = tmp_path_factory.mktemp("early")
+def _scripted_run(root, data_dir, steps, patience):
+  """Trains the tiny config with the first evaluations' scores set to SCRIPTED.
+
+  Returns:
+    The config, the workdir and the real results of every evaluation, in order.
+  """
   path = root / "tiny.py"
   path.write_text(CONFIG.format(data=data_dir))
   config = config_lib.apply_overrides(config_lib.load_config(str(path)), [
-      "train.steps=40", "train.eval_every=4", "train.patience=2",
+      f"train.steps={steps}", "train.eval_every=4", f"train.patience={patience}",
       "checkpoint.best_metric=main_score", "checkpoint.keep=1"])
   workdir = root / "work"
   real_evaluate, real_results = loop.evaluate, []
@@ -64,12 +67,28 @@ def stopped(tmp_path_factory, data_dir):
   return config, workdir, real_results
 
 
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory, data_dir):
+  return _scripted_run(tmp_path_factory.mktemp("early"), data_dir, steps=40, patience=2)
+
+
 def test_the_run_stops_after_patience_and_is_scored_at_its_best(stopped):
   _, workdir, real_results = stopped
   log = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()]
   assert max(record["step"] for record in log) == 16
   # Scored at the best checkpoint (step 8): the real results of that evaluation.
   assert len(real_results) == 5
+  assert json.loads((workdir / "metrics.json").read_text()) == real_results[1]
+
+
+def test_a_run_with_patience_left_at_its_last_step_is_scored_at_its_best(tmp_path, data_dir):
+  # Evaluations at steps 4, 8, 12 and the last, 16, score 0.2, 0.9, 0.5, 0.4: two
+  # without a better score, so patience 3 never stops the run; it is still scored
+  # at step 8, its best (a fifth evaluation, of the restored checkpoint).
+  _, workdir, real_results = _scripted_run(tmp_path, data_dir, steps=16, patience=3)
+  log = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()]
+  assert max(record["step"] for record in log) == 16
+  assert len(real_results) == 5 and real_results[4] == real_results[1]
   assert json.loads((workdir / "metrics.json").read_text()) == real_results[1]
 
 
