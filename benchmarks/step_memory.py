@@ -7,8 +7,12 @@ state's bytes (arguments, donated: aliased to the outputs) and the temporaries
 XLA allocates for one step (activations kept for the backward pass, gradients,
 the optimizer's new values). With `--largest N`, also the N largest values of
 the loop step's temporary allocation (from XLA's buffer-assignment dump).
+With `--bytes-by-op N`, XLA's count of the bytes the loop step accesses and
+the N ops of the model (layers folded together) whose instructions read and
+write the most: each instruction's operands plus its output, from the
+optimised HLO, a fusion counted once (the passes over memory, not timed).
 
-  python benchmarks/step_memory.py [--largest 12]
+  python benchmarks/step_memory.py [--largest 12] [--bytes-by-op 20]
 """
 
 from __future__ import annotations
@@ -76,18 +80,64 @@ def largest_temporaries(dump_dir: str, count: int) -> list[tuple[int, str]]:
           sorted(shapes.items(), key=lambda item: -item[0][0] * item[1])[:count]]
 
 
+_DTYPE_BYTES = {"f64": 8, "s64": 8, "u64": 8, "f32": 4, "s32": 4, "u32": 4, "bf16": 2,
+                "f16": 2, "s16": 2, "u16": 2, "s8": 1, "u8": 1, "pred": 1}
+_SHAPE = re.compile(r"\b(" + "|".join(_DTYPE_BYTES) + r")\[([\d,]*)\]")
+_INSTRUCTION = re.compile(r"\s*(?:ROOT )?%(\S+) = (.*?) ([a-z][\w-]*)\((.*?)\)(.*)$")
+_FREE = ("parameter", "constant", "get-tuple-element", "tuple", "bitcast")
+
+
+def _bytes(shape: str) -> int:
+  total = 0
+  for dtype, dims in _SHAPE.findall(shape):
+    count = 1
+    for dim in filter(None, dims.split(",")):
+      count *= int(dim)
+    total += count * _DTYPE_BYTES[dtype]
+  return total
+
+
+def bytes_by_op(hlo_text: str, count: int) -> list[tuple[int, int, str]]:
+  """The ops of the entry computation moving the most bytes: (bytes, instructions, op).
+
+  An op is the instruction's `op_name` metadata with layer numbers folded
+  (`layer_3` -> `layer_*`) and the jit prefix dropped.
+  """
+  entry = hlo_text[hlo_text.index("\nENTRY"):]
+  entry = entry[:entry.index("\n}\n")]
+  sizes, totals, counts = {}, collections.Counter(), collections.Counter()
+  for line in entry.splitlines()[1:]:
+    match = _INSTRUCTION.match(line)
+    if not match:
+      continue
+    name, shape, opcode, operands, rest = match.groups()
+    sizes[name] = _bytes(shape)
+    if opcode in _FREE:
+      continue
+    moved = sizes[name] + sum(sizes.get(operand, 0)
+                              for operand in re.findall(r"%([\w.\-]+)", operands))
+    op_name = re.search(r'op_name="([^"]*)"', rest)
+    op = re.sub(r"layer_\d+", "layer_*", op_name.group(1) if op_name else opcode)
+    op = re.sub(r"^jit\([^)]*\)/", "", op)
+    totals[op] += moved
+    counts[op] += 1
+  return [(moved, counts[op], op) for op, moved in totals.most_common(count)]
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch-per-task", type=int, default=16)
   parser.add_argument("--length", type=int, default=128)
   parser.add_argument("--largest", type=int, default=0)
+  parser.add_argument("--bytes-by-op", type=int, default=0)
   args = parser.parse_args(argv)
   dump = tempfile.mkdtemp()
   if args.largest:  # before jax starts: XLA reads its flags once
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + f" --xla_dump_to={dump} --xla_dump_hlo_pass_re=NONE")
   for dropout in (0.1, 0.0):
-    for name, compiled in compiled_steps(dropout, args.batch_per_task, args.length).items():
+    steps = compiled_steps(dropout, args.batch_per_task, args.length)
+    for name, compiled in steps.items():
       m = compiled.memory_analysis()
       print(f"{name:15s} dropout {dropout:g}: state {m.argument_size_in_bytes / MiB:.0f} MiB "
             f"(aliased to the outputs: {m.alias_size_in_bytes / MiB:.0f} MiB), temporaries "
@@ -97,7 +147,13 @@ def main(argv=None):
             "where their lifetimes do not overlap):")
       for size, what in largest_temporaries(dump, args.largest):
         print(f"  {size / MiB:7.1f} MiB  {what}")
-
+    if args.bytes_by_op:
+      loop = steps["loop step"]
+      print(f"loop step dropout {dropout:g}: XLA counts "
+            f"{loop.cost_analysis()['bytes accessed'] / 1e6:,.0f} MB accessed; the ops moving "
+            "the most (operands + outputs of their instructions):")
+      for moved, instructions, op in bytes_by_op(loop.as_text(), args.bytes_by_op):
+        print(f"  {moved / 1e6:8.1f} MB  {instructions:3d} x  {op}")
 
 if __name__ == "__main__":
   main()

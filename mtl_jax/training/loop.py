@@ -305,32 +305,26 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     # ------------------------------------------------------------------------
     # The end: the final evaluation and checkpoint, the run's files.
     # ------------------------------------------------------------------------
-    if early.stopped_at is not None:
-      # The run ends at its best checkpoint: its state is what gets scored.
-      checkpointer.wait()  # the stopping step's save decides nothing, but let it land
+    results = {}
+    if early.stopped_at is None:
+      results = evaluate_now() if eval_splits else {}
+      board.write({"step": total, "eval": results})
+      if first_step < total:
+        checkpoint(total, _flat_metrics(results, scored_tasks, best_metric))
+    if train_cfg.patience:
+      # With early stopping a run is scored at its best checkpoint, whether its
+      # patience ran out or was left at the last step.
+      checkpointer.wait()  # the last save decides which is best: let it land
       best_step = checkpointer.best_step()
-      state, _ = checkpointer.restore(trainer.abstract_state, best_step)
-      if primary:
-        message = (f"early stopping at step {early.stopped_at}: no better {best_metric} for "
-                   f"{train_cfg.patience} evaluations; scoring the best checkpoint "
-                   f"(step {best_step})")
-        log.info(message)
-        print(message, flush=True)
-    results = evaluate_now() if eval_splits else {}
-    board.write({"step": total, "eval": results})
-    if first_step < total and early.stopped_at is None:
-      checkpoint(total, _flat_metrics(results, scored_tasks, best_metric))
-    if train_cfg.patience and early.stopped_at is None:
-      # Patience left at the last step: the run is still scored at its best
-      # checkpoint, as a stopped one is (an earlier evaluation may have been better).
-      checkpointer.wait()
-      best_step = checkpointer.best_step()
-      if best_step is not None and best_step != total:
+      if best_step is not None and (early.stopped_at is not None or best_step != total):
         state, _ = checkpointer.restore(trainer.abstract_state, best_step)
         results = evaluate_now()
         if primary:
-          message = (f"the best {best_metric} was at step {best_step}, not the last: "
-                     "scoring that checkpoint")
+          message = (f"early stopping at step {early.stopped_at}: no better {best_metric} "
+                     f"for {train_cfg.patience} evaluations"
+                     if early.stopped_at is not None else
+                     f"the best {best_metric} was not at the last step")
+          message += f"; scoring the best checkpoint (step {best_step})"
           log.info(message)
           print(message, flush=True)
     if run.model.frozen_keys and primary:

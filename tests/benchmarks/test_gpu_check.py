@@ -23,4 +23,3 @@ def test_the_gpu_check_runs_every_part_and_writes_its_tables(tmp_path):
   assert report["sharded"]["1"]["examples_per_step"] == 4
   markdown = (tmp_path / "gpu_check.md").read_text()
   assert "| bfloat16 | ours dropout 0.1 |" in markdown and "| 1 |" in markdown
-
