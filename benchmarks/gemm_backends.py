@@ -79,7 +79,7 @@ def _time(call, repeats: int) -> float:
 
 
 def worker(row: str, args) -> dict:
-  """Times the layer's products once per repeat in this process; returns seconds and library counts."""
+  """Times the layer's products in this process: {seconds (median), libraries}."""
   arrays = _inputs(args.rows, args.d, args.ff)
   if row == "torch":
     import torch

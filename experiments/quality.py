@@ -4,7 +4,10 @@ Reads each setup's `mtl-jax compare` report (`report.json`) and writes
 `experiments/results/quality.json`:
 
     {setup: {task: {metric, single_mean, single_std, multi_mean, multi_std,
-                    seeds, commit}}}
+                    seeds, commit[, test: {single_mean, single_std, multi_mean,
+                    multi_std}]}}}
+
+(dev's figures; `test`, or any further split, where the runs scored one).
 
 `commit` is the library the setup's runs loaded (given on the command line:
 a report does not know it). Setups already in the output and not given again
@@ -31,13 +34,19 @@ def headline(report: dict[str, Any], commit: str) -> dict[str, dict[str, Any]]:
     report: a comparison's `report.json` (`mtl_jax.reports.compare.summarize`).
     commit: the commit the runs loaded.
   """
-  return {task: {"metric": row["metric"],
-                 "single_mean": row["single_task"]["mean"],
-                 "single_std": row["single_task"]["std"],
-                 "multi_mean": row["multi_task"]["mean"],
-                 "multi_std": row["multi_task"]["std"],
-                 "seeds": list(report["seeds"]), "commit": commit}
-          for task, row in report["tasks"].items()}
+  entries = {task: {**_figures(row), "metric": row["metric"], "seeds": list(report["seeds"]),
+                    "commit": commit}
+             for task, row in report["tasks"].items()}
+  # Further splits the runs scored once at their end (CoNLL-2003's test), beside dev's.
+  for split, rows in report.get("other_splits", {}).items():
+    for task, row in rows.items():
+      entries[task][split] = _figures(row)
+  return entries
+
+
+def _figures(row: dict[str, Any]) -> dict[str, float]:
+  return {"single_mean": row["single_task"]["mean"], "single_std": row["single_task"]["std"],
+          "multi_mean": row["multi_task"]["mean"], "multi_std": row["multi_task"]["std"]}
 
 
 def parse_setup(argument: str) -> tuple[str, str, str]:

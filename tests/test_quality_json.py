@@ -34,6 +34,19 @@ def test_each_setup_is_written_and_earlier_setups_are_kept(tmp_path):
   assert written["second"]["ner"]["multi_mean"] == 0.75
 
 
+def test_a_further_split_sits_beside_the_dev_figures(tmp_path):
+  report = _report(0.9, 0.88)
+  report["other_splits"] = {"test": {"ner": {
+      "metric": "span_f1", "lower_is_better": False,
+      "single_task": {"mean": 0.85, "std": 0.004, "values": []},
+      "multi_task": {"mean": 0.84, "std": 0.005, "values": []}, "relative_gain": None}}}
+  (tmp_path / "a.json").write_text(json.dumps(report))
+  written = _load().main([f"s={tmp_path / 'a.json'}@abc1234", "--out", str(tmp_path / "q.json")])
+  assert written["s"]["ner"]["single_mean"] == 0.9
+  assert written["s"]["ner"]["test"] == {"single_mean": 0.85, "single_std": 0.004,
+                                         "multi_mean": 0.84, "multi_std": 0.005}
+
+
 def test_a_setup_without_its_commit_is_refused(tmp_path):
   with pytest.raises(SystemExit):  # argparse's usage error
     _load().main([f"first={tmp_path / 'a.json'}", "--out", str(tmp_path / "q.json")])

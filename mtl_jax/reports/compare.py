@@ -42,6 +42,7 @@ from mtl_jax.reports import gain
 from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.training import loop
 from mtl_jax.training import run as run_lib
+from mtl_jax.tasks.sources import HELDOUT
 from mtl_jax.training.evaluate import metrics_filename
 from mtl_jax.training.lock import WorkdirBusy
 
@@ -268,12 +269,9 @@ def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict
     key = main_keys[task.name] = metrics_main.main_metric_key(
         metrics[task.name, seeds[0]][task.name],
         task.spec.main_metric_in(metrics[task.name, seeds[0]][task.name]), task.name)
-    single = _mean_std([metrics[task.name, s][task.name][key] for s in seeds])
-    multi = _mean_std([metrics[None, s][task.name][key] for s in seeds])
-    lower = metrics_main.lower_is_better(key)
-    summary["tasks"][task.name] = {
-        "metric": key, "lower_is_better": lower, "single_task": single, "multi_task": multi,
-        "relative_gain": _or_none(gain.relative_gain, multi["mean"], single["mean"], lower)}
+    summary["tasks"][task.name] = _gain_row(
+        key, [metrics[task.name, s][task.name][key] for s in seeds],
+        [metrics[None, s][task.name][key] for s in seeds])
   # A task whose single-task value is 0 (e.g. CoLA's Matthews correlation of a
   # run that predicts one class) has no relative gain: Δm averages the others
   # and the report names the ones left out.
@@ -285,6 +283,7 @@ def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict
   summary["delta_m_per_seed"] = [_or_none(
       gain.delta_m, {t: metrics[None, s][t][k] for t, k in included.items()},
       {t: metrics[t, s][t][k] for t, k in included.items()}, included) for s in seeds]
+  summary["other_splits"] = _other_splits(runs, main_keys, seeds)
   summary["runs"] = [{"task": run.task, "seed": run.seed, "workdir": run.workdir,
                       "seconds": round(_seconds(run.workdir), 2),
                       "metrics": metrics[run.task, run.seed]} for run in runs]
@@ -294,6 +293,48 @@ def summarize(config: ml_collections.ConfigDict, runs: Sequence[SubRun]) -> dict
                       "learning_rates": {setting_name(run.task): run.config.optimizer.learning_rate
                                          for run in runs}}
   return summary
+
+
+def _gain_row(key: str, single: Sequence[float], multi: Sequence[float]) -> dict[str, Any]:
+  """One task's row: its metric in both settings over seeds and the relative gain."""
+  single_stats, multi_stats = _mean_std(single), _mean_std(multi)
+  lower = metrics_main.lower_is_better(key)
+  return {"metric": key, "lower_is_better": lower, "single_task": single_stats,
+          "multi_task": multi_stats, "relative_gain": _or_none(
+              gain.relative_gain, multi_stats["mean"], single_stats["mean"], lower)}
+
+
+def _other_splits(runs: Sequence[SubRun], main_keys: Mapping[str, str], seeds: Sequence[int]
+                  ) -> dict[str, dict[str, Any]]:
+  """Each further split the runs scored once at their end (e.g. `test`), as `summarize`'s tasks.
+
+  A split appears when every run has its `metrics_<split>.json`; a task is in it
+  when those files score it in both settings at every seed (a test split with
+  labels for some tasks only, as GLUE's, leaves the others out). The held-out
+  slice and dev (`eval`) are not further splits: one chose, the other is reported.
+  """
+  found = None
+  for run in runs:
+    names = {name[len("metrics_"):-len(".json")] for name in os.listdir(run.workdir)
+             if name.startswith("metrics_") and name.endswith(".json")}
+    found = names if found is None else found & names
+  splits: dict[str, dict[str, Any]] = {}
+  for split in sorted((found or set()) - {"eval", HELDOUT}):
+    metrics = {}
+    for run in runs:
+      with open(os.path.join(run.workdir, metrics_filename(split, run.config.train.eval_split))
+                ) as f:
+        metrics[run.task, run.seed] = json.load(f)
+    rows = {}
+    for task, key in main_keys.items():
+      if not all(key in metrics[setting, s].get(task, {}) for setting in (task, None)
+                 for s in seeds):
+        continue
+      rows[task] = _gain_row(key, [metrics[task, s][task][key] for s in seeds],
+                             [metrics[None, s][task][key] for s in seeds])
+    if rows:
+      splits[split] = rows
+  return splits
 
 
 def _or_none(function, *args):
@@ -308,6 +349,17 @@ def _percent(value: float | None) -> str:
   return "n/a (a single-task value is 0)" if value is None else f"{100 * value:+.2f}%"
 
 
+def _gains_table(rows: Mapping[str, Any]) -> list[str]:
+  """The markdown table of `_gain_row`s, one line per task."""
+  lines = ["| task | metric | single-task | multi-task | gain |", "| --- | --- | --- | --- | --- |"]
+  for task, row in rows.items():
+    cells = [f"{row[s]['mean']:.4f} ± {row[s]['std']:.4f}" for s in ("single_task", "multi_task")]
+    metric = row["metric"] + (" ↓" if row["lower_is_better"] else "")
+    lines.append(f"| {task} | {metric} | {cells[0]} | {cells[1]} | "
+                 f"{_percent(row['relative_gain'])} |")
+  return lines
+
+
 def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
   """`report.md`: the gains table, Δm, training times and the figures."""
   setup, seeds = summary["setup"], summary["seeds"]
@@ -317,19 +369,19 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
       f"{setup['encoder']}; {setup['steps']} steps of {setup['batch_size']} examples per "
       f"task; seeds {', '.join(map(str, seeds))}. Each cell is the mean ± std over seeds "
       "(std with n − 1); gain = (−1)^l (MT − ST) / |ST|, l = 1 where lower is better (↓).",
-      "", "| task | metric | single-task | multi-task | gain |", "| --- | --- | --- | --- | --- |"]
-  for task, row in summary["tasks"].items():
-    cells = [f"{row[s]['mean']:.4f} ± {row[s]['std']:.4f}" for s in ("single_task", "multi_task")]
-    metric = row["metric"] + (" ↓" if row["lower_is_better"] else "")
-    lines.append(f"| {task} | {metric} | {cells[0]} | {cells[1]} | "
-                 f"{_percent(row['relative_gain'])} |")
+      ""] + _gains_table(summary["tasks"])
   per_seed = ", ".join(_percent(d) for d in summary["delta_m_per_seed"])
   excluded = summary["delta_m_excluded"]
   over = ("the tasks" if not excluded else
           f"{len(summary['tasks']) - len(excluded)} of {len(summary['tasks'])} tasks; "
           f"left out, single-task value 0: {', '.join(excluded)}")
   lines += ["", f"**Δm = {_percent(summary['delta_m'])}** (average relative gain over "
-            f"{over}; from the means; per seed: {per_seed})", "", "## Training time", "",
+            f"{over}; from the means; per seed: {per_seed})"]
+  for split, rows in summary.get("other_splits", {}).items():
+    lines += ["", f"## The `{split}` split", "",
+              "Scored once at the end of each run (its checkpoint chosen as above), never used "
+              "to choose anything.", ""] + _gains_table(rows)
+  lines += ["", "## Training time", "",
             "Wall-clock seconds of each run (start-up, compiles, training, evaluation).", "",
             "| run | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
             "| --- |" + " --- |" * (len(seeds) + 1)]

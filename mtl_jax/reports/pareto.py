@@ -99,6 +99,16 @@ def plan(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[str],
   return runs
 
 
+def training_order(runs: dict[str, list[compare.SubRun]]) -> list[compare.SubRun]:
+  """Every run, seed by seed: all points of the first seed, then of the next.
+
+  A front stopped part-way (runs of an hour each, across sessions) then has
+  every point at the seeds it finished, not every seed of some points.
+  """
+  indexed = [(i, run) for point_runs in runs.values() for i, run in enumerate(point_runs)]
+  return [run for _, run in sorted(indexed, key=lambda pair: pair[0])]
+
+
 def beyond_front(front: Sequence[tuple[float, float]], point: tuple[float, float]) -> bool:
   """Whether `point` lies above the piecewise-linear curve through `front`.
 
@@ -226,8 +236,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[str],
     compare.StillTraining: runs other processes still train (run it again later).
   """
   runs = plan(config, workdir, tasks, weights, methods, seeds)
-  compare.check_all_finished(compare.train_all([r for rs in runs.values() for r in rs],
-                                               progress))
+  compare.check_all_finished(compare.train_all(training_order(runs), progress))
   summary = summarize(runs, tasks)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, PARETO_JSON), "w") as f:

@@ -143,6 +143,43 @@ def test_delta_m_leaves_out_a_task_whose_single_task_value_is_0(compared, tmp_pa
   assert "over 1 of 2 tasks; left out, single-task value 0: news" in markdown
 
 
+def test_a_further_split_is_summarised_for_the_tasks_every_run_scored(compared, tmp_path):
+  """A test split scored at the end of each run gets its own gains table; dev stays the main one."""
+  config_path, workdir = compared
+  copy = tmp_path / "work"
+  shutil.copytree(workdir, copy)
+  values = {("news", 0): 0.5, ("news", 1): 0.7, ("multi_task", 0): 0.6, ("multi_task", 1): 0.9}
+  for (setting, seed), news in values.items():
+    folder = copy / ("multi_task" if setting == "multi_task" else f"single_task/{setting}")
+    # ner has test scores only in the multi-task runs: it is left out of the test table.
+    scores = {"news": {"accuracy": news}}
+    if setting == "multi_task":
+      scores["ner"] = {"token_accuracy": 0.3}
+    (folder / f"seed_{seed}" / "metrics_test.json").write_text(json.dumps(scores))
+  for seed in (0, 1):
+    (copy / "single_task" / "ner" / f"seed_{seed}" / "metrics_test.json").write_text("{}")
+  config = config_lib.apply_overrides(config_lib.load_config(str(config_path)),
+                                      ["train.steps=6"])
+  summary = compare.summarize(config, compare.plan(config, str(copy), (0, 1)))
+  assert list(summary["other_splits"]) == ["test"]
+  news = summary["other_splits"]["test"]["news"]
+  assert list(summary["other_splits"]["test"]) == ["news"]
+  assert news["single_task"]["mean"] == pytest.approx(0.6)
+  assert news["multi_task"]["mean"] == pytest.approx(0.75)
+  assert news["multi_task"]["std"] == pytest.approx(np.std([0.6, 0.9], ddof=1))
+  assert news["relative_gain"] == pytest.approx(0.25)
+  # dev (the reported split) is unchanged by the test files.
+  assert summary["tasks"] == compare.summarize(
+      config, compare.plan(config, str(workdir), (0, 1)))["tasks"]
+  markdown = compare.format_report(summary, {})
+  assert "## The `test` split" in markdown
+  assert "| news | accuracy | 0.6000 ± 0.1414 | 0.7500 ± 0.2121 | +25.00% |" in markdown
+  # Without the files, no further split and no table.
+  original = compare.summarize(config, compare.plan(config, str(workdir), (0, 1)))
+  assert original["other_splits"] == {}
+  assert "split" not in compare.format_report(original, {}).split("## Training time")[0]
+
+
 def test_a_run_another_process_trains_is_left_to_it(compared, capsys):
   config_path, workdir = compared
   busy = workdir / "single_task" / "news" / "seed_0"

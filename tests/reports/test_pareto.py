@@ -64,6 +64,16 @@ def test_the_static_mid_point_weighs_both_losses_one(front):
   assert saved["balancing"]["method"] == "static(weights=[1.0, 1.0])"
 
 
+def test_runs_train_seed_by_seed(data_dir, tmp_path):
+  path = tmp_path / "tiny.py"
+  path.write_text(CONFIG.format(data=data_dir))
+  runs = pareto.plan(config_lib.load_config(str(path)), str(tmp_path), ("news", "ner"),
+                     weights=(0.25, 0.75), methods=("pcgrad",), seeds=(3, 1))
+  order = [(run.name, run.seed) for run in pareto.training_order(runs)]
+  assert order == [("static_w0.25", 3), ("static_w0.75", 3), ("pcgrad", 3),
+                   ("static_w0.25", 1), ("static_w0.75", 1), ("pcgrad", 1)]
+
+
 def test_bad_pairs_and_weights_are_refused(front, data_dir, tmp_path):
   path = tmp_path / "tiny.py"
   path.write_text(CONFIG.format(data=data_dir))
