@@ -123,8 +123,9 @@ def beyond_front(front: Sequence[tuple[float, float]], point: tuple[float, float
   """
   xs, ys = np.asarray(sorted(front)).T
   x, y = point
+  # Python bools: the summary goes to JSON, which refuses numpy's.
   if x > xs[-1]:
-    return y >= ys[-1]
+    return bool(y >= ys[-1])
   return bool(y > np.interp(x, xs, ys))
 
 

@@ -19,6 +19,9 @@ def test_beyond_front_is_above_the_piecewise_linear_curve():
   assert not pareto.beyond_front(front, (0.6, 0.7))  # on the front is not beyond it
   assert pareto.beyond_front(front, (0.1, 0.95)) and not pareto.beyond_front(front, (0.1, 0.85))
   assert pareto.beyond_front(front, (0.95, 0.2)) and not pareto.beyond_front(front, (0.95, 0.1))
+  # Both branches give Python bools: pareto.json is written with the json module.
+  for point in ((0.4, 0.81), (0.95, 0.2), (0.95, 0.1)):
+    assert json.dumps(pareto.beyond_front(front, point)) in ("true", "false")
 
 
 @pytest.fixture(scope="module")
