@@ -9,7 +9,9 @@ run sees. A single task has nothing to balance, so the baselines use
 `DIR/report.md` and `DIR/report.json`: per task, its main metric (the
 kind's first metric) as mean ± std over seeds in both settings, the
 relative gain and the average relative gain Δm (`mtl_jax.reports.gain`),
-each run's training time, and the figures of `mtl_jax.reports.figures`.
+the same table for each further split every run scored at its end (a task's
+`test` split: scored once, never used to choose), each run's training time,
+and the figures of `mtl_jax.reports.figures`.
 
 Layout: `DIR/multi_task/seed_<s>/` and `DIR/single_task/<task>/seed_<s>/`,
 each an ordinary training workdir (`mtl-jax eval|predict|report` work on
@@ -40,9 +42,9 @@ from mtl_jax.metrics import main as metrics_main
 from mtl_jax.reports import figures as figures_lib
 from mtl_jax.reports import gain
 from mtl_jax.tasks import mixture as mixture_lib
+from mtl_jax.tasks.sources import HELDOUT
 from mtl_jax.training import loop
 from mtl_jax.training import run as run_lib
-from mtl_jax.tasks.sources import HELDOUT
 from mtl_jax.training.evaluate import metrics_filename
 from mtl_jax.training.lock import WorkdirBusy
 
