@@ -75,7 +75,6 @@ template <int NV, bool TransA>
 inline void matmul_block(const float* A, int64_t lda, const float* B, int64_t ldb,
                          float* C, int64_t ldc, int64_t M, int64_t D, int64_t j) {
   int64_t i = 0;
-  for (; i + 6 <= M; i += 6) matmul_tile<NV, 6, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
   for (; i + 4 <= M; i += 4) matmul_tile<NV, 4, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
   for (; i + 2 <= M; i += 2) matmul_tile<NV, 2, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
   for (; i < M; ++i) matmul_tile<NV, 1, TransA>(A, lda, B, ldb, C, ldc, i, D, j);

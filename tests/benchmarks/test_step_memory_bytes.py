@@ -16,4 +16,3 @@ def test_one_elementwise_pass_reads_and_writes_its_array_once():
   rows = step_memory.bytes_by_op(text, 5)
   # sin and the multiply fuse into one pass: 4,000 bytes read, 4,000 written.
   assert sum(moved for moved, _, _ in rows) == 8000
-
