@@ -48,6 +48,8 @@ NUM_CLASSES, NUM_TAGS = 4, 9
 # The first steps' losses, ours against the reference's (bfloat16: autocast's
 # choice of ops differs from ours, so only the same function to bf16 precision).
 LOSS_TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2}
+# Stolen CPU time (a shared virtual machine's other guests) above which a run is flagged.
+STEAL_QUIET = 0.05
 
 
 def encoder_config(dropout: float, attention_impl: str = "auto", dtype: str = "float32",
@@ -121,6 +123,28 @@ def peak_memory() -> int:
   return _status_kib("VmHWM") * 1024
 
 
+def cpu_times() -> list[int] | None:
+  """The machine's CPU time counters (/proc/stat's first line), or None off Linux."""
+  try:
+    with open("/proc/stat") as f:
+      return [int(v) for v in f.readline().split()[1:]]
+  except (OSError, ValueError):
+    return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+  """The share of CPU time the hypervisor took for other guests between two `cpu_times()`.
+
+  On a shared virtual machine, stolen time slows every row alike only if it
+  is steady; above a few percent, a round's times say more about the host
+  than about either framework.
+  """
+  if not before or not after or len(before) < 8:
+    return None
+  total = sum(after[:8]) - sum(before[:8])  # user ... steal; guest time is inside user
+  return (after[7] - before[7]) / total if total > 0 else 0.0
+
+
 def _pin_threads(threads: int) -> None:
   """Both frameworks size their thread pools from the CPUs they may use."""
   cpus = sorted(os.sched_getaffinity(0))[:threads]
@@ -130,43 +154,52 @@ def _pin_threads(threads: int) -> None:
 # ---------------------------------------------------------------- JAX worker
 
 
-def jax_worker(args) -> dict:
+def build_jax_step(args, dropout: float):
+  """Our model, its step-0 state, the loop's step and the layout, as `training/run.py` makes them.
+
+  Args:
+    args: this script's arguments (shape, attention, dtype, mesh).
+    dropout: the encoder's and heads' dropout rate.
+
+  Returns:
+    (model, state, step, layout): `step(state, counts, batch) -> (state, counts, metrics)`
+    is `training/sharded.py`'s `jit_loop_step`, the function the training loop calls.
+  """
   import jax
-  import jax.numpy as jnp
   from mtl_jax import sharding
   from mtl_jax import weighting as weighting_lib
   from mtl_jax.sharing import HardSharingModel, TaskHead
   from mtl_jax.tasks.kinds import Classification, Tagging
   from mtl_jax.training import TrainState, make_train_step, make_optimizer
-  from mtl_jax.training.nonfinite import NonFiniteCounter
-  from mtl_jax.training.prefetch import Prefetcher
   from mtl_jax.training.sharded import create_state, jit_loop_step
 
-  kinds = {"ner": Tagging(), "news": Classification()}
   layout = sharding.Layout(sharding.make_mesh({"data": args.mesh_data}))
+  heads = [TaskHead("ner", Tagging(), NUM_TAGS, {"dropout": dropout}),
+           TaskHead("news", Classification(), NUM_CLASSES, {"dropout": dropout})]
+  model = HardSharingModel(
+      encoder_config(dropout, args.attention_impl, args.dtype, args.tiny), heads)
+  optimizer, _ = make_optimizer(optimizer_config(), args.total_steps)
+  weighting = weighting_lib.from_spec("equal", num_tasks=2)
 
-  def build(dropout):
-    """The model, its step-0 state and the loop's step, as `training/run.py` makes them."""
-    heads = [TaskHead("ner", kinds["ner"], NUM_TAGS, {"dropout": dropout}),
-             TaskHead("news", kinds["news"], NUM_CLASSES, {"dropout": dropout})]
-    model = HardSharingModel(
-        encoder_config(dropout, args.attention_impl, args.dtype, args.tiny), heads)
-    optimizer, _ = make_optimizer(optimizer_config(), args.total_steps)
-    weighting = weighting_lib.from_spec("equal", num_tasks=2)
+  def init(pretrained=None):
+    del pretrained
+    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(0))
+    return TrainState.create(model.init(init_rng), optimizer, weighting.init(2), dropout_rng)
 
-    def init(pretrained=None):
-      del pretrained
-      init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(0))
-      return TrainState.create(model.init(init_rng), optimizer, weighting.init(2),
-                               dropout_rng)
+  shapes = jax.eval_shape(init)
+  shardings = layout.state_shardings(shapes, model.logical_axes())
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          shapes, shardings)
+  step = jit_loop_step(make_train_step(model, weighting, optimizer), abstract, layout,
+                       max_nonfinite_in_a_row=100)
+  return model, create_state(init, abstract, layout), step, layout
 
-    shapes = jax.eval_shape(init)
-    shardings = layout.state_shardings(shapes, model.logical_axes())
-    abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                            shapes, shardings)
-    step = jit_loop_step(make_train_step(model, weighting, optimizer), abstract, layout,
-                         max_nonfinite_in_a_row=100)
-    return model, create_state(init, abstract, layout), step
+
+def jax_worker(args) -> dict:
+  import jax
+  import jax.numpy as jnp
+  from mtl_jax.training.nonfinite import NonFiniteCounter
+  from mtl_jax.training.prefetch import Prefetcher
 
   config = encoder_config(0.0, args.attention_impl, args.dtype, args.tiny)
   batches = make_batches(args.steps + 2, args.batch_per_task, args.length,
@@ -177,7 +210,7 @@ def jax_worker(args) -> dict:
             "attention": resolve_impl(args.attention_impl, jnp.dtype(args.dtype))}
   if args.export:
     from mtl_jax import export_pretrained
-    model, state, step = build(0.0)
+    model, state, step, layout = build_jax_step(args, 0.0)
     params = jax.device_get(state.params)
     export_pretrained(os.path.join(args.export, "encoder"), model.encoder_config,
                       params["encoder"])
@@ -191,7 +224,7 @@ def jax_worker(args) -> dict:
       losses.append(np.asarray(metrics["losses"]).tolist())
     result["check_losses"] = losses
 
-  _, state, step = build(args.dropout)
+  _, state, step, layout = build_jax_step(args, args.dropout)
   counter = NonFiniteCounter(100)
   with Prefetcher(iter(batches), put=layout.put_batch) as prefetched:
     start = time.perf_counter()
@@ -201,13 +234,15 @@ def jax_worker(args) -> dict:
     state, counter.counts, metrics = step(state, counter.counts, next(prefetched))
     jax.block_until_ready(metrics)  # a warm step: buffers and thread pools settled
     before = reset_peak_memory()
+    times = cpu_times()
     start = time.perf_counter()
     for batch in prefetched:  # the loop's way: no host read until the end
       state, counter.counts, metrics = step(state, counter.counts, batch)
     jax.block_until_ready((state, metrics))
     elapsed = time.perf_counter() - start
   counter.check()
-  result.update(step_s=elapsed / args.steps, rss_before=before, rss_peak=peak_memory(),
+  result.update(step_s=elapsed / args.steps, steal=steal_share(times, cpu_times()),
+                rss_before=before, rss_peak=peak_memory(),
                 final_losses=np.asarray(metrics["losses"]).tolist())
   stats = jax.devices()[0].memory_stats() or {}
   if "peak_bytes_in_use" in stats:  # accelerators: the device's own high-water mark
@@ -292,13 +327,14 @@ def torch_worker(args) -> dict:
   before = reset_peak_memory()
   if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats()
+  times = cpu_times()
   start = time.perf_counter()
   for s in range(2, len(batches)):
     losses = step(model, optimizer, s)
   synchronize()
   elapsed = time.perf_counter() - start
-  result.update(step_s=elapsed / args.steps, rss_before=before, rss_peak=peak_memory(),
-                final_losses=losses.float().tolist())
+  result.update(step_s=elapsed / args.steps, steal=steal_share(times, cpu_times()),
+                rss_before=before, rss_peak=peak_memory(), final_losses=losses.float().tolist())
   if device.type == "cuda":
     result["device_peak"] = torch.cuda.max_memory_allocated()
   rows, d, f = 2 * args.batch_per_task * args.length, config.hidden_size, config.intermediate_size
@@ -386,7 +422,9 @@ def main(args) -> dict:
           print(f"round {r} {_label(row, dropout)}: {result['step_s'] * 1e3:.1f} ms/step, "
                 f"compile {result['compile_s']:.1f} s, "
                 + (f"attention {result['attention']}, " if "attention" in result else "")
-                + f"GEMM {result['gemm_gflops']:.0f} GFLOP/s", flush=True)
+                + f"GEMM {result['gemm_gflops']:.0f} GFLOP/s"
+                + (f", steal {result['steal']:.0%}" if result.get("steal") is not None else ""),
+                flush=True)
   summary = _report(results, flops, theirs, LOSS_TOLERANCE[args.dtype])
   if args.json:
     rows_out = {" ".join(_label(row, d).split()): {
@@ -413,6 +451,12 @@ def _report(results, flops, theirs, tolerance: float) -> dict:
           f"compile {np.median([r['compile_s'] for r in runs]):.1f} s, GEMM {gemm:.0f} "
           f"GFLOP/s, matmul share {flops / (gemm * 1e9) / step:.2f}, peak RSS {peak:.0f} MiB "
           f"(+{grown:.0f} MiB during the steps)")
+  steals = [r["steal"] for runs in results.values() for r in runs if r.get("steal") is not None]
+  if steals:
+    print(f"CPU time stolen by the hypervisor during the timed steps: median "
+          f"{np.median(steals):.1%}, max {max(steals):.1%}"
+          + (f" (above {STEAL_QUIET:.0%}: the machine was shared; rerun before reading the "
+             "ratios)" if max(steals) > STEAL_QUIET else ""))
   if not theirs:
     return summary
   ours_check = results[OURS, DROPOUTS[0]][0]["check_losses"]

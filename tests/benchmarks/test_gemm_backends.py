@@ -20,4 +20,5 @@ def test_each_xla_row_routes_the_products_to_the_library_it_names(tmp_path):
   assert results["xla-eigen"][0]["libraries"] == {"eigen": 12}
   default = results["xla"][0]["libraries"]
   assert sum(default.values()) == 12 and default.get("ynn", 0) > 0, default
-  assert done.stdout.splitlines()[0].startswith("one layer's 12 products")
+  # torch is optional (CI has none): then a line saying so comes before the table.
+  assert any(line.startswith("one layer's 12 products") for line in done.stdout.splitlines())
