@@ -14,6 +14,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # evaluated) is not compiled again. Compiles dominate the suite's time.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _JIT_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="mtl_jax_jit_")
+# Under pytest-xdist (`-n`), the workers inherit the controller's directory; each
+# takes its own folder in it, because jax writes an entry in place and another
+# worker could read it half-written. (`--dist loadfile` keeps a file's tests, which
+# compile the same programs, on one worker.)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(
+      os.environ["JAX_COMPILATION_CACHE_DIR"], os.environ["PYTEST_XDIST_WORKER"])
+  os.makedirs(os.environ["JAX_COMPILATION_CACHE_DIR"], exist_ok=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
