@@ -34,36 +34,16 @@ MiB = 2**20
 def compiled_steps(dropout: float, batch_per_task: int, length: int):
   import jax
   import step_speed
-  from mtl_jax import sharding
-  from mtl_jax import weighting as weighting_lib
-  from mtl_jax.sharing import HardSharingModel, TaskHead
-  from mtl_jax.tasks.kinds import Classification, Tagging
-  from mtl_jax.training import TrainState, make_optimizer, make_train_step
   from mtl_jax.training.nonfinite import NonFiniteCounter
   from mtl_jax.training.sharded import jit_loop_step
 
-  layout = sharding.Layout(sharding.make_mesh({"data": 1}))
-  heads = [TaskHead("ner", Tagging(), step_speed.NUM_TAGS, {"dropout": dropout}),
-           TaskHead("news", Classification(), step_speed.NUM_CLASSES, {"dropout": dropout})]
-  model = HardSharingModel(step_speed.encoder_config(dropout), heads)
-  optimizer, _ = make_optimizer(step_speed.optimizer_config(), 1000)
-  weighting = weighting_lib.from_spec("equal", num_tasks=2)
-
-  def init(pretrained=None):
-    del pretrained
-    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(0))
-    return TrainState.create(model.init(init_rng), optimizer, weighting.init(2), dropout_rng)
-
-  shapes = jax.eval_shape(init)
-  shardings = layout.state_shardings(shapes, model.logical_axes())
-  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                          shapes, shardings)
-  batch = layout.put_batch(step_speed.make_batches(1, batch_per_task, length)[0])
-  train_step = make_train_step(model, weighting, optimizer)
-  loop = jit_loop_step(train_step, abstract, layout, max_nonfinite_in_a_row=100)
-  bare = jax.jit(train_step, donate_argnums=0)
-  return {"loop step": loop.lower(abstract, NonFiniteCounter(100).counts, batch).compile(),
-          "bare train_step": bare.lower(abstract, batch, jax.random.key(0)).compile()}
+  args = step_speed.parse_args(["--batch-per-task", str(batch_per_task), "--length", str(length)])
+  parts = step_speed.jax_parts(args, dropout)
+  batch = parts.layout.put_batch(step_speed.make_batches(1, batch_per_task, length)[0])
+  loop = jit_loop_step(parts.train_step, parts.abstract, parts.layout, max_nonfinite_in_a_row=100)
+  bare = jax.jit(parts.train_step, donate_argnums=0)
+  return {"loop step": loop.lower(parts.abstract, NonFiniteCounter(100).counts, batch).compile(),
+          "bare train_step": bare.lower(parts.abstract, batch, jax.random.key(0)).compile()}
 
 
 def largest_temporaries(dump_dir: str, count: int) -> list[tuple[int, str]]:

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 import numpy as np
 
@@ -154,16 +155,16 @@ def _pin_threads(threads: int) -> None:
 # ---------------------------------------------------------------- JAX worker
 
 
-def build_jax_step(args, dropout: float):
-  """Our model, its step-0 state, the loop's step and the layout, as `training/run.py` makes them.
+def jax_parts(args, dropout: float) -> types.SimpleNamespace:
+  """Our model and step function with the state's laid-out shapes, as `training/run.py` makes them.
 
   Args:
-    args: this script's arguments (shape, attention, dtype, mesh).
+    args: this script's arguments (shape, attention, dtype, mesh, schedule length).
     dropout: the encoder's and heads' dropout rate.
 
   Returns:
-    (model, state, step, layout): `step(state, counts, batch) -> (state, counts, metrics)`
-    is `training/sharded.py`'s `jit_loop_step`, the function the training loop calls.
+    A namespace: `model`, `train_step` (`make_train_step`'s, not jitted), `init` (the
+    step-0 state), `abstract` (its shapes with their shardings) and `layout`.
   """
   import jax
   from mtl_jax import sharding
@@ -171,7 +172,6 @@ def build_jax_step(args, dropout: float):
   from mtl_jax.sharing import HardSharingModel, TaskHead
   from mtl_jax.tasks.kinds import Classification, Tagging
   from mtl_jax.training import TrainState, make_train_step, make_optimizer
-  from mtl_jax.training.sharded import create_state, jit_loop_step
 
   layout = sharding.Layout(sharding.make_mesh({"data": args.mesh_data}))
   heads = [TaskHead("ner", Tagging(), NUM_TAGS, {"dropout": dropout}),
@@ -190,9 +190,28 @@ def build_jax_step(args, dropout: float):
   shardings = layout.state_shardings(shapes, model.logical_axes())
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           shapes, shardings)
-  step = jit_loop_step(make_train_step(model, weighting, optimizer), abstract, layout,
+  return types.SimpleNamespace(model=model, train_step=make_train_step(model, weighting, optimizer),
+                               init=init, abstract=abstract, layout=layout)
+
+
+def build_jax_step(args, dropout: float):
+  """Our model, its step-0 state, the loop's step and the layout.
+
+  Args:
+    args: this script's arguments (see `jax_parts`).
+    dropout: the encoder's and heads' dropout rate.
+
+  Returns:
+    (model, state, step, layout): `step(state, counts, batch) -> (state, counts, metrics)`
+    is `training/sharded.py`'s `jit_loop_step`, the function the training loop calls.
+  """
+  from mtl_jax.training.sharded import create_state, jit_loop_step
+
+  parts = jax_parts(args, dropout)
+  step = jit_loop_step(parts.train_step, parts.abstract, parts.layout,
                        max_nonfinite_in_a_row=100)
-  return model, create_state(init, abstract, layout), step, layout
+  return (parts.model, create_state(parts.init, parts.abstract, parts.layout), step,
+          parts.layout)
 
 
 def jax_worker(args) -> dict:
