@@ -132,15 +132,15 @@ def profile(args) -> dict:
   for batch in batches[:2]:  # compile, then a warm step
     state, counts, metrics = step(state, counts, batch)
   jax.block_until_ready((state, metrics))
-  trace_dir = tempfile.mkdtemp()
-  times = step_speed.cpu_times()
-  jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
-  for batch in batches[2:]:
-    state, counts, metrics = step(state, counts, batch)
-  jax.block_until_ready((state, metrics))
-  jax.profiler.stop_trace()
-  steal = step_speed.steal_share(times, step_speed.cpu_times())
-  durations = trace_durations(trace_dir)
+  with tempfile.TemporaryDirectory() as trace_dir:
+    times = step_speed.cpu_times()
+    jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
+    for batch in batches[2:]:
+      state, counts, metrics = step(state, counts, batch)
+    jax.block_until_ready((state, metrics))
+    jax.profiler.stop_trace()
+    steal = step_speed.steal_share(times, step_speed.cpu_times())
+    durations = trace_durations(trace_dir)
 
   by_kind = collections.Counter()
   by_op: dict[str, dict] = {}
