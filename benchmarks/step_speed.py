@@ -448,6 +448,7 @@ def main(args) -> dict:
   if args.json:
     rows_out = {" ".join(_label(row, d).split()): {
         "step_s": [r["step_s"] for r in runs], "compile_s": [r["compile_s"] for r in runs],
+        "steal": [r.get("steal") for r in runs],
         "rss_peak": max(r["rss_peak"] for r in runs),
         "device_peak": max((r.get("device_peak", 0) for r in runs), default=0)}
         for (row, d), runs in results.items()}

@@ -18,6 +18,8 @@ def test_the_gpu_check_runs_every_part_and_writes_its_tables(tmp_path):
     rows = report["step"][dtype]["rows"]
     assert set(rows) == {"ours dropout 0.1", "ours dropout 0"}, rows
     assert all(len(row["step_s"]) == 2 and min(row["step_s"]) > 0 for row in rows.values())
+    # The host's stolen share, one per round (None off Linux, where /proc/stat is absent).
+    assert all(len(row["steal"]) == 2 for row in rows.values()), rows
   assert {row["tasks"] for row in report["balancing"]} == {2}
   assert [row["method"] for row in report["balancing"]].count("pcgrad") == 1
   assert report["sharded"]["1"]["examples_per_step"] == 4
