@@ -122,7 +122,8 @@ def profile(args) -> dict:
   import step_speed
   from mtl_jax.training.nonfinite import NonFiniteCounter
 
-  config = step_speed.encoder_config(0.0, args.attention_impl, args.dtype, args.tiny)
+  config = step_speed.encoder_config(0.0, args.attention_impl, args.dtype, args.tiny,
+                                     args.matmul_impl)
   batches = step_speed.make_batches(args.steps + 2, args.batch_per_task, args.length,
                                     vocab=config.vocab_size)
   _, state, step, layout = step_speed.build_jax_step(args, args.dropout)

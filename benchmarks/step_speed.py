@@ -54,7 +54,7 @@ STEAL_QUIET = 0.05
 
 
 def encoder_config(dropout: float, attention_impl: str = "auto", dtype: str = "float32",
-                   tiny: bool = False):
+                   tiny: bool = False, matmul_impl: str = "auto"):
   """MiniLM-L6's shape (all-MiniLM-L6-v2); `tiny`: a 2-layer width-64 one (dry runs)."""
   from mtl_jax.encoders import EncoderConfig
   shape = (dict(vocab_size=1000, hidden_size=64, num_layers=2, num_heads=4,
@@ -62,7 +62,7 @@ def encoder_config(dropout: float, attention_impl: str = "auto", dtype: str = "f
            dict(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
                 intermediate_size=1536))
   return EncoderConfig(**shape, hidden_dropout=dropout, attention_dropout=dropout,
-                       attention_impl=attention_impl, dtype=dtype)
+                       attention_impl=attention_impl, matmul_impl=matmul_impl, dtype=dtype)
 
 
 def optimizer_config() -> dict:
@@ -159,7 +159,8 @@ def jax_parts(args, dropout: float) -> types.SimpleNamespace:
   """Our model and step function with the state's laid-out shapes, as `training/run.py` makes them.
 
   Args:
-    args: this script's arguments (shape, attention, dtype, mesh, schedule length).
+    args: this script's arguments (shape, attention and matmul impls, dtype, mesh, schedule
+      length).
     dropout: the encoder's and heads' dropout rate.
 
   Returns:
@@ -177,7 +178,8 @@ def jax_parts(args, dropout: float) -> types.SimpleNamespace:
   heads = [TaskHead("ner", Tagging(), NUM_TAGS, {"dropout": dropout}),
            TaskHead("news", Classification(), NUM_CLASSES, {"dropout": dropout})]
   model = HardSharingModel(
-      encoder_config(dropout, args.attention_impl, args.dtype, args.tiny), heads)
+      encoder_config(dropout, args.attention_impl, args.dtype, args.tiny,
+                     args.matmul_impl), heads)
   optimizer, _ = make_optimizer(optimizer_config(), args.total_steps)
   weighting = weighting_lib.from_spec("equal", num_tasks=2)
 
@@ -220,13 +222,17 @@ def jax_worker(args) -> dict:
   from mtl_jax.training.nonfinite import NonFiniteCounter
   from mtl_jax.training.prefetch import Prefetcher
 
-  config = encoder_config(0.0, args.attention_impl, args.dtype, args.tiny)
+  config = encoder_config(0.0, args.attention_impl, args.dtype, args.tiny, args.matmul_impl)
   batches = make_batches(args.steps + 2, args.batch_per_task, args.length,
                          vocab=config.vocab_size)
   from mtl_jax.encoders.attention import resolve_impl
+  from mtl_jax.encoders.dense import resolve_matmul_impl
+  from mtl_jax.kernels.blas import blas_provider
   result = {"framework": "jax", "jax": jax.__version__, "device": jax.devices()[0].device_kind,
             "examples_per_step": 2 * args.batch_per_task,
-            "attention": resolve_impl(args.attention_impl, jnp.dtype(args.dtype))}
+            "attention": resolve_impl(args.attention_impl, jnp.dtype(args.dtype)),
+            "matmul": resolve_matmul_impl(args.matmul_impl, jnp.dtype(args.dtype)),
+            "blas": blas_provider()}
   if args.export:
     from mtl_jax import export_pretrained
     model, state, step, layout = build_jax_step(args, 0.0)
@@ -383,7 +389,8 @@ def _worker_command(args, row, dropout, out, weights, export, check_steps):
              "--out", out, "--batch-per-task", str(args.batch_per_task),
              "--length", str(args.length), "--steps", str(args.steps),
              "--threads", str(args.threads), "--dropout", str(dropout),
-             "--attention-impl", args.attention_impl, "--dtype", args.dtype,
+             "--attention-impl", args.attention_impl, "--matmul-impl", args.matmul_impl,
+             "--dtype", args.dtype,
              "--device", args.device, "--total-steps", str(args.total_steps),
              "--check-steps", str(check_steps)] + (["--tiny"] if args.tiny else [])
   if export:
@@ -513,6 +520,8 @@ def parse_args(argv=None):
   parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
   parser.add_argument("--attention-impl", default="auto", choices=("auto", "xla", "cpu_kernel"),
                       help="our encoder's attention core (EncoderConfig.attention_impl)")
+  parser.add_argument("--matmul-impl", default="auto", choices=("auto", "xla", "blas"),
+                      help="our encoder's dense products (EncoderConfig.matmul_impl)")
   parser.add_argument("--check-steps", type=int, default=3,
                       help="first steps whose losses must match the reference")
   parser.add_argument("--total-steps", type=int, default=1000,

@@ -48,6 +48,10 @@ def default_config() -> ml_collections.ConfigDict:
       # The attention core: 'auto' (the fused CPU kernel for float32 on one
       # CPU device, else XLA's ops), 'xla' or 'cpu_kernel' (EncoderConfig).
       attention_impl="auto",
+      # The dense products: 'auto' (MKL's sgemm as a CPU custom call for
+      # float32 on one CPU device when MKL is installed: pip install
+      # "mtl-jax[mkl]"; else XLA's), 'xla' or 'blas' (EncoderConfig).
+      matmul_impl="auto",
       # Dropout masks: 'hash' (a keyed integer hash per element, one cheap
       # pass) or 'threefry' (flax's nn.Dropout; ~50x costlier on CPU).
       dropout_rng="hash",

@@ -16,7 +16,7 @@ def report() -> list[str]:
   """The lines `mtl-jax doctor` prints."""
   import jax
 
-  from mtl_jax.kernels import build
+  from mtl_jax.kernels import blas, build
 
   lines = [f"python {sys.version.split()[0]} on {platform.platform()}"]
   for name in PACKAGES:
@@ -41,6 +41,12 @@ def report() -> list[str]:
   lines.append("attention_impl='auto' uses: " + ("the CPU kernel (float32)" if used else
                "XLA's ops" + ("" if built else " (no kernel)") +
                (f" ({len(devices)} devices: meshes use XLA)" if len(devices) > 1 else "")))
+  provider = blas.blas_provider() if built else None
+  lines.append("BLAS for the dense products: " + {
+      "mkl": "MKL", "openblas": "SciPy's OpenBLAS (no MKL: pip install 'mtl-jax[mkl]')",
+      None: "none (no kernel)"}[provider])
+  lines.append("matmul_impl='auto' uses: " + (
+      "MKL's sgemm (float32)" if used and provider == "mkl" else "XLA's dot_general"))
   lines.append(f"kernel cache: {build._library_path(os.environ.get('CXX', 'c++')).parent}")  # pylint: disable=protected-access
   import datasets.config
   lines.append(f"data cache (Hugging Face datasets): {datasets.config.HF_DATASETS_CACHE}; "

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from mtl_jax.encoders import attention
+from mtl_jax.encoders import attention, dense
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.dropout import HashDropout
 from mtl_jax.encoders.gelu import gelu
@@ -101,6 +101,7 @@ class SelfAttention(nn.Module):
     dtype = _dtype(cfg)
     qkv_bl3hk = nn.DenseGeneral(
         (3, cfg.num_heads, cfg.head_dim), dtype=dtype, name="qkv",
+        dot_general=dense.dot_general(cfg.matmul_impl, dtype),
         kernel_init=_init(cfg, ("embed", "qkv", "heads", "kv")),
         bias_init=_zeros(("qkv", "heads", "kv")))(x_bld)
     rate = 0.0 if deterministic else cfg.attention_dropout
@@ -114,6 +115,7 @@ class SelfAttention(nn.Module):
                                                      impl=cfg.attention_impl)
     return nn.DenseGeneral(
         cfg.hidden_size, axis=(-2, -1), dtype=dtype, name="output",
+        dot_general=dense.dot_general(cfg.matmul_impl, dtype),
         kernel_init=_init(cfg, ("heads", "kv", "embed")),
         bias_init=_zeros(("embed",)))(context_blhk)
 
@@ -143,11 +145,13 @@ class Layer(nn.Module):
                                                     deterministic=deterministic)
     attended = self._adapt("attention", dropout(attended, deterministic=deterministic))
     x_bld = layer_norm(cfg, "attention_norm")(x_bld + attended)
+    products = dense.dot_general(cfg.matmul_impl, dtype)
     h_blf = nn.Dense(cfg.intermediate_size, dtype=dtype, name="intermediate",
+                     dot_general=products,
                      kernel_init=_init(cfg, ("embed", "mlp")),
                      bias_init=_zeros(("mlp",)))(x_bld)
     h_blf = gelu(h_blf)
-    out_bld = nn.Dense(cfg.hidden_size, dtype=dtype, name="output",
+    out_bld = nn.Dense(cfg.hidden_size, dtype=dtype, name="output", dot_general=products,
                        kernel_init=_init(cfg, ("mlp", "embed")),
                        bias_init=_zeros(("embed",)))(h_blf)
     out_bld = self._adapt("output", dropout(out_bld, deterministic=deterministic))

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 # Implementations of the attention core (`attention.py`).
 ATTENTION_IMPLS = ("auto", "xla", "cpu_kernel")
+MATMUL_IMPLS = ("auto", "xla", "blas")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,10 @@ class EncoderConfig:
   # C++ custom call, float32 on CPU; see `attention.py`) or "auto" (the kernel
   # where it applies: float32, one CPU device, a working C++ compiler).
   attention_impl: str = "auto"
+  # The dense products: "xla" (lax.dot_general), "blas" (a BLAS sgemm as a
+  # C++ custom call, float32 on CPU; see `dense.py`) or "auto" (the BLAS call
+  # where it applies and pays: float32, one CPU device, MKL installed).
+  matmul_impl: str = "auto"
 
   def __post_init__(self):
     if self.hidden_size % self.num_heads:
@@ -56,6 +61,10 @@ class EncoderConfig:
     if self.attention_impl not in ATTENTION_IMPLS:
       raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got "
                        f"{self.attention_impl!r}")
+    if self.matmul_impl not in MATMUL_IMPLS:
+      raise ValueError(f"matmul_impl must be one of {MATMUL_IMPLS}, got {self.matmul_impl!r}")
+    if self.matmul_impl == "blas" and self.dtype != "float32":
+      raise ValueError(f"matmul_impl='blas' computes float32; got dtype={self.dtype!r}")
     if self.attention_impl == "cpu_kernel" and (self.dtype != "float32"
                                                 or self.dropout_rng != "hash"):
       raise ValueError("attention_impl='cpu_kernel' computes float32 with hash dropout; "

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <vector>
 
+#include "parallel_for.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -218,39 +219,6 @@ void scatter_qkv(const float* dq, const float* dk, const float* dv, const Shape&
   }
 }
 
-// Runs fn(item, scratch) for item in [0, n) on the caller and XLA's pool.
-// Items are taken from a shared counter; the caller waits only for tasks
-// that started while items were left (a late task finds none and leaves).
-template <typename Fn>
-void parallel_for(ffi::ThreadPool& pool, int64_t n, size_t scratch_floats, const Fn& fn) {
-  struct State {
-    std::atomic<int64_t> next{0};
-    std::atomic<int> running{0};
-    std::mutex mu;
-    std::condition_variable cv;
-  };
-  auto state = std::make_shared<State>();
-  auto work = [state, n, scratch_floats, &fn]() {
-    state->running.fetch_add(1);
-    // Per thread and kept across calls: fresh pages cost a fault and a
-    // zeroing each, which for ~250 KB was a visible part of a call.
-    thread_local std::vector<float> scratch;
-    for (int64_t i; (i = state->next.fetch_add(1)) < n;) {
-      if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
-      fn(i, scratch.data());
-    }
-    if (state->running.fetch_sub(1) == 1) {
-      std::lock_guard<std::mutex> lock(state->mu);
-      state->cv.notify_all();
-    }
-  };
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), n) - 1;
-  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(work)(work));
-  work();
-  std::unique_lock<std::mutex> lock(state->mu);
-  state->cv.wait(lock, [&] { return state->running.load() == 0; });
-}
-
 // scores[i, j] = q_i . k_j + bias[j] for the L query rows (q already scaled),
 // -inf on the columns past L (scratch padding), so exp gives them 0.
 void biased_scores(const float* q, const float* kt, const float* bias, int64_t L, int64_t lp,
@@ -289,7 +257,7 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
   const int64_t lp = s.lp, kp = s.kp, L = s.length;
   // q [lp, kp] | kT [kp, lp] | v [lp, kp] | scores, pd [L, lp] | out [L, kp] | bias [lp]
   const size_t scratch = 3 * lp * kp + 2 * L * lp + L * kp + lp;
-  parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
+  mtl_jax::parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
     const int64_t b = item / s.heads, h = item % s.heads;
     float *q = buf, *kt = q + lp * kp, *v = kt + kp * lp, *scores = v + lp * kp,
           *pd = scores + L * lp, *out = pd + L * lp, *bias_row = out + L * kp;
@@ -341,7 +309,7 @@ ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
   const int64_t lp = s.lp, kp = s.kp, L = s.length;
   // q, k, dout, out, dq, dk, dv [lp, kp] | vT, kT [kp, lp] | dscores, pd [lp, lp] | bias [lp]
   const size_t scratch = 9 * lp * kp + 2 * lp * lp + lp;
-  parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
+  mtl_jax::parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
     const int64_t b = item / s.heads, h = item % s.heads;
     float *q = buf, *k = q + lp * kp, *dout = k + lp * kp, *out = dout + lp * kp,
           *dq = out + lp * kp, *dk = dq + lp * kp, *dv = dk + lp * kp, *vt = dv + lp * kp,

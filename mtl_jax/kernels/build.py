@@ -5,7 +5,7 @@ the first time a process asks for them, with the machine's C++ compiler
 (`$CXX`, else `c++`) against the FFI headers that ship with jaxlib, for the
 machine's own instruction set, and cached under `$MTL_JAX_KERNEL_CACHE`
 (default `$XDG_CACHE_HOME/mtl_jax/kernels`, else `~/.cache/mtl_jax/kernels`)
-keyed by the source, jaxlib's version and the CPU's feature flags. A build
+keyed by the sources, jaxlib's version and the CPU's feature flags. A build
 prints one line when it starts and one when it ends (with the compiler's
 warnings, if any), and is stopped after `$MTL_JAX_KERNEL_BUILD_TIMEOUT`
 seconds (default 300); it also removes half-written libraries of crashed
@@ -35,12 +35,15 @@ from pathlib import Path
 import jax
 import jaxlib
 
-_SOURCE = Path(__file__).with_name("attention_cpu.cc")
+_HERE = Path(__file__).parent
+_SOURCES = [_HERE / "attention_cpu.cc", _HERE / "gemm_cpu.cc"]
+_HEADERS = [_HERE / "parallel_for.h"]
 # FFI handler symbols of the library -> the custom-call target names.
 _TARGETS = {"MtlAttentionForward": "mtl_attention_forward",
-            "MtlAttentionBackward": "mtl_attention_backward"}
+            "MtlAttentionBackward": "mtl_attention_backward",
+            "MtlGemm": "mtl_gemm"}
 _FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
-_PREFIX = "attention_cpu-"
+_PREFIX = "kernels_cpu-"
 # Builds nobody loaded for this long are removed after a new build.
 _STALE_SECONDS = 30 * 24 * 3600
 _HALF_WRITTEN_SECONDS = 3600
@@ -59,8 +62,8 @@ def _cpu_flags() -> str:
 
 def _library_path(compiler: str) -> Path:
   key = hashlib.sha256("\n".join([
-      _SOURCE.read_text(), jaxlib.__version__, compiler, " ".join(_FLAGS),
-      platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+      *(path.read_text() for path in _SOURCES + _HEADERS), jaxlib.__version__, compiler,
+      " ".join(_FLAGS), platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
   return cache_dir() / f"{_PREFIX}{key}.so"
 
 
@@ -106,8 +109,8 @@ def _compile(compiler: str, target: Path) -> None:
   fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
   os.close(fd)
   # jaxlib's headers as system headers: their warnings are not ours to show.
-  command = [*shlex.split(compiler), *_FLAGS, "-isystem", jax.ffi.include_dir(),
-             str(_SOURCE), "-o", tmp]
+  command = [*shlex.split(compiler), *_FLAGS, "-I", str(_HERE), "-isystem", jax.ffi.include_dir(),
+             *map(str, _SOURCES), "-o", tmp]
   print(f"mtl_jax: building the native CPU kernels (once per machine): {target}",
         file=sys.stderr, flush=True)
   start = time.time()
@@ -129,16 +132,39 @@ def _compile(compiler: str, target: Path) -> None:
   _remove_stale(target.parent, keep=target)
 
 
-@functools.cache
 def native_kernels_available() -> bool:
   """Builds (once per machine) and registers the CPU kernels.
 
   Returns:
-    True when the custom-call targets `mtl_attention_forward` and
-    `mtl_attention_backward` are registered for the CPU platform.
+    True when the custom-call targets `mtl_attention_forward`,
+    `mtl_attention_backward` and `mtl_gemm` are registered for the CPU
+    platform.
   """
+  return _library() is not None
+
+
+def native_library() -> ctypes.CDLL:
+  """The loaded kernel library (for its plain C entry points, e.g. `MtlSetSgemm`).
+
+  Raises:
+    RuntimeError: the kernels are off or did not build.
+  """
+  library = _library()
+  if library is None:
+    raise RuntimeError("the native CPU kernels are unavailable (MTL_JAX_NATIVE_KERNELS=0, "
+                       "or the build failed: see its warning)")
+  return library
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+  return _load()
+
+
+def _load() -> ctypes.CDLL | None:
+  """Builds if needed and loads the library; None (after a warning) where it cannot."""
   if os.environ.get("MTL_JAX_NATIVE_KERNELS", "1") == "0":
-    return False
+    return None
   compiler = os.environ.get("CXX", "c++")
   target = _library_path(compiler)
   try:
@@ -147,9 +173,9 @@ def native_kernels_available() -> bool:
     library = ctypes.cdll.LoadLibrary(str(target))
   except (OSError, RuntimeError) as error:
     warnings.warn(f"mtl_jax: native CPU kernels unavailable, using XLA's ops: {error}",
-                  RuntimeWarning, stacklevel=2)
-    return False
+                  RuntimeWarning, stacklevel=4)
+    return None
   for symbol, name in _TARGETS.items():
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)),
                                 platform="cpu")
-  return True
+  return library

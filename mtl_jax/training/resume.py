@@ -26,10 +26,13 @@ CHANGEABLE = (
     "optimizer.weight_decay",
     "encoder.pretrained", "encoder.dtype", "encoder.hidden_dropout",
     "encoder.attention_dropout",
+    # Implementations of the same function (their results differ in rounding only).
+    "encoder.attention_impl", "encoder.matmul_impl",
     # Measuring task relatedness leaves the train state alone.
     "relatedness.measure_every", "relatedness.lookahead_lr",
 )
-_ENCODER_CHANGEABLE = ("dtype", "hidden_dropout", "attention_dropout")
+_ENCODER_CHANGEABLE = ("dtype", "hidden_dropout", "attention_dropout", "attention_impl",
+                       "matmul_impl")
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

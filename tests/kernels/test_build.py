@@ -15,13 +15,13 @@ def test_a_failing_compiler_warns_and_reports_unavailable(tmp_path, monkeypatch)
   monkeypatch.setenv("MTL_JAX_KERNEL_CACHE", str(tmp_path))
   monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
   with pytest.warns(RuntimeWarning, match="native CPU kernels unavailable.*false"):
-    assert build.native_kernels_available.__wrapped__() is False
+    assert build._load() is None
   assert list(tmp_path.iterdir()) == []  # no half-written library left behind
 
 
 def test_the_switch_turns_the_kernels_off(monkeypatch):
   monkeypatch.setenv("MTL_JAX_NATIVE_KERNELS", "0")
-  assert build.native_kernels_available.__wrapped__() is False
+  assert build._load() is None
 
 
 def test_the_library_is_cached_by_source_compiler_and_machine(tmp_path, monkeypatch):
@@ -34,9 +34,9 @@ def test_the_library_is_cached_by_source_compiler_and_machine(tmp_path, monkeypa
   other_cpu = build._library_path("c++")
   assert other_cpu != path
   # ...and so does a changed source.
-  source = tmp_path / "attention_cpu.cc"
-  source.write_text(build._SOURCE.read_text() + "\n// changed\n")
-  monkeypatch.setattr(build, "_SOURCE", source)
+  source = tmp_path / "gemm_cpu.cc"
+  source.write_text(build._SOURCES[1].read_text() + "\n// changed\n")
+  monkeypatch.setattr(build, "_SOURCES", [build._SOURCES[0], source])
   assert build._library_path("c++") not in (path, other_cpu)
 
 
@@ -49,11 +49,11 @@ def test_a_changed_source_is_rebuilt_not_loaded_from_the_old_cache(tmp_path, mon
       OSError(f"stop after the build step: {path}")))
   old = build._library_path("c++")
   old.write_bytes(b"an old build")
-  source = tmp_path / "attention_cpu.cc"
-  source.write_text(build._SOURCE.read_text() + "\n// changed\n")
-  monkeypatch.setattr(build, "_SOURCE", source)
+  source = tmp_path / "gemm_cpu.cc"
+  source.write_text(build._SOURCES[1].read_text() + "\n// changed\n")
+  monkeypatch.setattr(build, "_SOURCES", [build._SOURCES[0], source])
   with pytest.warns(RuntimeWarning, match="stop after the build step"):
-    build.native_kernels_available.__wrapped__()
+    build._load()
   assert compiled == [build._library_path("c++")] and compiled[0] != old
 
 
@@ -83,7 +83,7 @@ def test_a_build_that_hangs_is_stopped(tmp_path, monkeypatch):
   monkeypatch.setenv("MTL_JAX_KERNEL_BUILD_TIMEOUT", "0.5")
   monkeypatch.setenv("CXX", _fake_compiler(tmp_path, "import time; time.sleep(30)"))
   with pytest.warns(RuntimeWarning, match=r"ran past 0.5 s \(MTL_JAX_KERNEL_BUILD_TIMEOUT\)"):
-    assert build.native_kernels_available.__wrapped__() is False
+    assert build._load() is None
   assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -100,7 +100,7 @@ def test_a_build_removes_stale_and_half_written_libraries(tmp_path, monkeypatch)
   monkeypatch.setenv("MTL_JAX_KERNEL_CACHE", str(cache))
   cache.mkdir()
   month = 31 * 24 * 3600
-  files = {"attention_cpu-old.so": month, "attention_cpu-recent.so": 60,
+  files = {"kernels_cpu-old.so": month, "kernels_cpu-recent.so": 60,
            "tmpcrashed.so": 2 * 3600, "tmpbuilding.so": 60}
   for name, age in files.items():
     (cache / name).write_bytes(b"x")
@@ -109,7 +109,7 @@ def test_a_build_removes_stale_and_half_written_libraries(tmp_path, monkeypatch)
   target = build._library_path(compiler)
   build._compile(compiler, target)
   assert sorted(p.name for p in cache.iterdir()) == sorted(
-      ["attention_cpu-recent.so", "tmpbuilding.so", target.name])
+      ["kernels_cpu-recent.so", "tmpbuilding.so", target.name])
 
 
 def test_on_macos_a_missing_toolchain_is_an_error_not_an_installer(monkeypatch):
@@ -129,4 +129,4 @@ def test_on_macos_a_missing_toolchain_is_an_error_not_an_installer(monkeypatch):
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and os.environ.get("CI")),
                     reason="CI on Linux must build the kernels; elsewhere the XLA path serves")
 def test_the_kernels_build_on_linux_ci():
-  assert build.native_kernels_available.__wrapped__() is True
+  assert build._load() is not None

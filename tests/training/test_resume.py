@@ -253,6 +253,25 @@ def test_a_different_model_or_labels_is_a_clear_error_not_a_fresh_start(
   assert _checkpoints(workdir) == before
 
 
+def test_an_implementation_choice_may_change_on_resume(reference, config_file, tmp_path):
+  """attention_impl and matmul_impl compute the same function: a run may resume under
+  others, also from run files written before matmul_impl existed."""
+  workdir = tmp_path / "work"
+  shutil.copytree(reference, workdir)
+  for name in ("8", "12"):
+    shutil.rmtree(workdir / "checkpoints" / name)
+  for name in ("config.json", "encoder.json"):
+    saved = json.loads((workdir / name).read_text())
+    (saved.get("encoder") or saved).pop("matmul_impl")
+    (workdir / name).write_text(json.dumps(saved))
+  assert _train(config_file, workdir, "encoder.attention_impl='cpu_kernel'",
+                "encoder.matmul_impl='blas'") == 0
+  resumed, uninterrupted = _losses(workdir), _losses(reference)
+  assert sorted(resumed) == sorted(uninterrupted)
+  np.testing.assert_allclose([resumed[s] for s in sorted(resumed)],
+                             [uninterrupted[s] for s in sorted(uninterrupted)], rtol=1e-4)
+
+
 RUN_FILES = ("config.json", "tasks.json", "encoder.json", "tokenizer/tokenizer.json")
 
 
