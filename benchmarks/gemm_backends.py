@@ -8,6 +8,8 @@ MiniLM-L6 widths), timed as one call per row:
   xla          XLA's default: dots go to YNNPACK where it takes them, else Eigen
   xla-onednn   --xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_fusion_type=dot
   xla-eigen    --xla_cpu_experimental_ynn_fusion_type=-dot,-individual_dot (Eigen for every dot)
+  mtl-gemm     our BLAS custom call (EncoderConfig.matmul_impl="blas": MKL's sgemm where the
+               mkl extra is installed, else SciPy's OpenBLAS), transposes read in place
   torch        PyTorch's aten (its CPU wheels use MKL / oneDNN), when torch is installed
 
 Each row runs in a fresh process per round, pinned to the same CPUs with as
@@ -92,13 +94,26 @@ def worker(row: str, args) -> dict:
     return {"seconds": _time(call, args.repeats), "libraries": {"aten": 3 * len(tensors)}}
   import jax
 
-  def layer(triples):
-    return [(x @ w, dy @ w.T, x.T @ dy) for x, w, dy in triples]
+  if row == "mtl-gemm":
+    from mtl_jax.encoders.dense import gemm
+    from mtl_jax.kernels.blas import blas_provider
+    provider = blas_provider()
+    if provider is None:
+      raise SystemExit("the native CPU kernels are unavailable: no mtl-gemm row")
+
+    def layer(triples):
+      return [(gemm(x, w), gemm(dy, w, trans_b=True), gemm(x, dy, trans_a=True))
+              for x, w, dy in triples]
+  else:
+    def layer(triples):
+      return [(x @ w, dy @ w.T, x.T @ dy) for x, w, dy in triples]
 
   device_arrays = jax.device_put(arrays)
   compiled = jax.jit(layer).lower(device_arrays).compile()
+  libraries = ({f"mtl_gemm ({provider})": 3 * len(arrays)} if row == "mtl-gemm"
+               else _libraries(compiled.as_text()))
   return {"seconds": _time(lambda: jax.block_until_ready(compiled(device_arrays)), args.repeats),
-          "libraries": _libraries(compiled.as_text())}
+          "libraries": libraries}
 
 
 def main(argv=None) -> None:
@@ -119,7 +134,7 @@ def main(argv=None) -> None:
 
   cpus = (sorted(int(c) for c in args.cpus.split(",")) if args.cpus
           else sorted(os.sched_getaffinity(0)))
-  rows = list(FLAGS)
+  rows = [*FLAGS, "mtl-gemm"]
   try:
     import torch  # noqa: F401  (only whether it is there)
     rows.append("torch")

@@ -6,8 +6,9 @@ laid-out step `training/loop.py` runs). After a compile and a warm step,
 (each fusion, product, custom call) appears in the trace with its duration.
 The instructions are matched to the compiled HLO and summed two ways:
 
-* by kind: matrix products (any instruction whose computation holds a dot),
-  the attention kernel (our custom calls), reductions, gathers/scatters,
+* by kind: matrix products (any instruction whose computation holds a dot,
+  and the BLAS custom call `mtl_gemm`), the attention kernel (our attention
+  custom calls), reductions, gathers/scatters,
   copies and transposes, other elementwise fusions;
 * by op: the `op_name` metadata with layer numbers folded (`layer_3` ->
   `layer_*`), with the bytes its instructions read and write and the rate
@@ -78,7 +79,7 @@ def parse_hlo(hlo_text: str) -> dict[str, dict]:
     called = re.search(r"calls=%([\w.\-]+)", rest)
     body = bodies.get(called.group(1), "") if called else ""
     text = body + f" {opcode}(" + rest
-    if re.search(r" (dot|convolution)\(", text):
+    if re.search(r' (dot|convolution)\(|custom_call_target="mtl_gemm"', text):
       kind = "matrix products"
     elif re.search(r'custom_call_target="mtl_attention', text):
       kind = "attention kernel"

@@ -21,7 +21,17 @@ from mtl_jax.encoders.config import MATMUL_IMPLS
 from mtl_jax.kernels import blas
 
 
-def _gemm(a: jax.Array, b: jax.Array, trans_a: bool = False, trans_b: bool = False):
+def gemm(a: jax.Array, b: jax.Array, trans_a: bool = False, trans_b: bool = False
+         ) -> jax.Array:
+  """`op(a) @ op(b)` of float32 matrices as one `mtl_gemm` call (no gradient of its own).
+
+  Args:
+    a: [m, k], or [k, m] with `trans_a` (read transposed in place).
+    b: [k, n], or [n, k] with `trans_b`.
+
+  Returns:
+    [m, n] float32.
+  """
   m = a.shape[1] if trans_a else a.shape[0]
   n = b.shape[0] if trans_b else b.shape[1]
   return jax.ffi.ffi_call("mtl_gemm", jax.ShapeDtypeStruct((m, n), jnp.float32),
@@ -31,16 +41,16 @@ def _gemm(a: jax.Array, b: jax.Array, trans_a: bool = False, trans_b: bool = Fal
 @jax.custom_vjp
 def blas_matmul(x_mk: jax.Array, w_kn: jax.Array) -> jax.Array:
   """`x_mk @ w_kn` (float32 matrices) through the BLAS kernel, with its gradients."""
-  return _gemm(x_mk, w_kn)
+  return gemm(x_mk, w_kn)
 
 
 def _matmul_forward(x_mk, w_kn):
-  return _gemm(x_mk, w_kn), (x_mk, w_kn)
+  return gemm(x_mk, w_kn), (x_mk, w_kn)
 
 
 def _matmul_backward(residuals, dy_mn):
   x_mk, w_kn = residuals
-  return _gemm(dy_mn, w_kn, trans_b=True), _gemm(x_mk, dy_mn, trans_a=True)
+  return gemm(dy_mn, w_kn, trans_b=True), gemm(x_mk, dy_mn, trans_a=True)
 
 
 blas_matmul.defvjp(_matmul_forward, _matmul_backward)

@@ -20,5 +20,8 @@ def test_each_xla_row_routes_the_products_to_the_library_it_names(tmp_path):
   assert results["xla-eigen"][0]["libraries"] == {"eigen": 12}
   default = results["xla"][0]["libraries"]
   assert sum(default.values()) == 12 and default.get("ynn", 0) > 0, default
+  # Ours: the twelve products as BLAS custom calls (MKL where the extra is installed).
+  (ours,) = results["mtl-gemm"][0]["libraries"].items()
+  assert ours[0] in ("mtl_gemm (mkl)", "mtl_gemm (openblas)") and ours[1] == 12, ours
   # torch is optional (CI has none): then a line saying so comes before the table.
   assert any(line.startswith("one layer's 12 products") for line in done.stdout.splitlines())

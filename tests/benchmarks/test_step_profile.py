@@ -7,6 +7,10 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import pytest
+
+from mtl_jax.encoders import dense
+from mtl_jax.kernels import blas
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -26,6 +30,13 @@ def test_each_instruction_gets_the_kind_of_the_work_it_does():
   assert _kinds(lambda a: jnp.sin(a) * 2.0, a) == {"other elementwise"}
   # XLA folds the + 0 away: what is left is the transposing copy alone.
   assert _kinds(lambda a: a.T + 0.0, a) == {"copies and transposes"}
+
+
+@pytest.mark.skipif(blas.blas_provider() is None, reason="the native CPU kernels did not build")
+def test_the_blas_custom_call_is_a_matrix_product():
+  a = jnp.ones((64, 32), jnp.float32)
+  b = jnp.ones((32, 16), jnp.float32)
+  assert _kinds(dense.blas_matmul, a, b) == {"matrix products"}
 
 
 def test_a_tiny_step_is_profiled_op_by_op(tmp_path):
