@@ -10,6 +10,7 @@ MiniLM-L6 widths), timed as one call per row:
   xla-eigen    --xla_cpu_experimental_ynn_fusion_type=-dot,-individual_dot (Eigen for every dot)
   mtl-gemm     our BLAS custom call (EncoderConfig.matmul_impl="blas": MKL's sgemm where the
                mkl extra is installed, else SciPy's OpenBLAS), transposes read in place
+  mtl-gemm-openblas  the same call with SciPy's OpenBLAS (MTL_JAX_BLAS=openblas)
   torch        PyTorch's aten (its CPU wheels use MKL / oneDNN), when torch is installed
 
 Each row runs in a fresh process per round, pinned to the same CPUs with as
@@ -94,7 +95,7 @@ def worker(row: str, args) -> dict:
     return {"seconds": _time(call, args.repeats), "libraries": {"aten": 3 * len(tensors)}}
   import jax
 
-  if row == "mtl-gemm":
+  if row.startswith("mtl-gemm"):
     from mtl_jax.encoders.dense import gemm
     from mtl_jax.kernels.blas import blas_provider
     provider = blas_provider()
@@ -110,7 +111,7 @@ def worker(row: str, args) -> dict:
 
   device_arrays = jax.device_put(arrays)
   compiled = jax.jit(layer).lower(device_arrays).compile()
-  libraries = ({f"mtl_gemm ({provider})": 3 * len(arrays)} if row == "mtl-gemm"
+  libraries = ({f"mtl_gemm ({provider})": 3 * len(arrays)} if row.startswith("mtl-gemm")
                else _libraries(compiled.as_text()))
   return {"seconds": _time(lambda: jax.block_until_ready(compiled(device_arrays)), args.repeats),
           "libraries": libraries}
@@ -134,7 +135,7 @@ def main(argv=None) -> None:
 
   cpus = (sorted(int(c) for c in args.cpus.split(",")) if args.cpus
           else sorted(os.sched_getaffinity(0)))
-  rows = [*FLAGS, "mtl-gemm"]
+  rows = [*FLAGS, "mtl-gemm", "mtl-gemm-openblas"]
   try:
     import torch  # noqa: F401  (only whether it is there)
     rows.append("torch")
@@ -146,7 +147,8 @@ def main(argv=None) -> None:
   results = {row: [] for row in rows}
   for r in range(args.rounds):
     for row in (rows if r % 2 == 0 else rows[::-1]):
-      env = dict(os.environ, XLA_FLAGS=FLAGS.get(row, os.environ.get("XLA_FLAGS", "")))
+      env = dict(os.environ, XLA_FLAGS=FLAGS.get(row, os.environ.get("XLA_FLAGS", "")),
+                 **({"MTL_JAX_BLAS": "openblas"} if row == "mtl-gemm-openblas" else {}))
       done = subprocess.run(
           ["taskset", "-c", ",".join(map(str, cpus)), sys.executable, __file__,
            "--worker", row, "--repeats", str(args.repeats), "--rows", str(args.rows),

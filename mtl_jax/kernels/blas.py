@@ -12,6 +12,9 @@ The kernel (`gemm_cpu.cc`) links no BLAS; it calls the Fortran-interface
   wherever mtl_jax is. On the CPU we measured it is no faster than XLA's
   GEMMs, so `matmul_impl="auto"` uses the kernel only with MKL; "openblas"
   serves `matmul_impl="blas"` and the kernel's tests where MKL is absent.
+
+`$MTL_JAX_BLAS` ("mkl" or "openblas") picks one; "mkl" where MKL is not
+found is an error.
 """
 
 from __future__ import annotations
@@ -78,10 +81,20 @@ def blas_provider() -> str | None:
   Returns:
     "mkl" or "openblas" (see the module docstring), or None when the native
     kernels are unavailable (no C++ compiler, or `MTL_JAX_NATIVE_KERNELS=0`).
+
+  Raises:
+    ValueError: `$MTL_JAX_BLAS` is neither "mkl" nor "openblas".
+    RuntimeError: `$MTL_JAX_BLAS=mkl` and MKL is not found.
   """
+  wanted = os.environ.get("MTL_JAX_BLAS", "")
+  if wanted not in ("", "mkl", "openblas"):
+    raise ValueError(f"MTL_JAX_BLAS must be 'mkl' or 'openblas', got {wanted!r}")
   if not build.native_kernels_available():
     return None
-  address, name = mkl_sgemm(), "mkl"
+  address, name = (None if wanted == "openblas" else mkl_sgemm()), "mkl"
+  if address is None and wanted == "mkl":
+    raise RuntimeError("MTL_JAX_BLAS=mkl, but MKL was not found: pip install 'mtl-jax[mkl]', "
+                       "or set MTL_JAX_MKL to libmkl_rt's path")
   if address is None:
     address, name = openblas_sgemm(), "openblas"
   set_sgemm(address)

@@ -23,5 +23,6 @@ def test_each_xla_row_routes_the_products_to_the_library_it_names(tmp_path):
   # Ours: the twelve products as BLAS custom calls (MKL where the extra is installed).
   (ours,) = results["mtl-gemm"][0]["libraries"].items()
   assert ours[0] in ("mtl_gemm (mkl)", "mtl_gemm (openblas)") and ours[1] == 12, ours
+  assert results["mtl-gemm-openblas"][0]["libraries"] == {"mtl_gemm (openblas)": 12}
   # torch is optional (CI has none): then a line saying so comes before the table.
   assert any(line.startswith("one layer's 12 products") for line in done.stdout.splitlines())

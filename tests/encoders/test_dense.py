@@ -136,6 +136,22 @@ def test_blas_without_the_kernels_is_a_clear_error(monkeypatch):
     dense.resolve_matmul_impl("blas", jnp.float32)
 
 
+def test_the_blas_can_be_chosen_and_a_wrong_choice_is_an_error(monkeypatch):
+  monkeypatch.setenv("MTL_JAX_BLAS", "openblas")
+  assert blas.blas_provider.__wrapped__() == "openblas"
+  monkeypatch.setenv("MTL_JAX_BLAS", "accelerate")
+  with pytest.raises(ValueError, match="MTL_JAX_BLAS must be 'mkl' or 'openblas'"):
+    blas.blas_provider.__wrapped__()
+  monkeypatch.setenv("MTL_JAX_BLAS", "mkl")
+  monkeypatch.setenv("MTL_JAX_MKL", "/nonexistent/libmkl_rt.so")
+  with pytest.warns(RuntimeWarning, match="could not load MKL"), \
+       pytest.raises(RuntimeError, match="MTL_JAX_BLAS=mkl, but MKL was not found"):
+    blas.blas_provider.__wrapped__()
+  monkeypatch.delenv("MTL_JAX_BLAS")
+  monkeypatch.delenv("MTL_JAX_MKL")
+  blas.blas_provider.__wrapped__()  # the process's own choice again (the kernel's pointer)
+
+
 def test_config_rejects_unknown_or_unsupported_matmul_impls():
   with pytest.raises(ValueError, match="matmul_impl must be one of"):
     EncoderConfig(matmul_impl="cublas")
