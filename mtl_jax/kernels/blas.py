@@ -9,9 +9,11 @@ The kernel (`gemm_cpu.cc`) links no BLAS; it calls the Fortran-interface
   threading layer: the kernel runs one call per thread of XLA's pool, and a
   threaded MKL would compete with that pool for the cores.
 - "openblas": SciPy's own OpenBLAS (`scipy.linalg.cython_blas`), present
-  wherever mtl_jax is. On the CPU we measured it is no faster than XLA's
-  GEMMs, so `matmul_impl="auto"` uses the kernel only with MKL; "openblas"
-  serves `matmul_impl="blas"` and the kernel's tests where MKL is absent.
+  wherever mtl_jax is. Threaded, and called from every thread of XLA's pool
+  at once, it ran the encoder's products at half XLA's rate on the CPU we
+  measured (BENCHMARKS.md), so `matmul_impl="auto"` uses the kernel only
+  with MKL; "openblas" serves `matmul_impl="blas"` and the kernel's tests
+  where MKL is absent.
 
 `$MTL_JAX_BLAS` ("mkl" or "openblas") picks one; "mkl" where MKL is not
 found is an error.

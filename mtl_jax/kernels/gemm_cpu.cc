@@ -1,9 +1,11 @@
 // Dense matrix products through a BLAS sgemm for XLA's CPU backend (an XLA FFI custom call).
 //
-// Why: on the CPUs we measured, XLA's own CPU GEMMs (YNNPACK, Eigen or oneDNN)
-// run the encoder's products at 70-80% of MKL's rate (BENCHMARKS.md, "The
-// matrix products alone"), and the products are about two thirds of a train
-// step. This call hands them to a BLAS chosen at run time.
+// Why: on the CPU we measured, XLA's own CPU GEMMs (YNNPACK, Eigen or oneDNN)
+// run the encoder's products below MKL's rate, and feed YNNPACK transposed
+// copies of the gradients' operands; the products are about two thirds of a
+// train step. This call hands them to a BLAS chosen at run time, and reads
+// transposed operands in place: about 15% off the step (BENCHMARKS.md, "The
+// dense products through MKL").
 //
 // The BLAS is not linked: Python passes the address of a Fortran-interface
 // `sgemm` (MKL's, or any other) to `MtlSetSgemm` once, before the first call.
