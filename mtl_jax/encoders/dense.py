@@ -31,7 +31,13 @@ def gemm(a: jax.Array, b: jax.Array, trans_a: bool = False, trans_b: bool = Fals
 
   Returns:
     [m, n] float32.
+
+  Raises:
+    RuntimeError: the native CPU kernels are unavailable.
   """
+  if blas.blas_provider() is None:  # also hands the kernel its sgemm, once per process
+    raise RuntimeError("the BLAS custom call needs the native CPU kernels, which are "
+                       "unavailable (see the warning above); use matmul_impl='xla'")
   m = a.shape[1] if trans_a else a.shape[0]
   n = b.shape[0] if trans_b else b.shape[1]
   return jax.ffi.ffi_call("mtl_gemm", jax.ShapeDtypeStruct((m, n), jnp.float32),
