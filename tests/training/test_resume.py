@@ -253,6 +253,20 @@ def test_a_different_model_or_labels_is_a_clear_error_not_a_fresh_start(
   assert _checkpoints(workdir) == before
 
 
+def test_resume_is_exact_with_the_blas_products(config_file, tmp_path):
+  """The MKL path (`matmul_impl="auto"` on one CPU device with the mkl extra) resumes
+  bit for bit too: the same blocks, the same sequential sgemm, the same rounding."""
+  blas = "encoder.matmul_impl='blas'"
+  uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+  assert _train(config_file, uninterrupted, blas) == 0
+  shutil.copytree(uninterrupted, resumed)
+  for name in ("8", "12"):
+    shutil.rmtree(resumed / "checkpoints" / name)
+  assert _train(config_file, resumed, blas) == 0
+  assert _losses(resumed) == _losses(uninterrupted)
+  _assert_same_params(resumed, uninterrupted)
+
+
 def test_an_implementation_choice_may_change_on_resume(reference, config_file, tmp_path):
   """attention_impl and matmul_impl compute the same function: a run may resume under
   others, also from run files written before matmul_impl existed."""
