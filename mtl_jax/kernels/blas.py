@@ -25,6 +25,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import site
 import sys
 import warnings
 from pathlib import Path
@@ -37,9 +38,12 @@ _MKL_SEQUENTIAL = 1  # MKL_THREADING_SEQUENTIAL of mkl_service.h
 def _mkl_candidates() -> list[str]:
   if os.environ.get("MTL_JAX_MKL"):
     return [os.environ["MTL_JAX_MKL"]]
-  lib = Path(sys.prefix) / "lib"
-  found = [str(lib / name) for name in ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so")
-           if (lib / name).exists()]
+  # Where pip puts the mkl wheel's libraries: the environment's lib/ (venv, conda),
+  # or the user base's (pip install --user).
+  folders = [Path(sys.prefix) / "lib", Path(site.getuserbase()) / "lib"]
+  found = [str(folder / name) for folder in folders
+           for name in ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so")
+           if (folder / name).exists()]
   system = ctypes.util.find_library("mkl_rt")
   return found + ([system] if system else [])
 

@@ -152,6 +152,22 @@ def test_the_blas_can_be_chosen_and_a_wrong_choice_is_an_error(monkeypatch):
   blas.blas_provider.__wrapped__()  # the process's own choice again (the kernel's pointer)
 
 
+def test_mkl_is_looked_for_where_pip_puts_it(tmp_path, monkeypatch):
+  monkeypatch.delenv("MTL_JAX_MKL", raising=False)
+  env, user = tmp_path / "env", tmp_path / "user"
+  for folder in (env, user):
+    (folder / "lib").mkdir(parents=True)
+  (env / "lib" / "libmkl_rt.so.2").write_bytes(b"")
+  (user / "lib" / "libmkl_rt.so.3").write_bytes(b"")
+  monkeypatch.setattr(blas.sys, "prefix", str(env))
+  monkeypatch.setattr(blas.site, "getuserbase", lambda: str(user))
+  monkeypatch.setattr(blas.ctypes.util, "find_library", lambda name: None)
+  assert blas._mkl_candidates() == [str(env / "lib" / "libmkl_rt.so.2"),
+                                    str(user / "lib" / "libmkl_rt.so.3")]
+  monkeypatch.setenv("MTL_JAX_MKL", "/opt/intel/lib/libmkl_rt.so")
+  assert blas._mkl_candidates() == ["/opt/intel/lib/libmkl_rt.so"]
+
+
 def test_config_rejects_unknown_or_unsupported_matmul_impls():
   with pytest.raises(ValueError, match="matmul_impl must be one of"):
     EncoderConfig(matmul_impl="cublas")
