@@ -36,6 +36,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -260,14 +261,18 @@ def jax_worker(args) -> dict:
     jax.block_until_ready(metrics)  # a warm step: buffers and thread pools settled
     before = reset_peak_memory()
     times = cpu_times()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     for batch in prefetched:  # the loop's way: no host read until the end
       state, counter.counts, metrics = step(state, counter.counts, batch)
     jax.block_until_ready((state, metrics))
     elapsed = time.perf_counter() - start
   counter.check()
+  # Minor page faults per timed step: fresh pages of the step's temporaries (README, "Speed
+  # on CPU": huge pages spare most of them).
+  faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / args.steps
   result.update(step_s=elapsed / args.steps, steal=steal_share(times, cpu_times()),
-                rss_before=before, rss_peak=peak_memory(),
+                page_faults=faults, rss_before=before, rss_peak=peak_memory(),
                 final_losses=np.asarray(metrics["losses"]).tolist())
   stats = jax.devices()[0].memory_stats() or {}
   if "peak_bytes_in_use" in stats:  # accelerators: the device's own high-water mark
