@@ -14,7 +14,7 @@
 #   CPU=1 bash experiments/tuned_glue.sh   # one core (taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Huge pages for XLA's per-step buffers: about 6% off a CPU step (README, "Speed on CPU").
+# Huge pages for XLA's per-step buffers: 6-11% off a CPU step (README, "Speed on CPU").
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
 ${CPU:+taskset -c $CPU} mtl-jax compare --no-progress \
     --config experiments/configs/glue_mtl.py:steps=1000 \

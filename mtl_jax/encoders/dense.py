@@ -21,6 +21,12 @@ from mtl_jax.encoders.config import MATMUL_IMPLS
 from mtl_jax.kernels import blas
 
 
+def _require_blas() -> None:
+  if blas.blas_provider() is None:  # also hands the kernel its sgemm, once per process
+    raise RuntimeError("matmul_impl='blas' needs the native CPU kernels, which are "
+                       "unavailable (see the warning above); use matmul_impl='xla'")
+
+
 def gemm(a: jax.Array, b: jax.Array, trans_a: bool = False, trans_b: bool = False
          ) -> jax.Array:
   """`op(a) @ op(b)` of float32 matrices as one `mtl_gemm` call (no gradient of its own).
@@ -35,9 +41,7 @@ def gemm(a: jax.Array, b: jax.Array, trans_a: bool = False, trans_b: bool = Fals
   Raises:
     RuntimeError: the native CPU kernels are unavailable.
   """
-  if blas.blas_provider() is None:  # also hands the kernel its sgemm, once per process
-    raise RuntimeError("the BLAS custom call needs the native CPU kernels, which are "
-                       "unavailable (see the warning above); use matmul_impl='xla'")
+  _require_blas()
   m = a.shape[1] if trans_a else a.shape[0]
   n = b.shape[0] if trans_b else b.shape[1]
   return jax.ffi.ffi_call("mtl_gemm", jax.ShapeDtypeStruct((m, n), jnp.float32),
@@ -92,9 +96,7 @@ def resolve_matmul_impl(impl: str, dtype) -> str:
   if impl not in MATMUL_IMPLS:
     raise ValueError(f"matmul_impl must be one of {MATMUL_IMPLS}, got {impl!r}")
   if impl == "blas":
-    if blas.blas_provider() is None:
-      raise RuntimeError("matmul_impl='blas' needs the native CPU kernels, which are "
-                         "unavailable (see the warning above); use matmul_impl='xla'")
+    _require_blas()
     return impl
   if impl == "xla":
     return impl
