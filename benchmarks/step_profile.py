@@ -7,8 +7,8 @@ laid-out step `training/loop.py` runs). After a compile and a warm step,
 The instructions are matched to the compiled HLO and summed two ways:
 
 * by kind: matrix products (any instruction whose computation holds a dot,
-  and the BLAS custom call `mtl_gemm`), the attention kernel (our attention
-  custom calls), reductions, gathers/scatters,
+  and the BLAS custom call `mtl_gemm`), the attention kernel and the
+  layer-norm kernel (our custom calls), reductions, gathers/scatters,
   copies and transposes, other elementwise fusions;
 * by op: the `op_name` metadata with layer numbers folded (`layer_3` ->
   `layer_*`), with the bytes its instructions read and write and the rate
@@ -38,8 +38,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-KINDS = ("matrix products", "attention kernel", "reductions", "gathers and scatters",
-         "copies and transposes", "other elementwise", "other")
+KINDS = ("matrix products", "attention kernel", "layer-norm kernel", "reductions",
+         "gathers and scatters", "copies and transposes", "other elementwise", "other")
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%(\S+) .*\{$")
 
 
@@ -83,6 +83,8 @@ def parse_hlo(hlo_text: str) -> dict[str, dict]:
       kind = "matrix products"
     elif re.search(r'custom_call_target="mtl_attention', text):
       kind = "attention kernel"
+    elif re.search(r'custom_call_target="mtl_layer_norm', text):
+      kind = "layer-norm kernel"
     elif re.search(r" (reduce|reduce-window)\(", text):
       kind = "reductions"
     elif re.search(r" (gather|scatter|dynamic-slice|dynamic-update-slice)\(", text):
@@ -124,7 +126,7 @@ def profile(args) -> dict:
   from mtl_jax.training.nonfinite import NonFiniteCounter
 
   config = step_speed.encoder_config(0.0, args.attention_impl, args.dtype, args.tiny,
-                                     args.matmul_impl)
+                                     args.matmul_impl, args.norm_impl)
   batches = step_speed.make_batches(args.steps + 2, args.batch_per_task, args.length,
                                     vocab=config.vocab_size)
   _, state, step, layout = step_speed.build_jax_step(args, args.dropout)

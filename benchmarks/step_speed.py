@@ -55,7 +55,7 @@ STEAL_QUIET = 0.05
 
 
 def encoder_config(dropout: float, attention_impl: str = "auto", dtype: str = "float32",
-                   tiny: bool = False, matmul_impl: str = "auto"):
+                   tiny: bool = False, matmul_impl: str = "auto", norm_impl: str = "auto"):
   """MiniLM-L6's shape (all-MiniLM-L6-v2); `tiny`: a 2-layer width-64 one (dry runs)."""
   from mtl_jax.encoders import EncoderConfig
   shape = (dict(vocab_size=1000, hidden_size=64, num_layers=2, num_heads=4,
@@ -63,7 +63,8 @@ def encoder_config(dropout: float, attention_impl: str = "auto", dtype: str = "f
            dict(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
                 intermediate_size=1536))
   return EncoderConfig(**shape, hidden_dropout=dropout, attention_dropout=dropout,
-                       attention_impl=attention_impl, matmul_impl=matmul_impl, dtype=dtype)
+                       attention_impl=attention_impl, matmul_impl=matmul_impl,
+                       norm_impl=norm_impl, dtype=dtype)
 
 
 def optimizer_config() -> dict:
@@ -180,7 +181,7 @@ def jax_parts(args, dropout: float) -> types.SimpleNamespace:
            TaskHead("news", Classification(), NUM_CLASSES, {"dropout": dropout})]
   model = HardSharingModel(
       encoder_config(dropout, args.attention_impl, args.dtype, args.tiny,
-                     args.matmul_impl), heads)
+                     args.matmul_impl, args.norm_impl), heads)
   optimizer, _ = make_optimizer(optimizer_config(), args.total_steps)
   weighting = weighting_lib.from_spec("equal", num_tasks=2)
 
@@ -223,16 +224,19 @@ def jax_worker(args) -> dict:
   from mtl_jax.training.nonfinite import NonFiniteCounter
   from mtl_jax.training.prefetch import Prefetcher
 
-  config = encoder_config(0.0, args.attention_impl, args.dtype, args.tiny, args.matmul_impl)
+  config = encoder_config(0.0, args.attention_impl, args.dtype, args.tiny, args.matmul_impl,
+                          args.norm_impl)
   batches = make_batches(args.steps + 2, args.batch_per_task, args.length,
                          vocab=config.vocab_size)
   from mtl_jax.encoders.attention import resolve_impl
   from mtl_jax.encoders.dense import resolve_matmul_impl
+  from mtl_jax.encoders.layer_norm import resolve_norm_impl
   from mtl_jax.kernels.blas import blas_provider
   result = {"framework": "jax", "jax": jax.__version__, "device": jax.devices()[0].device_kind,
             "examples_per_step": 2 * args.batch_per_task,
             "attention": resolve_impl(args.attention_impl, jnp.dtype(args.dtype)),
             "matmul": resolve_matmul_impl(args.matmul_impl, jnp.dtype(args.dtype)),
+            "norm": resolve_norm_impl(args.norm_impl, jnp.dtype(args.dtype)),
             "blas": blas_provider()}
   if args.export:
     from mtl_jax import export_pretrained
@@ -395,6 +399,7 @@ def _worker_command(args, row, dropout, out, weights, export, check_steps):
              "--length", str(args.length), "--steps", str(args.steps),
              "--threads", str(args.threads), "--dropout", str(dropout),
              "--attention-impl", args.attention_impl, "--matmul-impl", args.matmul_impl,
+             "--norm-impl", args.norm_impl,
              "--dtype", args.dtype,
              "--device", args.device, "--total-steps", str(args.total_steps),
              "--check-steps", str(check_steps)] + (["--tiny"] if args.tiny else [])
@@ -527,6 +532,8 @@ def parse_args(argv=None):
                       help="our encoder's attention core (EncoderConfig.attention_impl)")
   parser.add_argument("--matmul-impl", default="auto", choices=("auto", "xla", "blas"),
                       help="our encoder's dense products (EncoderConfig.matmul_impl)")
+  parser.add_argument("--norm-impl", default="auto", choices=("auto", "xla", "cpu_kernel"),
+                      help="our encoder's layer norms (EncoderConfig.norm_impl)")
   parser.add_argument("--check-steps", type=int, default=3,
                       help="first steps whose losses must match the reference")
   parser.add_argument("--total-steps", type=int, default=1000,

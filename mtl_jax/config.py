@@ -52,6 +52,9 @@ def default_config() -> ml_collections.ConfigDict:
       # float32 on one CPU device when MKL is installed: pip install
       # "mtl-jax[mkl]"; else XLA's), 'xla' or 'blas' (EncoderConfig).
       matmul_impl="auto",
+      # Layer normalisation: 'auto' (a C++ CPU kernel for float32 on one CPU
+      # device, else XLA's ops), 'xla' or 'cpu_kernel' (EncoderConfig).
+      norm_impl="auto",
       # Dropout masks: 'hash' (a keyed integer hash per element, one cheap
       # pass) or 'threefry' (flax's nn.Dropout; ~50x costlier on CPU).
       dropout_rng="hash",

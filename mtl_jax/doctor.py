@@ -36,11 +36,12 @@ def report() -> list[str]:
     why = "built"
   else:
     why = "unavailable: " + (str(caught[-1].message).splitlines()[0] if caught else "unknown")
-  lines.append(f"CPU attention kernel: {why}")
+  lines.append(f"CPU kernels (attention, layer norm, BLAS call): {why}")
   used = built and jax.default_backend() == "cpu" and len(devices) == 1
-  lines.append("attention_impl='auto' uses: " + ("the CPU kernel (float32)" if used else
-               "XLA's ops" + ("" if built else " (no kernel)") +
-               (f" ({len(devices)} devices: meshes use XLA)" if len(devices) > 1 else "")))
+  lines.append("attention_impl='auto' and norm_impl='auto' use: " + (
+      "the CPU kernels (float32)" if used else
+      "XLA's ops" + ("" if built else " (no kernel)") +
+      (f" ({len(devices)} devices: meshes use XLA)" if len(devices) > 1 else "")))
   provider = blas.blas_provider() if built else None
   lines.append("BLAS for the dense products: " + {
       "mkl": "MKL", "openblas": "SciPy's OpenBLAS (no MKL: pip install 'mtl-jax[mkl]')",

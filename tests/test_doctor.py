@@ -22,7 +22,8 @@ def test_doctor_names_versions_devices_kernel_and_caches(tmp_path):
   assert f"kernel cache: {tmp_path / 'kernels'}" in lines
   assert any(line.startswith("data cache (Hugging Face datasets): ") for line in lines)
   off = _doctor(MTL_JAX_NATIVE_KERNELS="0")
-  assert "CPU attention kernel: off (MTL_JAX_NATIVE_KERNELS=0)" in off
-  assert any(line.startswith("attention_impl='auto' uses: XLA's ops") for line in off)
+  assert "CPU kernels (attention, layer norm, BLAS call): off (MTL_JAX_NATIVE_KERNELS=0)" in off
+  assert any(line.startswith("attention_impl='auto' and norm_impl='auto' use: XLA's ops")
+             for line in off)
   assert "BLAS for the dense products: none (no kernel)" in off
   assert "matmul_impl='auto' uses: XLA's dot_general" in off

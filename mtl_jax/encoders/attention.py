@@ -22,7 +22,7 @@ import numpy as np
 
 from mtl_jax.encoders import dropout
 from mtl_jax.encoders.config import ATTENTION_IMPLS
-from mtl_jax.kernels import native_kernels_available
+from mtl_jax.kernels import native_kernels_apply, native_kernels_available
 
 def padding_bias(mask_bl: jax.Array) -> jax.Array:
   """0 for real keys, the most negative float32 for padding, float32 [b, l].
@@ -128,9 +128,7 @@ def resolve_impl(impl: str, dtype) -> str:
     raise ValueError(f"attention_impl must be one of {ATTENTION_IMPLS}, got {impl!r}")
   if impl != "auto":
     return impl
-  usable = (jnp.dtype(dtype) == jnp.float32 and jax.default_backend() == "cpu"
-            and jax.device_count() == 1 and native_kernels_available())
-  return "cpu_kernel" if usable else "xla"
+  return "cpu_kernel" if native_kernels_apply(dtype) else "xla"
 
 
 def dot_product_attention(qkv_bl3hk: jax.Array, mask_bl: jax.Array,

@@ -53,7 +53,7 @@ def make_dropout(config: EncoderConfig, rate: float) -> nn.Module:
 
 
 def layer_norm(config: EncoderConfig, name: str) -> LayerNorm:
-  return LayerNorm(epsilon=config.layer_norm_eps, name=name,
+  return LayerNorm(epsilon=config.layer_norm_eps, impl=config.norm_impl, name=name,
                    scale_init=_ones(("embed",)), bias_init=_zeros(("embed",)))
 
 

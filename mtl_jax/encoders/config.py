@@ -11,6 +11,7 @@ from typing import Any, Mapping
 # Implementations of the attention core (`attention.py`).
 ATTENTION_IMPLS = ("auto", "xla", "cpu_kernel")
 MATMUL_IMPLS = ("auto", "xla", "blas")
+NORM_IMPLS = ("auto", "xla", "cpu_kernel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,10 @@ class EncoderConfig:
   # C++ custom call, float32 on CPU; see `dense.py`) or "auto" (the BLAS call
   # where it applies and pays: float32, one CPU device, MKL installed).
   matmul_impl: str = "auto"
+  # Layer normalisation: "xla" (jax.numpy), "cpu_kernel" (a C++ custom call,
+  # float32 on CPU; see `layer_norm.py`) or "auto" (the kernel where it
+  # applies, as for attention_impl).
+  norm_impl: str = "auto"
 
   def __post_init__(self):
     if self.hidden_size % self.num_heads:
@@ -63,6 +68,10 @@ class EncoderConfig:
                        f"{self.attention_impl!r}")
     if self.matmul_impl not in MATMUL_IMPLS:
       raise ValueError(f"matmul_impl must be one of {MATMUL_IMPLS}, got {self.matmul_impl!r}")
+    if self.norm_impl not in NORM_IMPLS:
+      raise ValueError(f"norm_impl must be one of {NORM_IMPLS}, got {self.norm_impl!r}")
+    if self.norm_impl == "cpu_kernel" and self.dtype != "float32":
+      raise ValueError(f"norm_impl='cpu_kernel' computes float32; got dtype={self.dtype!r}")
     if self.matmul_impl == "blas" and self.dtype != "float32":
       raise ValueError(f"matmul_impl='blas' computes float32; got dtype={self.dtype!r}")
     if self.attention_impl == "cpu_kernel" and (self.dtype != "float32"

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from mtl_jax.encoders.config import MATMUL_IMPLS
-from mtl_jax.kernels import blas
+from mtl_jax.kernels import blas, native_kernels_apply
 
 
 def _require_blas() -> None:
@@ -100,9 +100,7 @@ def resolve_matmul_impl(impl: str, dtype) -> str:
     return impl
   if impl == "xla":
     return impl
-  usable = (jnp.dtype(dtype) == jnp.float32 and jax.default_backend() == "cpu"
-            and jax.device_count() == 1 and blas.blas_provider() == "mkl")
-  return "blas" if usable else "xla"
+  return "blas" if native_kernels_apply(dtype) and blas.blas_provider() == "mkl" else "xla"
 
 
 def dot_general(impl: str, dtype="float32"):

@@ -30,37 +30,33 @@
 #include <vector>
 
 #include "parallel_for.h"
+#include "vectors.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef uint32_t v8u __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
+using namespace mtl_jax::vectors;
 
-inline v8f load8(const float* p) { v8f r; std::memcpy(&r, p, sizeof r); return r; }
-inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
-inline v8f splat(float x) { return v8f{} + x; }
-inline int64_t round8(int64_t n) { return (n + 7) / 8 * 8; }
-
-// Rows i..i+MR of C[M, N] = op(A) B[D, N], columns j..j+8 NV; op(A) = A[M, D] or,
-// with TransA, the transpose of A[D, M] (row-major, leading dims lda/ldb/ldc).
-// The MR x NV accumulators stay in registers across the D loop and the MR rows
-// share each load of B (4 x 4 accumulators + 4 loads fit AVX-512's 32 registers).
-template <int NV, int MR, bool TransA>
+// Rows i..i+MR of C[M, N] = op(A) B[D, N], columns j..j+W NV (W floats per
+// vector V); op(A) = A[M, D] or, with TransA, the transpose of A[D, M]
+// (row-major, leading dims lda/ldb/ldc). The MR x NV accumulators stay in
+// registers across the D loop and the MR rows share each load of B (at most
+// 16 accumulators, so with the loads they fit AVX-512's 32 registers).
+template <typename V, int NV, int MR, bool TransA>
 inline void matmul_tile(const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                         int64_t ldc, int64_t i, int64_t D, int64_t j) {
-  v8f c[MR][NV] = {};
+  constexpr int W = sizeof(V) / sizeof(float);
+  V c[MR][NV] = {};
   for (int64_t d = 0; d < D; ++d) {
     const float* b = B + d * ldb + j;
-    v8f bv[NV];
+    V bv[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = load8(b + 8 * v);
+    for (int v = 0; v < NV; ++v) bv[v] = loadv<V>(b + W * v);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      const v8f x = splat(TransA ? A[d * lda + i + r] : A[(i + r) * lda + d]);
+      const V x = V{} + (TransA ? A[d * lda + i + r] : A[(i + r) * lda + d]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) c[r][v] += x * bv[v];
     }
@@ -68,63 +64,65 @@ inline void matmul_tile(const float* A, int64_t lda, const float* B, int64_t ldb
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) store8(C + (i + r) * ldc + j + 8 * v, c[r][v]);
+    for (int v = 0; v < NV; ++v) storev<V>(C + (i + r) * ldc + j + W * v, c[r][v]);
 }
 
-// Columns j..j+8 NV of C, all M rows: four at a time, then two, then one.
-template <int NV, bool TransA>
+// Columns j..j+W NV of C, all M rows: MR at a time, then one at a time.
+template <typename V, int NV, int MR, bool TransA>
 inline void matmul_block(const float* A, int64_t lda, const float* B, int64_t ldb,
                          float* C, int64_t ldc, int64_t M, int64_t D, int64_t j) {
   int64_t i = 0;
-  for (; i + 4 <= M; i += 4) matmul_tile<NV, 4, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
-  for (; i + 2 <= M; i += 2) matmul_tile<NV, 2, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
-  for (; i < M; ++i) matmul_tile<NV, 1, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
+  for (; i + MR <= M; i += MR) matmul_tile<V, NV, MR, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
+  for (; i < M; ++i) matmul_tile<V, NV, 1, TransA>(A, lda, B, ldb, C, ldc, i, D, j);
 }
 
+// C[M, N] = op(A) B for N a multiple of 8. With AVX-512, 16-float vectors:
+// twice the multiply-adds per instruction of the 8-float ones, which on
+// AVX2 would need more registers than there are.
 template <bool TransA = false>
 void matmul(const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
             int64_t ldc, int64_t M, int64_t D, int64_t N) {
   int64_t j = 0;
-  for (; j + 32 <= N; j += 32) matmul_block<4, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
-  for (; j + 8 <= N; j += 8) matmul_block<1, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
+#if defined(__AVX512F__)
+  for (; j + 64 <= N; j += 64) matmul_block<v16f, 4, 4, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
+  for (; j + 32 <= N; j += 32) matmul_block<v16f, 2, 8, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
+  for (; j + 16 <= N; j += 16) matmul_block<v16f, 1, 8, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
+#else
+  for (; j + 32 <= N; j += 32) matmul_block<v8f, 4, 4, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
+#endif
+  for (; j + 8 <= N; j += 8) matmul_block<v8f, 1, 4, TransA>(A, lda, B, ldb, C, ldc, M, D, j);
 }
 
 // exp(x) for x <= 0 (softmax arguments), Cephes' expf polynomial; exactly 0
 // below the float range, as XLA's exp gives for the padding bias.
-inline v8f exp8(v8f x) {
-  const v8i underflow = x < -87.3f;
+inline vf exp_nonpositive(vf x) {
+  const vi underflow = x < -87.3f;
   x = x < -87.3f ? splat(-87.3f) : x;
-  v8f fx = x * 1.44269504088896341f + 0.5f;
-  v8i n = __builtin_convertvector(fx, v8i);
-  n -= (v8i)(__builtin_convertvector(n, v8f) > fx) & 1;  // floor
-  v8f nf = __builtin_convertvector(n, v8f);
+  vf fx = x * 1.44269504088896341f + 0.5f;
+  vi n = __builtin_convertvector(fx, vi);
+  n -= (vi)(__builtin_convertvector(n, vf) > fx) & 1;  // floor
+  vf nf = __builtin_convertvector(n, vf);
   x = x - nf * 0.693359375f + nf * 2.12194440e-4f;
-  v8f y = splat(1.9875691500e-4f);
+  vf y = splat(1.9875691500e-4f);
   y = y * x + 1.3981999507e-3f;
   y = y * x + 8.3334519073e-3f;
   y = y * x + 4.1665795894e-2f;
   y = y * x + 1.6666665459e-1f;
   y = y * x + 5.0000001201e-1f;
   y = y * x * x + x + 1.0f;
-  v8i pow2 = (n + 127) << 23;
-  v8f r;
+  vi pow2 = (n + 127) << 23;
+  vf r;
   std::memcpy(&r, &pow2, sizeof r);
-  return (v8f)((v8i)(y * r) & ~underflow);
+  return (vf)((vi)(y * r) & ~underflow);
 }
 
-inline float hsum(v8f v) {
-  float s = 0.0f;
-  for (int i = 0; i < 8; ++i) s += v[i];
-  return s;
+inline vu lane_index() {
+  vu r;
+  for (int i = 0; i < kLanes; ++i) r[i] = i;
+  return r;
 }
 
-inline float hmax(v8f v) {
-  float m = v[0];
-  for (int i = 1; i < 8; ++i) m = std::max(m, v[i]);
-  return m;
-}
-
-inline v8u fmix32(v8u h) {
+inline vu fmix32(vu h) {
   h ^= h >> 16;
   h *= 0x85EBCA6Bu;
   h ^= h >> 13;
@@ -138,18 +136,18 @@ struct Dropout {
   uint32_t k0, k1, threshold;
   float keep_scale;
 
-  inline v8f scale8(uint32_t pos) const {
+  inline vf scale(uint32_t pos) const {
     if (!on) return splat(1.0f);
-    v8u p = v8u{0, 1, 2, 3, 4, 5, 6, 7} + pos;
-    v8u h = fmix32(fmix32((p * 0x9E3779B9u) ^ k0) ^ k1);
-    v8i keep = h >= threshold;
-    return (v8f)((v8i)splat(keep_scale) & keep);
+    vu p = lane_index() + pos;
+    vu h = fmix32(fmix32((p * 0x9E3779B9u) ^ k0) ^ k1);
+    vi keep = h >= threshold;
+    return (vf)((vi)splat(keep_scale) & keep);
   }
 };
 
 struct Shape {
   int64_t batch, length, heads, head_dim;
-  int64_t lp, kp;  // length and head_dim rounded up to 8 (zero padded in scratch)
+  int64_t lp, kp;  // length and head_dim rounded up to kLanes (zero padded in scratch)
 
   int64_t qkv_row() const { return 3 * heads * head_dim; }  // stride of one position
 };
@@ -162,9 +160,21 @@ Shape shape_of(ffi::Span<const int64_t> dims) {
   s.head_dim = dims[r - 1];
   s.batch = 1;
   for (size_t i = 0; i + 4 < r; ++i) s.batch *= dims[i];
-  s.lp = round8(s.length);
-  s.kp = round8(s.head_dim);
+  s.lp = round_lanes(s.length);
+  s.kp = round_lanes(s.head_dim);
   return s;
+}
+
+// The rows of one head lie 3 H K floats apart (4.5 KiB in a 384-wide encoder),
+// a stride the hardware's prefetchers do not follow: without these hints each
+// row's first read waits on memory.
+constexpr int64_t kPrefetchRows = 8;
+
+inline void prefetch_floats(const float* p, int64_t n, bool write = false) {
+  for (int64_t i = 0; i < n; i += 16) {
+    if (write) __builtin_prefetch(p + i, 1);
+    else __builtin_prefetch(p + i, 0);
+  }
 }
 
 // Copies head h of example b out of qkv in one pass over its L rows (the
@@ -181,6 +191,10 @@ void gather_qkv(const float* qkv, const Shape& s, int64_t b, int64_t h, float sc
   const int64_t part = s.heads * K;
   for (int64_t l = 0; l < s.length; ++l) {
     const float* src = base + l * s.qkv_row();
+    if (l + kPrefetchRows < s.length) {
+      const float* ahead = src + kPrefetchRows * s.qkv_row();
+      for (int64_t p = 0; p < 3; ++p) prefetch_floats(ahead + p * part, K);
+    }
     for (int64_t c = 0; c < K; ++c) q[l * kp + c] = src[c] * scale;
     for (int64_t c = 0; c < K; ++c) k[k_t ? c * lp + l : l * kp + c] = src[part + c];
     for (int64_t c = 0; c < K; ++c) v[v_t ? c * lp + l : l * kp + c] = src[2 * part + c];
@@ -193,16 +207,21 @@ void gather_context(const float* in, const Shape& s, int64_t b, int64_t h, float
   const int64_t row = s.heads * s.head_dim;
   if (s.length != s.lp || s.head_dim != s.kp) std::fill(out, out + s.lp * s.kp, 0.0f);
   const float* base = in + b * s.length * row + h * s.head_dim;
-  for (int64_t l = 0; l < s.length; ++l)
+  for (int64_t l = 0; l < s.length; ++l) {
+    if (l + kPrefetchRows < s.length) prefetch_floats(base + (l + kPrefetchRows) * row, s.head_dim);
     std::memcpy(out + l * s.kp, base + l * row, s.head_dim * sizeof(float));
+  }
 }
 
 // Writes rows [L][kp] of `in` to head h of example b of an [B, L, H, K] array.
 void scatter_context(const float* in, const Shape& s, int64_t b, int64_t h, float* out) {
   const int64_t row = s.heads * s.head_dim;
   float* base = out + b * s.length * row + h * s.head_dim;
-  for (int64_t l = 0; l < s.length; ++l)
+  for (int64_t l = 0; l < s.length; ++l) {
+    if (l + kPrefetchRows < s.length)
+      prefetch_floats(base + (l + kPrefetchRows) * row, s.head_dim, /*write=*/true);
     std::memcpy(base + l * row, in + l * s.kp, s.head_dim * sizeof(float));
+  }
 }
 
 // Writes the gradients of head h of example b (rows [L][kp]; dq times
@@ -213,6 +232,10 @@ void scatter_qkv(const float* dq, const float* dk, const float* dv, const Shape&
   float* base = dqkv + b * s.length * s.qkv_row() + h * K;
   for (int64_t l = 0; l < s.length; ++l) {
     float* dst = base + l * s.qkv_row();
+    if (l + kPrefetchRows < s.length) {
+      float* ahead = dst + kPrefetchRows * s.qkv_row();
+      for (int64_t p = 0; p < 3; ++p) prefetch_floats(ahead + p * part, K, /*write=*/true);
+    }
     for (int64_t c = 0; c < K; ++c) dst[c] = dq[l * s.kp + c] * scale;
     std::memcpy(dst + part, dk + l * s.kp, K * sizeof(float));
     std::memcpy(dst + 2 * part, dv + l * s.kp, K * sizeof(float));
@@ -226,8 +249,8 @@ void biased_scores(const float* q, const float* kt, const float* bias, int64_t L
   matmul(q, kp, kt, lp, scores, lp, L, kp, lp);
   for (int64_t j = 0; j < lp; ++j) bias_row[j] = j < L ? bias[j] : -INFINITY;
   for (int64_t i = 0; i < L; ++i)
-    for (int64_t j = 0; j < lp; j += 8)
-      store8(scores + i * lp + j, load8(scores + i * lp + j) + load8(bias_row + j));
+    for (int64_t j = 0; j < lp; j += kLanes)
+      store(scores + i * lp + j, load(scores + i * lp + j) + load(bias_row + j));
 }
 
 ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> bias) {
@@ -265,13 +288,13 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
     biased_scores(q, kt, bias_p + b * L, L, lp, kp, scores, bias_row);
     for (int64_t i = 0; i < L; ++i) {
       float* row = scores + i * lp;
-      v8f m = splat(-INFINITY);
-      for (int64_t j = 0; j < lp; j += 8) m = m > load8(row + j) ? m : load8(row + j);
+      vf m = splat(-INFINITY);
+      for (int64_t j = 0; j < lp; j += kLanes) m = m > load(row + j) ? m : load(row + j);
       const float mx = hmax(m);
-      v8f sum = {};
-      for (int64_t j = 0; j < lp; j += 8) {
-        v8f e = exp8(load8(row + j) - mx);
-        store8(row + j, e);
+      vf sum = {};
+      for (int64_t j = 0; j < lp; j += kLanes) {
+        vf e = exp_nonpositive(load(row + j) - mx);
+        store(row + j, e);
         sum += e;
       }
       const float inv_total = 1.0f / hsum(sum);
@@ -279,9 +302,9 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
       row_stats[0] = mx;
       row_stats[1] = inv_total;
       const uint32_t pos = static_cast<uint32_t>(((b * s.heads + h) * L + i) * L);
-      for (int64_t j = 0; j < lp; j += 8) {
-        v8f p = load8(row + j) * inv_total;
-        store8(pd + i * lp + j, p * drop.scale8(pos + static_cast<uint32_t>(j)));
+      for (int64_t j = 0; j < lp; j += kLanes) {
+        vf p = load(row + j) * inv_total;
+        store(pd + i * lp + j, p * drop.scale(pos + static_cast<uint32_t>(j)));
       }
     }
     matmul(pd, lp, v, kp, out, kp, L, lp, kp);
@@ -332,18 +355,18 @@ ffi::Error AttentionBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
         continue;
       }
       // rowsum(dP * P) equals dout . out: a K-long sum instead of an L-long one.
-      v8f acc = {};
-      for (int64_t c = 0; c < kp; c += 8) acc += load8(dout + i * kp + c) * load8(out + i * kp + c);
+      vf acc = {};
+      for (int64_t c = 0; c < kp; c += kLanes) acc += load(dout + i * kp + c) * load(out + i * kp + c);
       const float delta = hsum(acc);
       const float* row_stats = stats_p + ((b * s.heads + h) * L + i) * 2;
       const float mx = row_stats[0], inv_total = row_stats[1];
       const uint32_t pos = static_cast<uint32_t>(((b * s.heads + h) * L + i) * L);
-      for (int64_t j = 0; j < lp; j += 8) {
+      for (int64_t j = 0; j < lp; j += kLanes) {
         // The forward's probabilities, recomputed; exactly 0 past L (-inf bias).
-        v8f p = exp8(load8(pd_row + j) - mx) * inv_total;
-        v8f m = drop.scale8(pos + static_cast<uint32_t>(j));
-        store8(ds_row + j, p * (load8(ds_row + j) * m - delta));
-        store8(pd_row + j, p * m);
+        vf p = exp_nonpositive(load(pd_row + j) - mx) * inv_total;
+        vf m = drop.scale(pos + static_cast<uint32_t>(j));
+        store(ds_row + j, p * (load(ds_row + j) * m - delta));
+        store(pd_row + j, p * m);
       }
     }
     // dv = pd^T dout; dq = ds k; dk = ds^T q (q already scaled).

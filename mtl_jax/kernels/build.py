@@ -36,12 +36,14 @@ import jax
 import jaxlib
 
 _HERE = Path(__file__).parent
-_SOURCES = [_HERE / "attention_cpu.cc", _HERE / "gemm_cpu.cc"]
-_HEADERS = [_HERE / "parallel_for.h"]
+_SOURCES = [_HERE / "attention_cpu.cc", _HERE / "gemm_cpu.cc", _HERE / "layer_norm_cpu.cc"]
+_HEADERS = [_HERE / "parallel_for.h", _HERE / "vectors.h"]
 # FFI handler symbols of the library -> the custom-call target names.
 _TARGETS = {"MtlAttentionForward": "mtl_attention_forward",
             "MtlAttentionBackward": "mtl_attention_backward",
-            "MtlGemm": "mtl_gemm"}
+            "MtlGemm": "mtl_gemm",
+            "MtlLayerNormForward": "mtl_layer_norm_forward",
+            "MtlLayerNormBackward": "mtl_layer_norm_backward"}
 _FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
 _PREFIX = "kernels_cpu-"
 # Builds nobody loaded for this long are removed after a new build.

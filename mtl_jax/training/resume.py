@@ -27,12 +27,12 @@ CHANGEABLE = (
     "encoder.pretrained", "encoder.dtype", "encoder.hidden_dropout",
     "encoder.attention_dropout",
     # Implementations of the same function (their results differ in rounding only).
-    "encoder.attention_impl", "encoder.matmul_impl",
+    "encoder.attention_impl", "encoder.matmul_impl", "encoder.norm_impl",
     # Measuring task relatedness leaves the train state alone.
     "relatedness.measure_every", "relatedness.lookahead_lr",
 )
 _ENCODER_CHANGEABLE = ("dtype", "hidden_dropout", "attention_dropout", "attention_impl",
-                       "matmul_impl")
+                       "matmul_impl", "norm_impl")
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -260,6 +260,7 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
     encoder_config, pretrained = load_pretrained(enc.pretrained, dtype=enc.dtype,
                                                  attention_impl=enc.attention_impl,
                                                  matmul_impl=enc.matmul_impl,
+                                                 norm_impl=enc.norm_impl,
                                                  dropout_rng=enc.dropout_rng)
     if tokenizer is None:
       tokenizer = tokenization.load_tokenizer(config.tokenizer.path or enc.pretrained)
@@ -281,7 +282,7 @@ def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
         type_vocab_size=enc.type_vocab_size, hidden_dropout=enc.hidden_dropout,
         attention_dropout=enc.attention_dropout, dtype=enc.dtype,
         attention_impl=enc.attention_impl, matmul_impl=enc.matmul_impl,
-        dropout_rng=enc.dropout_rng,
+        norm_impl=enc.norm_impl, dropout_rng=enc.dropout_rng,
         pad_token_id=tokenizer.token_to_id("[PAD]") or 0)
   longest = max(config.train.buckets)
   if longest + encoder_config.position_offset > encoder_config.max_position_embeddings:

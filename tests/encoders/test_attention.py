@@ -10,6 +10,7 @@ import pytest
 
 from mtl_jax.encoders import Encoder, EncoderConfig
 from mtl_jax.encoders import attention
+from mtl_jax import kernels
 from mtl_jax.kernels import build, native_kernels_available
 
 
@@ -49,11 +50,13 @@ def _value_and_grad(fn, qkv, mask, cotangent, key, rate):
 
 
 @needs_kernel
-@pytest.mark.parametrize("shape", [(2, 8, 2, 8), (3, 13, 3, 5), (1, 33, 1, 12)])
+@pytest.mark.parametrize("shape", [(2, 8, 2, 8), (3, 13, 3, 5), (1, 33, 1, 12), (2, 70, 2, 40)])
 @pytest.mark.parametrize("rate", [0.0, 0.3])
 def test_kernel_equals_xla_values_and_gradients(shape, rate):
-  # Lengths and head sizes off the kernel's 8-wide vectors, padded rows,
-  # and dropout with the same key: the same function to float32 rounding.
+  # Lengths and head sizes off the kernel's vector widths (8 and 16 floats),
+  # every column block of its products (70 -> 80 = 64 + 16, 40 -> 48 = 32 +
+  # 16), padded rows, and dropout with the same key: the same function to
+  # float32 rounding.
   qkv, mask, cotangent = _inputs(*shape)
   key = jax.random.PRNGKey(5) if rate else None
   xla = jax.jit(attention.attention_xla, static_argnums=3)(qkv, mask, key, rate)
@@ -140,8 +143,7 @@ def test_auto_is_the_kernel_for_float32_on_one_cpu_device(monkeypatch):
   assert attention.resolve_impl("auto", jnp.float32) == "cpu_kernel"
   assert attention.resolve_impl("auto", jnp.bfloat16) == "xla"
   monkeypatch.setenv("MTL_JAX_NATIVE_KERNELS", "0")
-  monkeypatch.setattr(attention, "native_kernels_available",
-                      lambda: build._load() is not None)
+  monkeypatch.setattr(kernels, "native_kernels_available", lambda: build._load() is not None)
   assert attention.resolve_impl("auto", jnp.float32) == "xla"
 
 

@@ -12,6 +12,7 @@ import pytest
 from jax import lax
 
 from mtl_jax.encoders import Encoder, EncoderConfig, dense
+from mtl_jax import kernels
 from mtl_jax.kernels import blas, build
 
 needs_kernel = pytest.mark.skipif(not build.native_kernels_available(),
@@ -116,6 +117,7 @@ def test_the_encoder_computes_the_same_function_under_either_impl():
 
 
 def test_auto_is_the_blas_path_only_with_mkl_on_one_cpu_device(monkeypatch):
+  monkeypatch.setattr(kernels, "native_kernels_available", lambda: True)
   monkeypatch.setattr(jax, "device_count", lambda: 1)
   monkeypatch.setattr(blas, "blas_provider", lambda: "mkl")
   assert dense.resolve_matmul_impl("auto", jnp.float32) == "blas"

@@ -253,33 +253,36 @@ def test_a_different_model_or_labels_is_a_clear_error_not_a_fresh_start(
   assert _checkpoints(workdir) == before
 
 
-def test_resume_is_exact_with_the_blas_products(config_file, tmp_path):
-  """The MKL path (`matmul_impl="auto"` on one CPU device with the mkl extra) resumes
-  bit for bit too: the same blocks, the same sequential sgemm, the same rounding."""
-  blas = "encoder.matmul_impl='blas'"
+def test_resume_is_exact_with_the_native_kernels(config_file, tmp_path):
+  """The native CPU path ("auto" on one CPU device: the MKL products, the attention and
+  layer-norm kernels) resumes bit for bit too: the same blocks, the same sequential
+  sgemm, parameter gradients summed in a fixed order."""
+  native = ("encoder.matmul_impl='blas'", "encoder.attention_impl='cpu_kernel'",
+            "encoder.norm_impl='cpu_kernel'")
   uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-  assert _train(config_file, uninterrupted, blas) == 0
+  assert _train(config_file, uninterrupted, *native) == 0
   shutil.copytree(uninterrupted, resumed)
   for name in ("8", "12"):
     shutil.rmtree(resumed / "checkpoints" / name)
-  assert _train(config_file, resumed, blas) == 0
+  assert _train(config_file, resumed, *native) == 0
   assert _losses(resumed) == _losses(uninterrupted)
   _assert_same_params(resumed, uninterrupted)
 
 
 def test_an_implementation_choice_may_change_on_resume(reference, config_file, tmp_path):
-  """attention_impl and matmul_impl compute the same function: a run may resume under
-  others, also from run files written before matmul_impl existed."""
+  """attention_impl, matmul_impl and norm_impl compute the same function: a run may resume
+  under others, also from run files written before matmul_impl and norm_impl existed."""
   workdir = tmp_path / "work"
   shutil.copytree(reference, workdir)
   for name in ("8", "12"):
     shutil.rmtree(workdir / "checkpoints" / name)
   for name in ("config.json", "encoder.json"):
     saved = json.loads((workdir / name).read_text())
-    (saved.get("encoder") or saved).pop("matmul_impl")
+    for key in ("matmul_impl", "norm_impl"):
+      (saved.get("encoder") or saved).pop(key)
     (workdir / name).write_text(json.dumps(saved))
   assert _train(config_file, workdir, "encoder.attention_impl='cpu_kernel'",
-                "encoder.matmul_impl='blas'") == 0
+                "encoder.matmul_impl='blas'", "encoder.norm_impl='cpu_kernel'") == 0
   resumed, uninterrupted = _losses(workdir), _losses(reference)
   assert sorted(resumed) == sorted(uninterrupted)
   np.testing.assert_allclose([resumed[s] for s in sorted(resumed)],
