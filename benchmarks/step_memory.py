@@ -31,14 +31,15 @@ sys.path.insert(0, HERE)
 MiB = 2**20
 
 
-def compiled_steps(dropout: float, batch_per_task: int, length: int, matmul_impl: str = "auto"):
+def compiled_steps(dropout: float, batch_per_task: int, length: int, matmul_impl: str = "auto",
+                   norm_impl: str = "auto"):
   import jax
   import step_speed
   from mtl_jax.training.nonfinite import NonFiniteCounter
   from mtl_jax.training.sharded import jit_loop_step
 
   args = step_speed.parse_args(["--batch-per-task", str(batch_per_task), "--length", str(length),
-                                "--matmul-impl", matmul_impl])
+                                "--matmul-impl", matmul_impl, "--norm-impl", norm_impl])
   parts = step_speed.jax_parts(args, dropout)
   batch = parts.layout.put_batch(step_speed.make_batches(1, batch_per_task, length)[0])
   loop = jit_loop_step(parts.train_step, parts.abstract, parts.layout, max_nonfinite_in_a_row=100)
@@ -113,13 +114,16 @@ def main(argv=None):
   parser.add_argument("--bytes-by-op", type=int, default=0)
   parser.add_argument("--matmul-impl", default="auto", choices=("auto", "xla", "blas"),
                       help="the encoder's dense products (EncoderConfig.matmul_impl)")
+  parser.add_argument("--norm-impl", default="auto", choices=("auto", "xla", "cpu_kernel"),
+                      help="the encoder's layer norms (EncoderConfig.norm_impl)")
   args = parser.parse_args(argv)
   dump = tempfile.mkdtemp()
   if args.largest:  # before jax starts: XLA reads its flags once
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + f" --xla_dump_to={dump} --xla_dump_hlo_pass_re=NONE")
   for dropout in (0.1, 0.0):
-    steps = compiled_steps(dropout, args.batch_per_task, args.length, args.matmul_impl)
+    steps = compiled_steps(dropout, args.batch_per_task, args.length, args.matmul_impl,
+                           args.norm_impl)
     for name, compiled in steps.items():
       m = compiled.memory_analysis()
       print(f"{name:15s} dropout {dropout:g}: state {m.argument_size_in_bytes / MiB:.0f} MiB "
