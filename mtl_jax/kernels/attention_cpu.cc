@@ -165,9 +165,9 @@ Shape shape_of(ffi::Span<const int64_t> dims) {
   return s;
 }
 
-// The rows of one head lie 3 H K floats apart (4.5 KiB in a 384-wide encoder),
-// a stride the hardware's prefetchers do not follow: without these hints each
-// row's first read waits on memory.
+// One head's rows lie 3 H K floats apart in qkv (4.5 KiB in a 384-wide
+// encoder; H K in the context, 1.5 KiB), a stride the hardware's prefetchers
+// do not follow: without these hints each row's first read waits on memory.
 constexpr int64_t kPrefetchRows = 8;
 
 inline void prefetch_floats(const float* p, int64_t n, bool write = false) {
@@ -243,14 +243,21 @@ void scatter_qkv(const float* dq, const float* dk, const float* dv, const Shape&
 }
 
 // scores[i, j] = q_i . k_j + bias[j] for the L query rows (q already scaled),
-// -inf on the columns past L (scratch padding), so exp gives them 0.
+// -inf on the columns past L (scratch padding), so exp gives them 0; with
+// `row_max`, each row's maximum too (taken in the same pass).
 void biased_scores(const float* q, const float* kt, const float* bias, int64_t L, int64_t lp,
-                   int64_t kp, float* scores, float* bias_row) {
+                   int64_t kp, float* scores, float* bias_row, float* row_max = nullptr) {
   matmul(q, kp, kt, lp, scores, lp, L, kp, lp);
   for (int64_t j = 0; j < lp; ++j) bias_row[j] = j < L ? bias[j] : -INFINITY;
-  for (int64_t i = 0; i < L; ++i)
-    for (int64_t j = 0; j < lp; j += kLanes)
-      store(scores + i * lp + j, load(scores + i * lp + j) + load(bias_row + j));
+  for (int64_t i = 0; i < L; ++i) {
+    vf m = splat(-INFINITY);
+    for (int64_t j = 0; j < lp; j += kLanes) {
+      const vf x = load(scores + i * lp + j) + load(bias_row + j);
+      store(scores + i * lp + j, x);
+      m = m > x ? m : x;
+    }
+    if (row_max != nullptr) row_max[i] = hmax(m);
+  }
 }
 
 ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> bias) {
@@ -278,36 +285,36 @@ ffi::Error AttentionForward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
   float* ctx_p = ctx->typed_data();
   float* stats_p = stats->typed_data();
   const int64_t lp = s.lp, kp = s.kp, L = s.length;
-  // q [lp, kp] | kT [kp, lp] | v [lp, kp] | scores, pd [L, lp] | out [L, kp] | bias [lp]
-  const size_t scratch = 3 * lp * kp + 2 * L * lp + L * kp + lp;
+  // q [lp, kp] | kT [kp, lp] | v [lp, kp] | scores [L, lp] | out [L, kp] | bias [lp] |
+  // row max, row 1 / sum [L]
+  const size_t scratch = 3 * lp * kp + L * lp + L * kp + lp + 2 * L;
   mtl_jax::parallel_for(pool, s.batch * s.heads, scratch, [&](int64_t item, float* buf) {
     const int64_t b = item / s.heads, h = item % s.heads;
     float *q = buf, *kt = q + lp * kp, *v = kt + kp * lp, *scores = v + lp * kp,
-          *pd = scores + L * lp, *out = pd + L * lp, *bias_row = out + L * kp;
+          *out = scores + L * lp, *bias_row = out + L * kp, *row_max = bias_row + lp,
+          *row_inv = row_max + L;
     gather_qkv(qkv_p, s, b, h, scale, q, kt, true, v, false);
-    biased_scores(q, kt, bias_p + b * L, L, lp, kp, scores, bias_row);
+    biased_scores(q, kt, bias_p + b * L, L, lp, kp, scores, bias_row, row_max);
+    // exp(score - max), dropped, in place; the softmax's 1 / sum scales the
+    // context's rows afterwards (one pass over the scores fewer).
     for (int64_t i = 0; i < L; ++i) {
       float* row = scores + i * lp;
-      vf m = splat(-INFINITY);
-      for (int64_t j = 0; j < lp; j += kLanes) m = m > load(row + j) ? m : load(row + j);
-      const float mx = hmax(m);
+      const float mx = row_max[i];
+      const uint32_t pos = static_cast<uint32_t>(((b * s.heads + h) * L + i) * L);
       vf sum = {};
       for (int64_t j = 0; j < lp; j += kLanes) {
-        vf e = exp_nonpositive(load(row + j) - mx);
-        store(row + j, e);
+        const vf e = exp_nonpositive(load(row + j) - mx);
         sum += e;
+        store(row + j, drop.on ? e * drop.scale(pos + static_cast<uint32_t>(j)) : e);
       }
-      const float inv_total = 1.0f / hsum(sum);
+      row_inv[i] = 1.0f / hsum(sum);
       float* row_stats = stats_p + ((b * s.heads + h) * L + i) * 2;
       row_stats[0] = mx;
-      row_stats[1] = inv_total;
-      const uint32_t pos = static_cast<uint32_t>(((b * s.heads + h) * L + i) * L);
-      for (int64_t j = 0; j < lp; j += kLanes) {
-        vf p = load(row + j) * inv_total;
-        store(pd + i * lp + j, p * drop.scale(pos + static_cast<uint32_t>(j)));
-      }
+      row_stats[1] = row_inv[i];
     }
-    matmul(pd, lp, v, kp, out, kp, L, lp, kp);
+    matmul(scores, lp, v, kp, out, kp, L, lp, kp);
+    for (int64_t i = 0; i < L; ++i)
+      for (int64_t c = 0; c < kp; c += kLanes) store(out + i * kp + c, load(out + i * kp + c) * row_inv[i]);
     scatter_context(out, s, b, h, ctx_p);
   });
   return ffi::Error::Success();
