@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtl_jax.encoders import Encoder, EncoderConfig
+from mtl_jax.encoders import EncoderConfig
 from mtl_jax.encoders import attention
 from mtl_jax import kernels
 from mtl_jax.kernels import build, native_kernels_available
@@ -104,26 +104,6 @@ def test_kernel_under_vmap_and_per_task_vjps():
   cotangents = jnp.stack([cotangent, -2.0 * cotangent])
   np.testing.assert_allclose(jax.vmap(vjp_k)(cotangents)[0], jax.vmap(vjp_x)(cotangents)[0],
                              atol=5e-6, rtol=1e-5)
-
-
-@needs_kernel
-def test_encoder_with_kernel_equals_encoder_with_xla_in_training():
-  config = EncoderConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2,
-                         intermediate_size=32, max_position_embeddings=32)
-  ids = jnp.asarray(np.random.default_rng(0).integers(1, 40, (3, 12)), jnp.int32)
-  mask = jnp.asarray(np.arange(12)[None] < np.array([[12], [7], [3]]))
-  params = Encoder(config).init(jax.random.PRNGKey(0), ids, mask)
-
-  def loss(params, impl):
-    hidden = Encoder(config.replace(attention_impl=impl)).apply(
-        params, ids, mask, deterministic=False, rngs={"dropout": jax.random.PRNGKey(1)})
-    return jnp.sum(hidden ** 2)
-
-  value_x, grads_x = jax.jit(jax.value_and_grad(loss), static_argnums=1)(params, "xla")
-  value_k, grads_k = jax.jit(jax.value_and_grad(loss), static_argnums=1)(params, "cpu_kernel")
-  np.testing.assert_allclose(value_k, value_x, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4),
-               grads_k, grads_x)
 
 
 def test_auto_is_xla_where_the_kernel_does_not_apply():

@@ -7,7 +7,7 @@ import flax.linen as nn
 import pytest
 
 from mtl_jax import kernels
-from mtl_jax.encoders import Encoder, EncoderConfig
+from mtl_jax.encoders import EncoderConfig
 from mtl_jax.encoders.layer_norm import (LayerNorm, layer_norm, layer_norm_cpu_kernel,
                                          resolve_norm_impl)
 from mtl_jax.kernels import native_kernels_available
@@ -102,27 +102,6 @@ def test_kernel_under_vmap_of_the_vjp():
   _, vjp_x = jax.vjp(lambda *a: layer_norm(*a, 1e-6), x, scale, bias)
   for a, b in zip(jax.vmap(vjp_k)(cotangents), jax.vmap(vjp_x)(cotangents)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-
-
-@needs_kernel
-def test_encoder_with_the_norm_kernel_equals_encoder_with_xla():
-  config = EncoderConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2,
-                         intermediate_size=32, max_position_embeddings=32)
-  ids = jnp.asarray(np.random.default_rng(0).integers(1, 40, (3, 12)), jnp.int32)
-  mask = jnp.asarray(np.arange(12)[None] < np.array([[12], [7], [3]]))
-  params = Encoder(config).init(jax.random.PRNGKey(0), ids, mask)
-
-  def loss(params, impl):
-    hidden = Encoder(config.replace(norm_impl=impl)).apply(
-        params, ids, mask, deterministic=False, rngs={"dropout": jax.random.PRNGKey(1)})
-    return jnp.sum(hidden ** 2)
-
-  value_x, grads_x = jax.jit(jax.value_and_grad(loss), static_argnums=1)(params, "xla")
-  value_k, grads_k = jax.jit(jax.value_and_grad(loss), static_argnums=1)(params, "cpu_kernel")
-  np.testing.assert_allclose(value_k, value_x, rtol=1e-5)
-  # Rounding, through two layers' backward passes.
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=5e-5, rtol=1e-4),
-               grads_k, grads_x)
 
 
 def test_auto_is_the_kernel_only_for_float32_on_one_cpu_device(monkeypatch):
