@@ -62,3 +62,16 @@ def test_too_long_input_is_a_clear_error():
 def test_config_rejects_indivisible_heads():
   with pytest.raises(ValueError, match="divisible"):
     EncoderConfig(hidden_size=10, num_heads=3)
+
+
+def test_adding_the_position_rows_has_the_broadcasts_gradient():
+  from mtl_jax.encoders.bert import add_to_every_sequence
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 5, 4)), jnp.float32)
+  rows = jnp.asarray(rng.normal(size=(5, 4)), jnp.float32)
+  weights = jnp.asarray(rng.normal(size=(3, 5, 4)), jnp.float32)
+  ours = jax.grad(lambda x, r: jnp.sum(add_to_every_sequence(x, r) * weights), (0, 1))(x, rows)
+  plain = jax.grad(lambda x, r: jnp.sum((x + r[None]) * weights), (0, 1))(x, rows)
+  np.testing.assert_array_equal(add_to_every_sequence(x, rows), x + rows[None])
+  for a, b in zip(ours, plain):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
