@@ -1,4 +1,4 @@
-"""Each native CPU implementation computes the encoder's function: loss and gradients equal XLA's."""
+"""Each native CPU implementation computes the encoder's function: loss and gradients as XLA's."""
 
 import jax
 import jax.numpy as jnp
