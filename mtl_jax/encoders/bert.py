@@ -13,8 +13,10 @@ h heads, k head dim, f feed-forward.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from typing import Callable
+from typing import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -82,6 +84,32 @@ def _add_to_every_sequence_backward(rows_ld, g_bld):
 add_to_every_sequence.defvjp(_add_to_every_sequence_forward, _add_to_every_sequence_backward)
 
 
+# Where the word table sits in the encoder's params.
+WORD_TABLE = ("embeddings", "word", "embedding")
+
+WordVectorsHook = Callable[[jax.Array, jax.Array], jax.Array]
+_WORD_VECTORS_HOOK: contextvars.ContextVar[WordVectorsHook | None] = contextvars.ContextVar(
+    "word_vectors_hook", default=None)
+
+
+@contextlib.contextmanager
+def word_vectors_hook(hook: WordVectorsHook) -> Iterator[None]:
+  """While tracing within: `Embeddings` passes its word vectors through a hook.
+
+  Args:
+    hook: `hook(input_ids_bl, word_vectors_bld) -> word_vectors_bld`, called
+      with the ids the lookup read and the rows it returned. Per-task
+      gradients use it to see each token's gradient (add a zero probe and
+      differentiate by it) without forming a dense [vocab, d] gradient per
+      task (`training/gradients.py`).
+  """
+  token = _WORD_VECTORS_HOOK.set(hook)
+  try:
+    yield
+  finally:
+    _WORD_VECTORS_HOOK.reset(token)
+
+
 class Embeddings(nn.Module):
   """Word + position + token-type embeddings, then LayerNorm and dropout."""
 
@@ -102,8 +130,11 @@ class Embeddings(nn.Module):
     token_type = nn.Embed(cfg.type_vocab_size, cfg.hidden_size,
                           name="token_type",
                           embedding_init=_init(cfg, ("token_type", "embed")))
+    word_bld = word(input_ids_bl)
+    if (hook := _WORD_VECTORS_HOOK.get()) is not None:
+      word_bld = hook(input_ids_bl, word_bld)
     x_bld = add_to_every_sequence(
-        word(input_ids_bl) + token_type(token_type_ids_bl),
+        word_bld + token_type(token_type_ids_bl),
         position(jnp.arange(length) + cfg.position_offset))
     x_bld = layer_norm(cfg, "layer_norm")(x_bld.astype(_dtype(cfg)))
     return make_dropout(cfg, cfg.hidden_dropout)(x_bld, deterministic=deterministic)

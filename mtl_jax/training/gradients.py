@@ -37,6 +37,17 @@ per-task cotangents (k backward passes, batched by `vmap`).
 `task_gradients` returns the losses, the probes, and closures mapping
 coefficients to gradients, so a method's coefficients (or loss weights)
 are applied without another forward pass.
+
+The word table is half of a small encoder's parameters, and each task's
+gradient of it is a dense [vocab, d] scatter of the few rows its tokens
+read: k of them were the peak of the `full` step at T = 8 (BENCHMARKS.md).
+Where the caller needs only the probes (Gram-based methods, norms), not the
+per-task gradients themselves (`per_task_grads=False`), the separable path
+keeps the table's per-task gradient compact instead: [k, u, d] rows, one
+per distinct token id of the batch (u <= the batch's tokens), summed per
+task from each token's gradient (`bert.word_vectors_hook`). Inner products,
+norms and coefficient sums of these rows equal those of the dense tables;
+`shared` scatters the combined rows into one [vocab, d] gradient.
 """
 
 from __future__ import annotations
@@ -46,8 +57,10 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mtl_jax import sharding
+from mtl_jax.encoders import bert
 from mtl_jax.weighting import GRADIENT_MODES, linalg
 
 SHARED = "encoder"
@@ -62,7 +75,9 @@ class TaskGradients(NamedTuple):
     probes_k: pytree with a leading k axis: the task gradients the balancing
       method and the diagnostics see (see module docstring).
     shared_grads_k: per-task gradients of every shared parameter (leading
-      k), in the `full` and `last_layer` modes; None in `representation`.
+      k), in the `full` and `last_layer` modes; None in `representation` and
+      where the word table's per-task gradients are compact (see module
+      docstring).
     shared: `shared(coeffs_k) -> grads of params["encoder"]`, the gradient of
       `sum_k coeffs_k L_k` with respect to the shared parameters.
     task_specific: `task_specific(weights_k) -> grads of the other params`,
@@ -84,18 +99,25 @@ def split_params(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
   return params[SHARED], {key: value for key, value in params.items() if key != SHARED}
 
 
-def lay_out_per_task(model, shared_grads_k: Any) -> Any:
+def lay_out_per_task(model, shared_grads_k: Any, compact_words: bool = False) -> Any:
   """Per-task gradients of the shared params laid out on the active mesh.
 
   The task axis `k` and then each leaf's own axes are placed by the rules
   (`sharding.task_axes`), so k copies of a sharded parameter's gradient are
   sharded as the parameter is (and along `task` where the rules say), never
-  gathered onto one device. Outside an active layout: unchanged.
+  gathered onto one device. Compact word-table rows ([k, u, d]) keep the
+  table's feature axis and leave the row axis unsharded. Outside an active
+  layout: unchanged.
   """
   if sharding.active_layout() is None:
     return shared_grads_k
   shared_axes, _ = split_params(model.logical_axes())
-  return sharding.constrain(shared_grads_k, sharding.task_axes(shared_axes))
+  axes = sharding.task_axes(shared_axes)
+  if compact_words:
+    table_axes = _get(axes, bert.WORD_TABLE)
+    axes = _replace(axes, bert.WORD_TABLE,
+                    type(table_axes)(table_axes[0], None, *table_axes[2:]))
+  return sharding.constrain(shared_grads_k, axes)
 
 
 def merge(task_specific: Mapping[str, Any], shared: Any) -> dict[str, Any]:
@@ -145,8 +167,8 @@ def _task_rng(rng, index):
   return None if rng is None else jax.random.fold_in(rng, index)
 
 
-def task_gradients(model, params, batch, rng, *, mode: str,
-                   last_layer: str = "", train: bool = True) -> TaskGradients:
+def task_gradients(model, params, batch, rng, *, mode: str, last_layer: str = "",
+                   train: bool = True, per_task_grads: bool = True) -> TaskGradients:
   """Losses and per-task gradients of one batch (see module docstring).
 
   Args:
@@ -158,6 +180,10 @@ def task_gradients(model, params, batch, rng, *, mode: str,
     mode: 'full', 'last_layer' or 'representation'.
     last_layer: the last shared layer's path ('' = the last `layer_<i>`).
     train: dropout on.
+    per_task_grads: the caller reads `shared_grads_k` (methods that transform
+      the per-task gradients themselves); False where it needs only the
+      probes and `shared` (Gram-based methods, norms), which lets the word
+      table's per-task gradients stay compact.
 
   Returns:
     The `TaskGradients`.
@@ -168,7 +194,8 @@ def task_gradients(model, params, batch, rng, *, mode: str,
   if mode == "representation":
     return _shared_encoder(model, params, batch, rng, train, separable)
   if separable:
-    return _per_task_encoders(model, params, batch, rng, mode, last_layer, train)
+    return _per_task_encoders(model, params, batch, rng, mode, last_layer, train,
+                              compact_words=not per_task_grads)
   return _per_task_backward(model, params, batch, rng, mode, last_layer, train)
 
 
@@ -177,34 +204,113 @@ def _probe_last_layer(shared_grads_k, mask):
   return [leaf for leaf, keep in zip(leaves, jax.tree.leaves(mask)) if keep]
 
 
-def _per_task_encoders(model, params, batch, rng, mode, last_layer, train):
+def _get(tree, path):
+  for key in path:
+    if not isinstance(tree, Mapping) or key not in tree:
+      return None
+    tree = tree[key]
+  return tree
+
+
+def _replace(tree, path, value):
+  """A copy of nested dicts `tree` with the leaf at `path` set to `value`
+  (removed where `value` is None)."""
+  key, rest = path[0], path[1:]
+  out = dict(tree)
+  if rest:
+    out[key] = _replace(tree[key], rest, value)
+  elif value is None:
+    del out[key]
+  else:
+    out[key] = value
+  return out
+
+
+def _per_task_encoders(model, params, batch, rng, mode, last_layer, train, *,
+                       compact_words: bool):
   """Separable models: each task's batch through the encoder with its own copy of
   the shared params, so one backward pass gives every task's gradient."""
   names = model.task_names
   shared, rest = split_params(params)
+  table = _get(shared, bert.WORD_TABLE) if compact_words else None
 
-  def losses_fn(shared_copies, rest):
-    losses = []
-    for index, name in enumerate(names):
-      task_params = merge(rest, shared_copies[index])
-      task_batch = {name: batch[name]}
-      hidden = model.encode(task_params, task_batch, train=train,
-                            rng=_task_rng(rng, index))
-      outputs = model.apply_heads(task_params, hidden, task_batch, train=train, rng=rng)
-      losses.append(model.losses(outputs, task_batch)[0])
-    return jnp.stack(losses)
+  def task_loss(index, shared_copy, rest, word_probe):
+    """Task `index`'s loss and the ids its word lookups read. With a word probe,
+    the table is a constant and the probe (zeros) is added to the looked-up rows,
+    so the probe's gradient is each token's gradient of the table's rows."""
+    name = names[index]
+    task_batch = {name: batch[name]}
+    seen_ids = []
 
-  losses_k, vjp = jax.vjp(losses_fn, tuple(shared for _ in names), rest)
+    def hook(ids_bl, vectors_bld):
+      seen_ids.append(ids_bl)
+      return vectors_bld if word_probe is None else vectors_bld + word_probe
+
+    if table is not None:
+      shared_copy = _replace(shared_copy, bert.WORD_TABLE, table)
+    task_params = merge(rest, shared_copy)
+    with bert.word_vectors_hook(hook):
+      hidden = model.encode(task_params, task_batch, train=train, rng=_task_rng(rng, index))
+    outputs = model.apply_heads(task_params, hidden, task_batch, train=train, rng=rng)
+    return model.losses(outputs, task_batch)[0], seen_ids
+
+  shared_copy = shared
+  if table is not None:
+    shared_copy = _replace(shared, bert.WORD_TABLE, None)
+    # The ids each task's encoder looks up (their shapes, from a trace only).
+    looked_up = [jax.eval_shape(lambda i=i: task_loss(i, shared_copy, rest, None)[1])
+                 for i in range(len(names))]
+    tokens = sum(int(np.prod(ids[0].shape)) for ids in looked_up if len(ids) == 1)
+    # Compact only where every task looks words up once and the rows are fewer
+    # than the table's (else the dense tables are smaller).
+    if any(len(ids) != 1 for ids in looked_up) or tokens >= table.shape[0]:
+      table, shared_copy = None, shared
+  if table is None:
+    probes_in = tuple(None for _ in names)
+  else:
+    probes_in = tuple(jnp.zeros(ids[0].shape + table.shape[1:], table.dtype)
+                      for ids in looked_up)
+
+  def losses_fn(shared_copies, rest, word_probes):
+    results = [task_loss(index, shared_copies[index], rest, word_probes[index])
+               for index in range(len(names))]
+    return jnp.stack([loss for loss, _ in results]), [ids for _, ids in results]
+
+  losses_k, vjp, seen_ids = jax.vjp(losses_fn, tuple(shared_copy for _ in names), rest,
+                                    probes_in, has_aux=True)
   ones_k = jnp.ones_like(losses_k)
-  copies_grads, _ = vjp(ones_k)
-  shared_grads_k = lay_out_per_task(
-      model, jax.tree.map(lambda *leaves: jnp.stack(leaves), *copies_grads))
+  copies_grads, _, word_grads = vjp(ones_k)
+  stacked_k = jax.tree.map(lambda *leaves: jnp.stack(leaves), *copies_grads)
+  if table is None:
+    shared_grads_k = lay_out_per_task(model, stacked_k)
+    combine = lambda coeffs_k: linalg.combine(coeffs_k, shared_grads_k)
+    per_task = shared_grads_k
+  else:
+    ids_n = jnp.concatenate([ids[0].reshape(-1) for ids in seen_ids])
+    # One row per distinct id of the batch (padded to the token count): inner
+    # products of the rows equal those of the dense per-task tables.
+    unique_u, slot_n = jnp.unique(ids_n, size=ids_n.shape[0], return_inverse=True)
+    task_n = np.repeat(np.arange(len(names)),
+                       [int(np.prod(ids[0].shape)) for ids in seen_ids])
+    rows_nd = jnp.concatenate([g.reshape(-1, table.shape[1]) for g in word_grads])
+    words_kud = jnp.zeros((len(names), ids_n.shape[0], table.shape[1]), table.dtype
+                          ).at[task_n, slot_n.reshape(-1)].add(rows_nd)
+    shared_grads_k = lay_out_per_task(
+        model, _replace(stacked_k, bert.WORD_TABLE, words_kud), compact_words=True)
+    table_shape = table.shape
+
+    def combine(coeffs_k):
+      combined = linalg.combine(coeffs_k, shared_grads_k)
+      rows_ud = _get(combined, bert.WORD_TABLE)
+      table_grad = jnp.zeros(table_shape, rows_ud.dtype).at[unique_u].add(rows_ud)
+      return _replace(combined, bert.WORD_TABLE, table_grad)
+
+    per_task = None
   probes_k = shared_grads_k
   if mode == "last_layer":
     probes_k = _probe_last_layer(shared_grads_k, last_layer_mask(shared, last_layer))
   return TaskGradients(
-      losses_k, probes_k, shared_grads_k,
-      shared=lambda coeffs_k: linalg.combine(coeffs_k, shared_grads_k),
+      losses_k, probes_k, per_task, shared=combine,
       task_specific=lambda weights_k: vjp(weights_k.astype(losses_k.dtype))[1])
 
 

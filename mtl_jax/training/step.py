@@ -172,8 +172,11 @@ def make_train_step(model, weighting: LossWeighting | GradientAggregation,
 
   def probed_step(state, batch, rng, present_k, scale_k, extras):
     """Per-task gradients probed in the one backward pass (see module docstring)."""
-    task_grads = gradients_lib.task_gradients(model, state.params, batch, rng,
-                                              mode=mode, last_layer=last_layer)
+    # Only methods that transform the per-task gradients themselves read them
+    # whole; the others need the probes and `shared`.
+    task_grads = gradients_lib.task_gradients(
+        model, state.params, batch, rng, mode=mode, last_layer=last_layer,
+        per_task_grads=aggregates and weighting.weigh is None)
     losses_k = jax.lax.stop_gradient(task_grads.losses_k)
     probes_k = linalg.mask_tasks(task_grads.probes_k, present_k)
     gram_kk = (linalg.gram(probes_k)

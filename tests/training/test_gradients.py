@@ -110,3 +110,48 @@ def test_last_layer_errors_name_the_problem(tiny_setup):
     gradients.last_layer_mask({"dense": params["encoder"]["embeddings"]})
   with pytest.raises(ValueError, match="unknown gradient mode 'rep'"):
     gradients.task_gradients(the_model, params, batch(), None, mode="rep")
+
+
+# A table with more rows than the batch has tokens (64 here), so that the
+# table's per-task gradients are kept compact where only probes are needed.
+WIDE_VOCAB = TINY.replace(vocab_size=100)
+SEPARABLE_KINDS = {"hard": {}, "adapters": {"size": 4, "freeze_encoder": False},
+                   "task_embedding": {}, "mmoe": {"num_experts": 2}}
+
+
+@pytest.mark.parametrize("mode", ["full", "last_layer"])
+@pytest.mark.parametrize("kind", list(SEPARABLE_KINDS))
+def test_compact_word_rows_give_the_dense_gram_norms_and_sums(kind, mode):
+  model = sharing.build_model({"kind": kind, kind: SEPARABLE_KINDS[kind]}, WIDE_VOCAB,
+                              task_heads())
+  params = model.init(jax.random.key(0))
+  the_batch, rng = batch(), jax.random.key(3)
+  ids = [set(np.unique(the_batch[name]["input_ids"])) for name in ("news", "ner")]
+  assert len(ids[0] & ids[1]) > 1, "the tasks must share token ids (off-diagonal table terms)"
+  expected = per_task_gradients(model, params, the_batch, rng)["encoder"]
+
+  def taken(p):
+    grads = gradients.task_gradients(model, p, the_batch, rng, mode=mode,
+                                     per_task_grads=False)
+    return grads.probes_k, grads.shared(COEFFS), grads.shared_grads_k
+
+  probes_k, shared, per_task = jax.jit(taken)(params)
+  assert per_task is None  # the dense per-task tables were never formed
+  if mode == "full":
+    table_k = probes_k["embeddings"]["word"]["embedding"]
+    assert table_k.shape == (2, 64, 16)  # one row per token slot, not per vocabulary entry
+    np.testing.assert_allclose(linalg.gram(probes_k), linalg.gram(expected), rtol=1e-5)
+    np.testing.assert_allclose(linalg.norms(probes_k), linalg.norms(expected), rtol=1e-5)
+  else:
+    last = jax.tree.leaves(gradients.last_layer_mask(params["encoder"]))
+    assert_trees_close(probes_k, [leaf for leaf, keep in zip(jax.tree.leaves(expected), last)
+                                  if keep])
+  assert_trees_close(shared, linalg.combine(COEFFS, expected))
+
+
+def test_word_rows_stay_dense_where_the_batch_has_more_tokens_than_the_table(tiny_setup):
+  the_model, params, the_batch, rng, expected = tiny_setup  # 64 tokens, 30 rows
+  grads = gradients.task_gradients(the_model, params, the_batch, rng, mode="full",
+                                   per_task_grads=False)
+  assert_trees_close(grads.probes_k, expected["encoder"])
+  assert_trees_close(grads.shared(COEFFS), linalg.combine(COEFFS, expected["encoder"]))
