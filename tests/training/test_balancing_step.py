@@ -12,8 +12,8 @@ from mtl_jax.training.step import balancing_rng
 from mtl_jax.weighting import diagnostics, linalg
 from mtl_jax.promotion import standard_promotion
 
-from helpers import (NO_DROPOUT, assert_trees_close, two_task_batch as batch,
-                     two_task_model)
+from helpers import (NO_DROPOUT, assert_trees_close, per_task_gradients,
+                     two_task_batch as batch, two_task_model)
 
 LEARNING_RATE = 0.1
 SGD = standard_promotion(optax.sgd(LEARNING_RATE))
@@ -66,6 +66,22 @@ def test_aggregation_step_applies_the_method_to_the_task_gradients(tiny_setup, n
   # Shared part: the method's update; heads: their own task's gradient.
   grads = {"encoder": update, "heads": linalg.combine(jnp.ones(2), expected["heads"])}
   assert_trees_close(state.params, _sgd(params, grads), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def wide_vocab_setup():
+  """`tiny_setup` with a 100-row word table: more rows than the batch's 64 tokens, so the
+  Gram-based methods keep the table's per-task gradients as the batch's rows."""
+  the_model = two_task_model(NO_DROPOUT.replace(vocab_size=100))
+  params = the_model.init(jax.random.PRNGKey(0))
+  the_batch, rng = batch(), jax.random.PRNGKey(3)
+  return the_model, params, the_batch, rng, per_task_gradients(the_model, params, the_batch, rng)
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "mgda", "upgrad", "task_clip(max_norm=0.01)",
+                                  "graddrop"])
+def test_compact_word_rows_give_the_dense_step(wide_vocab_setup, name):
+  test_aggregation_step_applies_the_method_to_the_task_gradients(wide_vocab_setup, name)
 
 
 @pytest.mark.parametrize("spec, options, probe", [
