@@ -127,6 +127,33 @@ def test_full_mode_per_task_gradients_are_laid_out_by_the_rules(two_task_batch):
                grads_k, reference)
 
 
+def test_compact_word_rows_keep_their_row_axis_whole(two_task_batch):
+  """Gram-based methods' per-task word-table rows: the task axis by the rules, rows whole
+  (a vocabulary rule does not apply to them), the combined table laid out as the table."""
+  from helpers import NO_DROPOUT, two_task_model
+  from mtl_jax.training import gradients
+
+  model = two_task_model(NO_DROPOUT.replace(vocab_size=100))  # 100 rows > 64 tokens
+  params = model.init(jax.random.PRNGKey(0))
+  layout = _layout((("task", "data"), ("vocab", "model"), ("embed", None)), data=2, model=4)
+  coeffs_k = jnp.array([0.3, 1.2])
+
+  def probes_and_sum(params, batch):
+    grads = gradients.task_gradients(model, params, batch, None, mode="full", train=False,
+                                     per_task_grads=False)
+    return grads.probes_k, grads.shared(coeffs_k)
+
+  batch = two_task_batch()
+  reference = probes_and_sum(params, batch)
+  with layout.activate():
+    probes_k, summed = jax.jit(probes_and_sum)(params, batch)
+  rows_k = probes_k["embeddings"]["word"]["embedding"]
+  spec = tuple(rows_k.sharding.spec)  # trailing unsharded axes may be left out
+  assert rows_k.shape == (2, 64, 16) and spec[0] == "data" and not any(spec[1:])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               (probes_k, summed), reference)
+
+
 def test_constrain_lays_out_the_task_axis_of_per_task_gradients_by_the_rules():
   rules = (("task", "data"), ("mlp", "model"))
   layout = _layout(rules, data=4, model=2)
