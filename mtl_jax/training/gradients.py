@@ -39,13 +39,15 @@ coefficients to gradients, so a method's coefficients (or loss weights)
 are applied without another forward pass.
 
 The word table is half of a small encoder's parameters, and each task's
-gradient of it is a dense [vocab, d] scatter of the few rows its tokens
-read: k of them were the peak of the `full` step at T = 8 (BENCHMARKS.md).
-Where the caller needs only the probes (Gram-based methods, norms), not the
-per-task gradients themselves (`per_task_grads=False`), the separable path
-keeps the table's per-task gradient compact instead: [k, u, d] rows, one
-per distinct token id of the batch (u <= the batch's tokens), summed per
-task from each token's gradient (`bert.word_vectors_hook`). Inner products,
+gradient of it is a [vocab, d] scatter of the few rows its tokens read: k
+such tables, and a stack of them, were the peak of the `full` step at T = 8
+(BENCHMARKS.md). So the separable path takes each token's gradient of its
+looked-up row instead (a zero probe added to the word vectors,
+`bert.word_vectors_hook`) and builds the tables' per-task gradients from
+them in one scatter: into the stacked [k, vocab, d] result, or, where the
+caller needs only the probes (Gram-based methods, norms: `per_task_grads=
+False`) and the batch has fewer tokens than the table rows, into compact
+[k, u, d] rows, one per distinct token id of the batch. Inner products,
 norms and coefficient sums of these rows equal those of the dense tables;
 `shared` scatters the combined rows into one [vocab, d] gradient.
 """
@@ -232,7 +234,7 @@ def _per_task_encoders(model, params, batch, rng, mode, last_layer, train, *,
   the shared params, so one backward pass gives every task's gradient."""
   names = model.task_names
   shared, rest = split_params(params)
-  table = _get(shared, bert.WORD_TABLE) if compact_words else None
+  table = _get(shared, bert.WORD_TABLE)
 
   def task_loss(index, shared_copy, rest, word_probe):
     """Task `index`'s loss and the ids its word lookups read. With a word probe,
@@ -246,7 +248,7 @@ def _per_task_encoders(model, params, batch, rng, mode, last_layer, train, *,
       seen_ids.append(ids_bl)
       return vectors_bld if word_probe is None else vectors_bld + word_probe
 
-    if table is not None:
+    if word_probe is not None:
       shared_copy = _replace(shared_copy, bert.WORD_TABLE, table)
     task_params = merge(rest, shared_copy)
     with bert.word_vectors_hook(hook):
@@ -254,20 +256,17 @@ def _per_task_encoders(model, params, batch, rng, mode, last_layer, train, *,
     outputs = model.apply_heads(task_params, hidden, task_batch, train=train, rng=rng)
     return model.losses(outputs, task_batch)[0], seen_ids
 
-  shared_copy = shared
   if table is not None:
-    shared_copy = _replace(shared, bert.WORD_TABLE, None)
-    # The ids each task's encoder looks up (their shapes, from a trace only).
-    looked_up = [jax.eval_shape(lambda i=i: task_loss(i, shared_copy, rest, None)[1])
+    # The ids each task's encoder looks up (their shapes, from a trace only);
+    # the table is taken apart only where each task looks words up once.
+    looked_up = [jax.eval_shape(lambda i=i: task_loss(i, shared, rest, None)[1])
                  for i in range(len(names))]
-    tokens = sum(int(np.prod(ids[0].shape)) for ids in looked_up if len(ids) == 1)
-    # Compact only where every task looks words up once and the rows are fewer
-    # than the table's (else the dense tables are smaller).
-    if any(len(ids) != 1 for ids in looked_up) or tokens >= table.shape[0]:
-      table, shared_copy = None, shared
+    if any(len(ids) != 1 for ids in looked_up):
+      table = None
   if table is None:
-    probes_in = tuple(None for _ in names)
+    shared_copy, probes_in = shared, tuple(None for _ in names)
   else:
+    shared_copy = _replace(shared, bert.WORD_TABLE, None)
     probes_in = tuple(jnp.zeros(ids[0].shape + table.shape[1:], table.dtype)
                       for ids in looked_up)
 
@@ -278,40 +277,54 @@ def _per_task_encoders(model, params, batch, rng, mode, last_layer, train, *,
 
   losses_k, vjp, seen_ids = jax.vjp(losses_fn, tuple(shared_copy for _ in names), rest,
                                     probes_in, has_aux=True)
-  ones_k = jnp.ones_like(losses_k)
-  copies_grads, _, word_grads = vjp(ones_k)
+  copies_grads, _, word_grads = vjp(jnp.ones_like(losses_k))
   stacked_k = jax.tree.map(lambda *leaves: jnp.stack(leaves), *copies_grads)
+  combine = None
   if table is None:
     shared_grads_k = lay_out_per_task(model, stacked_k)
-    combine = lambda coeffs_k: linalg.combine(coeffs_k, shared_grads_k)
-    per_task = shared_grads_k
   else:
     ids_n = jnp.concatenate([ids[0].reshape(-1) for ids in seen_ids])
-    # One row per distinct id of the batch (padded to the token count): inner
-    # products of the rows equal those of the dense per-task tables.
-    unique_u, slot_n = jnp.unique(ids_n, size=ids_n.shape[0], return_inverse=True)
     task_n = np.repeat(np.arange(len(names)),
                        [int(np.prod(ids[0].shape)) for ids in seen_ids])
     rows_nd = jnp.concatenate([g.reshape(-1, table.shape[1]) for g in word_grads])
-    words_kud = jnp.zeros((len(names), ids_n.shape[0], table.shape[1]), table.dtype
-                          ).at[task_n, slot_n.reshape(-1)].add(rows_nd)
-    shared_grads_k = lay_out_per_task(
-        model, _replace(stacked_k, bert.WORD_TABLE, words_kud), compact_words=True)
-    table_shape = table.shape
-
-    def combine(coeffs_k):
-      combined = linalg.combine(coeffs_k, shared_grads_k)
-      rows_ud = _get(combined, bert.WORD_TABLE)
-      table_grad = jnp.zeros(table_shape, rows_ud.dtype).at[unique_u].add(rows_ud)
-      return _replace(combined, bert.WORD_TABLE, table_grad)
-
-    per_task = None
+    if compact_words and ids_n.shape[0] < table.shape[0]:
+      shared_grads_k, combine = _compact_word_rows(model, stacked_k, table.shape, len(names),
+                                                   ids_n, task_n, rows_nd)
+    else:
+      # Every task's table gradient in one scatter into the stacked result.
+      table_kvd = jnp.zeros((len(names),) + table.shape, table.dtype
+                            ).at[task_n, ids_n].add(rows_nd)
+      shared_grads_k = lay_out_per_task(model, _replace(stacked_k, bert.WORD_TABLE,
+                                                        table_kvd))
   probes_k = shared_grads_k
   if mode == "last_layer":
     probes_k = _probe_last_layer(shared_grads_k, last_layer_mask(shared, last_layer))
   return TaskGradients(
-      losses_k, probes_k, per_task, shared=combine,
+      losses_k, probes_k, shared_grads_k if combine is None else None,
+      shared=combine or (lambda coeffs_k: linalg.combine(coeffs_k, shared_grads_k)),
       task_specific=lambda weights_k: vjp(weights_k.astype(losses_k.dtype))[1])
+
+
+def _compact_word_rows(model, stacked_k, table_shape, num_tasks, ids_n, task_n, rows_nd):
+  """The per-task gradients with the word table's as [k, u, d] rows (one per
+  distinct id of the batch, padded to the token count), and `shared`.
+
+  Inner products, norms and coefficient sums of the rows equal those of the
+  dense per-task tables; `shared` scatters the combined rows into the table.
+  """
+  unique_u, slot_n = jnp.unique(ids_n, size=ids_n.shape[0], return_inverse=True)
+  words_kud = jnp.zeros((num_tasks, ids_n.shape[0], table_shape[1]),
+                        rows_nd.dtype).at[task_n, slot_n.reshape(-1)].add(rows_nd)
+  shared_grads_k = lay_out_per_task(model, _replace(stacked_k, bert.WORD_TABLE, words_kud),
+                                    compact_words=True)
+
+  def combine(coeffs_k):
+    combined = linalg.combine(coeffs_k, shared_grads_k)
+    rows_ud = _get(combined, bert.WORD_TABLE)
+    table_grad = jnp.zeros(table_shape, rows_ud.dtype).at[unique_u].add(rows_ud)
+    return _replace(combined, bert.WORD_TABLE, table_grad)
+
+  return shared_grads_k, combine
 
 
 class _Representation(NamedTuple):

@@ -155,3 +155,24 @@ def test_word_rows_stay_dense_where_the_batch_has_more_tokens_than_the_table(tin
                                    per_task_grads=False)
   assert_trees_close(grads.probes_k, expected["encoder"])
   assert_trees_close(grads.shared(COEFFS), linalg.combine(COEFFS, expected["encoder"]))
+
+
+class TwiceEncodedModel(HardSharingModel):
+  """Looks its words up twice per task: the per-task copies keep the whole table."""
+
+  def encode(self, params, batch, *, train, rng=None):
+    once = super().encode(params, batch, train=train, rng=rng)
+    again = super().encode(params, batch, train=train, rng=rng)
+    return {name: 0.5 * (once[name] + again[name]) for name in once}
+
+
+@pytest.mark.parametrize("per_task_grads", [True, False])
+def test_a_model_that_looks_words_up_twice_keeps_whole_table_copies(per_task_grads):
+  model = TwiceEncodedModel(WIDE_VOCAB, task_heads())
+  params = model.init(jax.random.key(0))
+  the_batch, rng = batch(), jax.random.key(3)
+  expected = per_task_gradients(model, params, the_batch, rng)["encoder"]
+  grads = gradients.task_gradients(model, params, the_batch, rng, mode="full",
+                                   per_task_grads=per_task_grads)
+  assert_trees_close(grads.probes_k, expected)  # the table's gradients whole: [2, 100, 16]
+  assert_trees_close(grads.shared(COEFFS), linalg.combine(COEFFS, expected))
