@@ -308,7 +308,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     results = {}
     if early.stopped_at is None:
       results = evaluate_now() if eval_splits else {}
-      board.write({"step": total, "eval": results})
+      if results and first_step < total:  # the log holds every evaluation, the last one too
+        _write(train_log, {"step": total, "eval": results}, board)
       if first_step < total:
         checkpoint(total, _flat_metrics(results, scored_tasks, best_metric))
     if train_cfg.patience:

@@ -88,6 +88,10 @@ def test_a_run_with_patience_left_at_its_last_step_is_scored_at_its_best(tmp_pat
   _, workdir, real_results = _scripted_run(tmp_path, data_dir, steps=16, patience=3)
   log = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()]
   assert max(record["step"] for record in log) == 16
+  # Every evaluation is logged, the last step's too (the scores each one reported).
+  evals = {record["step"]: record["eval"]["news"]["accuracy"] for record in log
+           if "eval" in record}
+  assert evals == dict(zip([4, 8, 12, 16], SCRIPTED))
   assert len(real_results) == 5 and real_results[4] == real_results[1]
   assert json.loads((workdir / "metrics.json").read_text()) == real_results[1]
 

@@ -33,8 +33,11 @@ def test_train_writes_metrics_and_learns(trained):
   assert metrics["news"]["accuracy"] > 0.5  # 4 balanced classes: chance is 0.25
   assert metrics["ner"]["span_f1"] > 0.3
   log = [json.loads(line) for line in (workdir / "train_log.jsonl").read_text().splitlines()]
-  assert log[-1]["step"] == 30
-  assert log[-1]["losses"]["news"] < log[0]["losses"]["news"]
+  steps = [record for record in log if "loss" in record]
+  assert steps[-1]["step"] == 30
+  assert steps[-1]["losses"]["news"] < steps[0]["losses"]["news"]
+  # The last evaluation (the final one, which metrics.json holds) is logged too.
+  assert log[-1] == {"step": 30, "eval": json.loads((workdir / "metrics.json").read_text())}
 
 
 def test_eval_reproduces_the_training_metrics(trained, capsys):
