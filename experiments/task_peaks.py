@@ -59,7 +59,9 @@ def peaks(report: dict[str, Any]) -> list[dict[str, Any]]:
       key = report["tasks"][task]["metric"]  # the task's main metric, as the report chose
       scores = {step: r[task][key] for step, r in evaluations.items()}
       scores.setdefault(kept_step, results[key])  # the last step's, where it was not logged
-      best_step = max(scores, key=lambda step: (scores[step], -(step or 0)))
+      # Ties go to the earliest step (None, the unlogged last step, is the latest).
+      best_step = max(scores, key=lambda step: (
+          scores[step], -(step if step is not None else float("inf"))))
       single_results = _read_json(os.path.join(single[task, seed], "metrics.json"))[task]
       rows.append({"task": task, "seed": seed, "metric": key, "kept": results[key],
                    "kept_step": kept_step, "best": scores[best_step], "best_step": best_step,
