@@ -7,7 +7,9 @@ comparison's runs (`mtl-jax compare --holdout`) and prints, per task and
 seed, the held-out main score of the multi-task run's kept checkpoint, the
 best of its evaluations (and their step), and the single-task run's kept
 checkpoint: the first two differ by what the shared checkpoint costs the
-task, the last two by what training beside the other tasks costs it.
+task, the last two by what training beside the other tasks costs it. The
+last column, each run's final training loss of the task, says whether the
+multi-task run fits the task's train split as closely as the task alone.
 
     python experiments/task_peaks.py experiments/results/tuned_glue
 
@@ -29,11 +31,20 @@ def _read_json(path: str) -> Any:
     return json.load(f)
 
 
+def _records(workdir: str) -> list[dict[str, Any]]:
+  with open(os.path.join(workdir, "train_log.jsonl")) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
 def _evaluations(workdir: str) -> dict[int, dict[str, dict[str, float]]]:
   """{step: results} of the run's logged evaluations."""
-  with open(os.path.join(workdir, "train_log.jsonl")) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  return {r["step"]: r["eval"] for r in records if "eval" in r}
+  return {r["step"]: r["eval"] for r in _records(workdir) if "eval" in r}
+
+
+def _last_train_loss(workdir: str, task: str, count: int = 3) -> float:
+  """The mean of the task's last `count` logged training losses (how well it fits train)."""
+  losses = [r["losses"][task] for r in _records(workdir) if "losses" in r]
+  return sum(losses[-count:]) / len(losses[-count:])
 
 
 def peaks(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,9 +54,10 @@ def peaks(report: dict[str, Any]) -> list[dict[str, Any]]:
     report: `mtl_jax.reports.compare.summarize`'s output (its `runs` name the workdirs).
 
   Returns:
-    Rows {task, seed, metric, kept, kept_step, best, best_step, single}: held-out main
-    scores (`metrics.json` of each run, the kept checkpoint's; `best` over the
-    multi-task run's logged evaluations and its kept checkpoint).
+    Rows {task, seed, metric, kept, kept_step, best, best_step, single, multi_loss,
+    single_loss}: held-out main scores (`metrics.json` of each run, the kept
+    checkpoint's; `best` over the multi-task run's logged evaluations and its kept
+    checkpoint), and the mean of each run's last three logged training losses of the task.
   """
   multi = {run["seed"]: run["workdir"] for run in report["runs"] if run["task"] is None}
   single = {(run["task"], run["seed"]): run["workdir"]
@@ -65,19 +77,23 @@ def peaks(report: dict[str, Any]) -> list[dict[str, Any]]:
       single_results = _read_json(os.path.join(single[task, seed], "metrics.json"))[task]
       rows.append({"task": task, "seed": seed, "metric": key, "kept": results[key],
                    "kept_step": kept_step, "best": scores[best_step], "best_step": best_step,
-                   "single": single_results[key]})
+                   "single": single_results[key],
+                   "multi_loss": _last_train_loss(workdir, task),
+                   "single_loss": _last_train_loss(single[task, seed], task)})
   return rows
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
   """The rows as a markdown table (steps in brackets; "last" where not logged)."""
   lines = ["| task | seed | metric | multi-task, kept (step) | multi-task, best (step) "
-           "| single-task, kept |", "| --- | --- | --- | --- | --- | --- |"]
+           "| single-task, kept | train loss, multi / single |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
   for r in rows:
     kept_step = r["kept_step"] if r["kept_step"] is not None else "last"
     best_step = r["best_step"] if r["best_step"] is not None else "last"
     lines.append(f"| {r['task']} | {r['seed']} | {r['metric']} | {r['kept']:.3f} ({kept_step}) "
-                 f"| {r['best']:.3f} ({best_step}) | {r['single']:.3f} |")
+                 f"| {r['best']:.3f} ({best_step}) | {r['single']:.3f} "
+                 f"| {r['multi_loss']:.3f} / {r['single_loss']:.3f} |")
   return "\n".join(lines)
 
 

@@ -27,10 +27,12 @@ def test_gradient_shares_by_window():
 
 
 def _write_run(workdir, evaluations, kept):
+  evaluations = evaluations or {2: {task: {} for task in kept}}  # a single-task run's log
   workdir.mkdir(parents=True)
   with open(workdir / "train_log.jsonl", "w") as f:
     for step, results in evaluations.items():
-      f.write(json.dumps({"step": step, "loss": 1.0}) + "\n")
+      losses = {task: 0.1 * step for task in results}
+      f.write(json.dumps({"step": step, "loss": 1.0, "losses": losses}) + "\n")
       f.write(json.dumps({"step": step, "eval": results}) + "\n")
   (workdir / "metrics.json").write_text(json.dumps(kept))
   return str(workdir)
@@ -50,8 +52,9 @@ def test_task_peaks_finds_the_kept_step_and_each_task_best(tmp_path):
               "workdir": _write_run(tmp_path / f"b{seed}", {}, {"b": {"r": 0.95}})}]
   report = {"tasks": {"a": {"metric": "f1"}, "b": {"metric": "r"}}, "runs": runs}
   rows = {(r["task"], r["seed"]): r for r in peaks(report)}
-  assert rows["a", 0] == {"task": "a", "seed": 0, "metric": "f1", "kept": 0.7, "kept_step": 8,
-                          "best": 0.7, "best_step": 8, "single": 0.75}
+  assert rows["a", 0] == pytest.approx({
+      "task": "a", "seed": 0, "metric": "f1", "kept": 0.7, "kept_step": 8, "best": 0.7,
+      "best_step": 8, "single": 0.75, "multi_loss": 0.6, "single_loss": 0.2})
   assert (rows["b", 0]["kept"], rows["b", 0]["best"], rows["b", 0]["best_step"]) == (0.6, 0.9, 4)
   assert (rows["a", 1]["kept_step"], rows["a", 1]["best"], rows["a", 1]["best_step"]) == (
       None, 0.8, None)
