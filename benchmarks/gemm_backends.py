@@ -147,7 +147,12 @@ def main(argv=None) -> None:
   results = {row: [] for row in rows}
   for r in range(args.rounds):
     for row in (rows if r % 2 == 0 else rows[::-1]):
+      # No persistent compilation cache in the workers: jaxlib cannot serialise oneDNN
+      # fusion thunks ("ToProto is not implemented for thunk kind: onednn-fusion"), and a
+      # worker that tried has crashed on exit (object_pool.h Check failed), seen under pytest,
+      # whose conftest sets a cache directory. Timings do not depend on the cache.
       env = dict(os.environ, XLA_FLAGS=FLAGS.get(row, os.environ.get("XLA_FLAGS", "")),
+                 JAX_ENABLE_COMPILATION_CACHE="false",
                  **({"MTL_JAX_BLAS": "openblas"} if row == "mtl-gemm-openblas" else {}))
       done = subprocess.run(
           ["taskset", "-c", ",".join(map(str, cpus)), sys.executable, __file__,
