@@ -7,6 +7,8 @@
     mtl-jax compare --config experiments/configs/demo.py --workdir runs/compare --seeds 0,1,2
     mtl-jax compare --config experiments/configs/demo.py --workdir runs/tuned \
         --learning-rates 5e-5,1e-4,2e-4   # each setting's rate chosen on held-out data
+    mtl-jax compare --config experiments/configs/demo.py --workdir runs/pcgrad \
+        --set balancing.method=pcgrad --baselines runs/tuned   # its single-task runs
     mtl-jax report --workdir runs/demo
 """
 
@@ -98,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="the part of each train split held out for the choice (0.1)")
   compare.add_argument("--selection-seed", type=int, default=None,
                        help="the selection runs' seed (default: the first of --seeds)")
+  compare.add_argument(
+      "--baselines", default=None, metavar="DIR",
+      help="read the single-task runs from the finished comparison in DIR (same tasks, "
+      "seeds, budget and encoder) instead of training them; with --learning-rates, only "
+      "the multi-task rate is chosen")
 
   pareto = commands.add_parser(
       "pareto", help="the static-weight front of two tasks and where balancing methods "
@@ -155,9 +162,11 @@ def _compare(args) -> None:
   try:
     if args.learning_rates:
       selection.run(config, args.workdir, args.learning_rates, args.seeds, args.holdout,
-                    args.selection_seed, progress=not args.no_progress)
+                    args.selection_seed, progress=not args.no_progress,
+                    baselines=args.baselines)
     else:
-      compare.run(config, args.workdir, args.seeds, progress=not args.no_progress)
+      compare.run(config, args.workdir, args.seeds, progress=not args.no_progress,
+                  baselines=args.baselines)
   except compare.StillTraining as waiting:
     print(f"mtl-jax compare: {waiting}", file=sys.stderr)
     raise SystemExit(EXIT_STILL_TRAINING) from None

@@ -24,6 +24,13 @@ work through a comparison (the report is written by the last). With
 (`mtl_jax.reports.selection`, runs in `DIR/selection/`); a chosen candidate
 whose config is a comparison run's (early stopping on the same held-out
 slice, the selection seed) is read as that run, not trained again.
+
+With `--baselines DIR2`, the single-task runs are read from the finished
+comparison in DIR2 (its `report.json`) instead of trained: a new multi-task
+recipe (a balancing method, a sharing option) is compared against baselines
+tuned once. They must have seen what this comparison's own single-task runs
+would see (`BASELINE_KEYS`); their optimizer and checkpoint choices are
+their own.
 """
 
 from __future__ import annotations
@@ -48,6 +55,11 @@ from mtl_jax.training import run as run_lib
 from mtl_jax.training.evaluate import metrics_filename
 from mtl_jax.training.lock import WorkdirBusy
 
+# What a baseline read from another comparison shares with this one's own
+# single-task run: the examples and their order (seed, tasks with their hold-out,
+# budget, batch shapes), the starting encoder, and the split the report scores.
+BASELINE_KEYS = ("seed", "tasks", "mixture", "encoder", "tokenizer", "sharing", "train.steps",
+                 "train.batch_size", "train.buckets", "train.eval_split")
 MULTI_TASK = "multi_task"
 SINGLE_TASK = "single_task"
 TIME_FILE = "compare_time.json"
@@ -185,6 +197,65 @@ def reuse_finished(runs: Sequence[SubRun], finished: Sequence[SubRun]) -> list[S
   twins = {_canonical(done.config): done.workdir for done in finished if is_finished(done)}
   return [dataclasses.replace(run, workdir=twins.get(_canonical(run.config), run.workdir))
           for run in runs]
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+  for key in dotted.split("."):
+    config = config[key]
+  return config
+
+
+def read_baselines(runs: Sequence[SubRun], baselines: str) -> list[SubRun]:
+  """`runs`, each single-task run replaced by its finished twin in another comparison.
+
+  Args:
+    runs: the planned runs.
+    baselines: the folder of a finished comparison (`report.json` lists its runs).
+
+  Returns:
+    The runs, single-task ones pointing at the baselines' workdirs with their
+    saved configs (so they count as finished and are not trained).
+
+  Raises:
+    ValueError: no report there, a (task, seed) it lacks, a baseline run
+      that is not finished, or one that differs from this comparison's own
+      single-task run in a `BASELINE_KEYS` entry.
+  """
+  report_path = os.path.join(baselines, REPORT_JSON)
+  if not os.path.exists(report_path):
+    raise ValueError(f"--baselines {baselines}: no {REPORT_JSON} there; finish that "
+                     "comparison first (mtl-jax compare on it)")
+  with open(report_path) as f:
+    found = {(run["task"], run["seed"]): run["workdir"] for run in json.load(f)["runs"]
+             if run["task"] is not None}
+  replaced = []
+  for run in runs:
+    if run.task is None:
+      replaced.append(run)
+      continue
+    where = found.get((run.task, run.seed))
+    if where is None:
+      raise ValueError(f"--baselines {baselines}: no single-task run of {run.task!r} at "
+                       f"seed {run.seed}; it has {sorted(found)}")
+    try:
+      with open(os.path.join(where, run_lib.CONFIG_FILE)) as f:
+        saved = config_lib.resolve(json.load(f))
+    except OSError as error:
+      raise ValueError(f"--baselines {baselines}: {where} has no saved config ({error})") \
+          from None
+    mine, theirs = config_lib.resolve(run.config).to_dict(), saved.to_dict()
+    differ = [key for key in BASELINE_KEYS if _lookup(mine, key) != _lookup(theirs, key)]
+    if differ:
+      raise ValueError(
+          f"--baselines {baselines}: {where} differs from this comparison's single-task run "
+          f"of {run.task!r} in {', '.join(differ)}: " + "; ".join(
+              f"{key} {_lookup(theirs, key)!r} there, {_lookup(mine, key)!r} here"
+              for key in differ))
+    baseline = dataclasses.replace(run, workdir=where, config=saved)
+    if not is_finished(baseline):
+      raise ValueError(f"--baselines {baselines}: {where} did not finish")
+    replaced.append(baseline)
+  return replaced
 
 
 def train_all(runs: Sequence[SubRun], progress: bool = True) -> list[SubRun]:
@@ -407,6 +478,10 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
     for name, entry in selection["settings"].items():
       cells = [f"{entry['scores'][repr(float(lr))]:.4f}" for lr in grid]
       lines.append(f"| {name} | " + " | ".join(cells) + f" | {entry['chosen']:g} |")
+  if summary.get("baselines"):
+    lines += ["", f"The single-task runs are read from the comparison in "
+              f"`{summary['baselines']}` (the same examples, budget and encoder; their own "
+              "learning rates and recipe), not trained here."]
   if summary.get("reused"):
     lines += ["", "Read from earlier runs with the same config (the same run: training is "
               "deterministic given it), not trained again: "
@@ -419,7 +494,7 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
 def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = (0, 1, 2),
         progress: bool = True, learning_rates: Mapping[str, float] | None = None,
         selection: dict[str, Any] | None = None,
-        finished: Sequence[SubRun] = ()) -> dict[str, Any]:
+        finished: Sequence[SubRun] = (), baselines: str | None = None) -> dict[str, Any]:
   """Trains the multi-task run and every single-task baseline per seed, writes the report.
 
   Args:
@@ -432,16 +507,22 @@ def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = 
     finished: runs trained before (the selection's candidates): a planned run
       with the same config is read from there instead of trained again
       (`reuse_finished`); the report's run list names the folder it read.
+    baselines: a finished comparison's folder to read the single-task runs
+      from instead of training them (`read_baselines`).
 
   Returns:
     The summary written to `report.json`.
   """
   planned = plan(config, workdir, seeds, learning_rates)
   runs = reuse_finished(planned, finished)
+  if baselines:
+    runs = read_baselines(runs, baselines)
   check_all_finished(train_all(runs, progress))
   summary = summarize(config, runs)
   summary["reused"] = [run.workdir for run, own in zip(runs, planned)
-                       if run.workdir != own.workdir]
+                       if run.workdir != own.workdir and not (baselines and run.task)]
+  if baselines:
+    summary["baselines"] = baselines
   if selection:
     summary["selection"] = selection
   multi = [run.workdir for run in runs if run.task is None]

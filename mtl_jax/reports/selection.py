@@ -99,14 +99,20 @@ def write_selection(workdir: str, selection: dict[str, Any]) -> str:
 
 
 def plan(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequence[float],
-         fraction: float, seed: int) -> list[compare.SubRun]:
-  """The selection runs: each setting (multi-task, then each task alone) at each rate."""
+         fraction: float, seed: int, multi_task_only: bool = False) -> list[compare.SubRun]:
+  """The selection runs: each setting (multi-task, then each task alone) at each rate.
+
+  With `multi_task_only` (the baselines come from another comparison), only
+  the multi-task setting's.
+  """
   if not learning_rates:
     raise ValueError("the learning-rate grid is empty")
   if len(set(learning_rates)) != len(learning_rates):
     raise ValueError(f"learning rates repeat: {list(learning_rates)}")
   runs = []
   for setting in compare.plan(held_out(config, fraction), workdir, [seed]):
+    if multi_task_only and setting.task is not None:
+      continue
     folder = os.path.join(workdir, SELECTION_DIR, compare.setting_name(setting.task))
     for learning_rate in learning_rates:
       runs.append(compare.SubRun(setting.task, seed,
@@ -117,7 +123,8 @@ def plan(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequen
 
 def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequence[float],
         seeds: Sequence[int] = (0, 1, 2), fraction: float = 0.1,
-        selection_seed: int | None = None, progress: bool = True) -> dict[str, Any]:
+        selection_seed: int | None = None, progress: bool = True,
+        baselines: str | None = None) -> dict[str, Any]:
   """Chooses each setting's learning rate on held-out data, then compares over seeds.
 
   Args:
@@ -128,6 +135,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
     fraction: the part of each task's train split held out for the choice.
     selection_seed: the seed of the selection runs (default: the first of `seeds`).
     progress: show each run's progress bar.
+    baselines: a finished comparison's folder whose single-task runs (their
+      rates chosen there) this comparison reads; only the multi-task rate is
+      chosen here (`mtl_jax.reports.compare.read_baselines`).
 
   Returns:
     The comparison's summary (`report.json`), with the selection under "selection".
@@ -136,7 +146,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
     ValueError: a setting has no finite held-out score at any rate.
   """
   seed = seeds[0] if selection_seed is None else selection_seed
-  runs = plan(config, workdir, learning_rates, fraction, seed)
+  runs = plan(config, workdir, learning_rates, fraction, seed, multi_task_only=bool(baselines))
   if compare.train_all(runs, progress):
     # Other processes still train some candidates. The settings whose candidates
     # all finished have their rate already: train their comparison runs
@@ -155,7 +165,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
   # With early stopping the comparison's run of the selection seed is the chosen
   # candidate itself (same config): it is read, not trained again.
   return compare.run(comparison_config(config, fraction), workdir, seeds, progress,
-                     learning_rates=chosen, selection=selection, finished=runs)
+                     learning_rates=chosen, selection=selection, finished=runs,
+                     baselines=baselines)
 
 
 def score(config: ml_collections.ConfigDict, runs: Sequence[compare.SubRun]

@@ -215,3 +215,57 @@ def test_a_run_saved_before_a_new_option_existed_is_still_finished(tmp_path):
   saved["train"]["no_such_key"] = 1  # a key that no longer exists
   (tmp_path / "config.json").write_text(json.dumps(saved))
   assert not compare.is_finished(run)
+
+
+def test_baselines_are_read_from_another_comparison_not_trained(compared, tmp_path,
+                                                                  monkeypatch):
+  config_path, workdir = compared
+  trained = []
+  real_train = compare.loop.train
+  monkeypatch.setattr(compare.loop, "train",
+                      lambda config, workdir, **kw: trained.append(workdir)
+                      or real_train(config, workdir, **kw))
+  other = tmp_path / "equal"
+  assert cli.main(["compare", "--config", str(config_path), "--workdir", str(other),
+                   "--seeds", "0,1", "--no-progress", "--set", "train.steps=6",
+                   "--set", "balancing.method=equal", "--set", "optimizer.learning_rate=1e-3",
+                   "--baselines", str(workdir)]) == 0
+  assert trained == [str(other / "multi_task" / f"seed_{seed}") for seed in (0, 1)]
+  assert not (other / "single_task").exists()
+  report = json.loads((other / "report.json").read_text())
+  first = json.loads((workdir / "report.json").read_text())
+  assert report["baselines"] == str(workdir) and report["reused"] == []
+  assert ({(r["task"], r["seed"], r["workdir"]) for r in report["runs"] if r["task"]}
+          == {(r["task"], r["seed"], r["workdir"]) for r in first["runs"] if r["task"]})
+  for task in ("news", "ner"):
+    assert report["tasks"][task]["single_task"] == first["tasks"][task]["single_task"]
+    metric = report["tasks"][task]["metric"]
+    assert report["tasks"][task]["multi_task"]["values"] == [
+        json.loads((other / "multi_task" / f"seed_{seed}" / "metrics.json").read_text())[task][
+            metric] for seed in (0, 1)]
+  # Each setting's rate is its own run's: the baselines' 3e-3, the new multi-task 1e-3.
+  assert report["setup"]["learning_rates"] == {
+      "multi_task": 1e-3, "single_task/news": 3e-3, "single_task/ner": 3e-3}
+  assert f"read from the comparison in `{workdir}`" in (other / "report.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0,1,2", "--set", "train.steps=6"], "no single-task run of 'ner' at seed 2"),
+    (["--seeds", "0,1", "--set", "train.steps=4"], "in train.steps: train.steps 6 there, 4 here"),
+    (["--seeds", "0,1", "--set", "train.steps=6", "--set", "tasks.news.max_length=16"],
+     "differs from this comparison's single-task run of 'news' in tasks"),
+])
+def test_baselines_that_saw_other_examples_are_refused(compared, tmp_path, capsys, args,
+                                                       message):
+  config_path, workdir = compared
+  assert cli.main(["compare", "--config", str(config_path), "--workdir", str(tmp_path / "w"),
+                   "--no-progress", "--baselines", str(workdir), *args]) == 2
+  assert message in capsys.readouterr().err
+  assert not (tmp_path / "w" / "multi_task").exists()  # refused before training anything
+
+
+def test_baselines_need_a_finished_comparison(compared, tmp_path, capsys):
+  config_path, _ = compared
+  assert cli.main(["compare", "--config", str(config_path), "--workdir", str(tmp_path / "w"),
+                   "--no-progress", "--baselines", str(tmp_path)]) == 2
+  assert "no report.json there" in capsys.readouterr().err

@@ -157,3 +157,25 @@ def test_only_a_finished_run_with_the_same_config_is_reused(selected, tmp_path):
   # Only seed 0's multi-task run has a finished twin; seed 1's differs by its seed,
   # and the single-task twin never finished.
   assert [run.workdir for run in reused] == [twin.workdir] + [r.workdir for r in planned[1:]]
+
+
+def test_with_baselines_only_the_multi_task_rate_is_chosen(selected, tmp_path):
+  config_path, workdir = selected
+  other = tmp_path / "equal"
+  assert cli.main(["compare", "--config", str(config_path), "--workdir", str(other),
+                   "--seeds", "0", "--no-progress", "--set", "train.steps=6",
+                   "--set", "balancing.method=equal", "--set", "balancing.diagnostics=False",
+                   "--set", "train.eval_every=2", "--set", "train.patience=1",
+                   "--set", "checkpoint.best_metric=main_score", "--learning-rates",
+                   ",".join(map(str, GRID)), "--holdout", "0.25",
+                   "--baselines", str(workdir)]) == 0
+  chosen = json.loads((other / "selection.json").read_text())
+  assert set(chosen["settings"]) == {"multi_task"}
+  assert sorted(os.listdir(other / "selection")) == ["multi_task"]
+  # The single-task runs are the baselines' (their rates chosen there), read as they are.
+  first = json.loads((workdir / "report.json").read_text())
+  report = json.loads((other / "report.json").read_text())
+  assert ({(r["task"], r["workdir"]) for r in report["runs"] if r["task"]}
+          == {(r["task"], r["workdir"]) for r in first["runs"] if r["task"]})
+  for task in ("news", "ner"):
+    assert report["tasks"][task]["single_task"] == first["tasks"][task]["single_task"]
