@@ -9,7 +9,8 @@
 #   w = 0.1 ... 0.9 (AG News's share; 0.5 is equal weighting) and five methods, 3 seeds:
 #   per-task clipping (the library's answer to the multi-task NER loss at 300 steps), and the
 #   usual comparisons (uncertainty weighting, FAMO, PCGrad, CAGrad).
-#   Runs go seed by seed, so a front stopped part-way has whole seeds.
+#   Runs go seed by seed, so a front stopped part-way has whole seeds. w = 0.5 is equal
+#   weighting at this recipe: tuned_agnews_conll.sh's multi-task runs, read (--reuse).
 # Stopping and starting it again continues where it was; one process per core can share the
 # work. The workdir's small records are committed (its .gitignore keeps the weights out).
 #   CPU=1 bash experiments/tuned_pareto.sh   # one core (taskset)
@@ -22,7 +23,8 @@ ${CPU:+taskset -c $CPU} mtl-jax pareto --no-progress \
     --workdir experiments/results/tuned_pareto --tasks ag_news,conll2003_ner \
     --weights 0.1,0.25,0.5,0.75,0.9 \
     --methods "task_clip(max_norm=1.0);uncertainty;famo;pcgrad;cagrad(c=0.4)" \
-    --seeds 0,1,2 --set optimizer.learning_rate=2e-4 --set optimizer.warmup_steps=176 \
+    --seeds 0,1,2 --reuse experiments/results/tuned_agnews_conll \
+    --set optimizer.learning_rate=2e-4 --set optimizer.warmup_steps=176 \
     --set tasks.ag_news.source.holdout=0.1 --set tasks.conll2003_ner.source.holdout=0.1 \
     --set train.eval_split=heldout --set train.eval_every=220 --set train.patience=3 \
     --set checkpoint.best_metric=main_score --set checkpoint.keep=1 "$@"

@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
   pareto.add_argument("--methods", type=lambda t: tuple(m for m in t.split(";") if m),
                       default=(), metavar="M;M;...",
                       help="balancing method specs, ';'-separated (e.g. 'pcgrad;cagrad(c=0.4)')")
+  pareto.add_argument("--reuse", default=None, metavar="DIR",
+                      help="read the runs whose config a run of the finished comparison in "
+                      "DIR has (e.g. w = 0.5: its equal-weight multi-task runs at this rate)")
   _add_run_options(pareto)
 
   report = commands.add_parser(
@@ -181,7 +184,7 @@ def _pareto(args) -> None:
   config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
   try:
     pareto.run(config, args.workdir, args.tasks, args.weights, args.methods, args.seeds,
-               progress=not args.no_progress)
+               progress=not args.no_progress, reuse=args.reuse)
   except compare.StillTraining as waiting:
     print(f"mtl-jax pareto: {waiting}", file=sys.stderr)
     raise SystemExit(EXIT_STILL_TRAINING) from None

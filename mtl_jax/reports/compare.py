@@ -217,45 +217,57 @@ def read_baselines(runs: Sequence[SubRun], baselines: str) -> list[SubRun]:
     saved configs (so they count as finished and are not trained).
 
   Raises:
-    ValueError: no report there, a (task, seed) it lacks, a baseline run
+    ValueError: no report there (`report_runs`), a (task, seed) it lacks, a baseline run
       that is not finished, or one that differs from this comparison's own
       single-task run in a `BASELINE_KEYS` entry.
   """
-  report_path = os.path.join(baselines, REPORT_JSON)
-  if not os.path.exists(report_path):
-    raise ValueError(f"--baselines {baselines}: no {REPORT_JSON} there; finish that "
-                     "comparison first (mtl-jax compare on it)")
-  with open(report_path) as f:
-    found = {(run["task"], run["seed"]): run["workdir"] for run in json.load(f)["runs"]
-             if run["task"] is not None}
+  found = {(run.task, run.seed): run for run in report_runs(baselines)
+           if run.task is not None}
   replaced = []
   for run in runs:
     if run.task is None:
       replaced.append(run)
       continue
-    where = found.get((run.task, run.seed))
-    if where is None:
+    baseline = found.get((run.task, run.seed))
+    if baseline is None:
       raise ValueError(f"--baselines {baselines}: no single-task run of {run.task!r} at "
                        f"seed {run.seed}; it has {sorted(found)}")
-    try:
-      with open(os.path.join(where, run_lib.CONFIG_FILE)) as f:
-        saved = config_lib.resolve(json.load(f))
-    except OSError as error:
-      raise ValueError(f"--baselines {baselines}: {where} has no saved config ({error})") \
-          from None
-    mine, theirs = config_lib.resolve(run.config).to_dict(), saved.to_dict()
+    mine, theirs = config_lib.resolve(run.config).to_dict(), baseline.config.to_dict()
     differ = [key for key in BASELINE_KEYS if _lookup(mine, key) != _lookup(theirs, key)]
     if differ:
       raise ValueError(
-          f"--baselines {baselines}: {where} differs from this comparison's single-task run "
-          f"of {run.task!r} in {', '.join(differ)}: " + "; ".join(
+          f"--baselines {baselines}: {baseline.workdir} differs from this comparison's "
+          f"single-task run of {run.task!r} in {', '.join(differ)}: " + "; ".join(
               f"{key} {_lookup(theirs, key)!r} there, {_lookup(mine, key)!r} here"
               for key in differ))
-    baseline = dataclasses.replace(run, workdir=where, config=saved)
     if not is_finished(baseline):
-      raise ValueError(f"--baselines {baselines}: {where} did not finish")
+      raise ValueError(f"--baselines {baselines}: {baseline.workdir} did not finish")
     replaced.append(baseline)
   return replaced
+
+
+def report_runs(workdir: str) -> list[SubRun]:
+  """The runs a finished comparison in `workdir` lists in its report, with their saved configs.
+
+  Raises:
+    ValueError: no report there, or a listed run without its saved config.
+  """
+  report_path = os.path.join(workdir, REPORT_JSON)
+  if not os.path.exists(report_path):
+    raise ValueError(f"{workdir}: no {REPORT_JSON} there; finish that comparison first "
+                     "(mtl-jax compare on it)")
+  with open(report_path) as f:
+    listed = json.load(f)["runs"]
+  runs = []
+  for entry in listed:
+    try:
+      with open(os.path.join(entry["workdir"], run_lib.CONFIG_FILE)) as f:
+        saved = config_lib.resolve(json.load(f))
+    except OSError as error:
+      raise ValueError(f"{workdir}: its run {entry['workdir']} has no saved config "
+                       f"({error})") from None
+    runs.append(SubRun(entry["task"], entry["seed"], entry["workdir"], saved))
+  return runs
 
 
 def train_all(runs: Sequence[SubRun], progress: bool = True) -> list[SubRun]:

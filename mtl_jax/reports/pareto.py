@@ -5,8 +5,8 @@ question: does it reach a trade-off that some fixed loss weighting does not?
 For two tasks a and b of a config, this trains, per seed,
 
 * the static weightings `static(weights=[2w, 2(1 - w)])` for each w of the
-  grid (w = 0.5 is equal weighting; the weights sum to 2, as equal's do, so
-  the learning rate means the same), and
+  grid (the weights sum to 2, as equal's do, so the learning rate means the
+  same; w = 0.5 runs as `equal`, the same weights), and
 * each balancing method of `methods`,
 
 all else as the config says (use the learning rate `compare --learning-rates`
@@ -23,6 +23,9 @@ training workdirs), then `DIR/pareto.json`, `DIR/pareto.md` and
 `DIR/pareto.png` (means with seed standard deviations as error bars).
 Running it again skips finished runs and resumes interrupted ones; a run
 another process trains is left to it (`mtl_jax.reports.compare.train_all`).
+With `reuse`, a point's run whose config a finished comparison's run has
+(typically w = 0.5: `compare`'s equal-weight multi-task run at the same
+rate) is read from there, not trained again.
 """
 
 from __future__ import annotations
@@ -68,6 +71,15 @@ def run_name(method: str) -> str:
   return re.sub(r"[^A-Za-z0-9.]+", "_", method).strip("_")
 
 
+def static_method(w: float) -> str:
+  """The balancing spec of task a's share w: weights 2w and 2(1 - w); 'equal' at 0.5.
+
+  Equal weighting weighs both losses 1, as w = 0.5 does: named so, its runs
+  are a comparison's equal-weight runs (`run(reuse=...)` reads them).
+  """
+  return "equal" if w == 0.5 else f"static(weights=[{2 * w!r}, {2 * (1 - w)!r}])"
+
+
 def plan(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[str],
          weights: Sequence[float] = DEFAULT_WEIGHTS, methods: Sequence[str] = (),
          seeds: Sequence[int] = (0, 1, 2)) -> dict[str, list[compare.SubRun]]:
@@ -81,8 +93,7 @@ def plan(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[str],
   if not all(0.0 < w < 1.0 for w in weights):
     raise ValueError(f"static weights must be in (0, 1), got {list(weights)}")
   pair = pair_config(config, tasks)
-  points: dict[str, str] = {f"static_w{w:g}": f"static(weights=[{2 * w!r}, {2 * (1 - w)!r}])"
-                            for w in weights}
+  points: dict[str, str] = {f"static_w{w:g}": static_method(w) for w in weights}
   for method in methods:
     points[run_name(method)] = method
   if len(points) != len(weights) + len(methods):
@@ -218,7 +229,8 @@ def plot(summary: dict[str, Any], png_path: str) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[str],
         weights: Sequence[float] = DEFAULT_WEIGHTS, methods: Sequence[str] = (),
-        seeds: Sequence[int] = (0, 1, 2), progress: bool = True) -> dict[str, Any]:
+        seeds: Sequence[int] = (0, 1, 2), progress: bool = True,
+        reuse: str | None = None) -> dict[str, Any]:
   """Trains the front and the methods, writes pareto.json, pareto.md and pareto.png.
 
   Args:
@@ -229,6 +241,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[str],
     methods: balancing method specs placed against the front.
     seeds: the seeds of every point.
     progress: show each run's progress bar.
+    reuse: a finished comparison's folder (`mtl-jax compare`); a planned run
+      with the config of one of its runs is read from there, not trained.
 
   Returns:
     The summary written to pareto.json.
@@ -237,6 +251,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[str],
     compare.StillTraining: runs other processes still train (run it again later).
   """
   runs = plan(config, workdir, tasks, weights, methods, seeds)
+  if reuse:
+    finished = compare.report_runs(reuse)
+    runs = {name: compare.reuse_finished(point_runs, finished)
+            for name, point_runs in runs.items()}
   compare.check_all_finished(compare.train_all(training_order(runs), progress))
   summary = summarize(runs, tasks)
   os.makedirs(workdir, exist_ok=True)

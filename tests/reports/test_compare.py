@@ -268,4 +268,4 @@ def test_baselines_need_a_finished_comparison(compared, tmp_path, capsys):
   config_path, _ = compared
   assert cli.main(["compare", "--config", str(config_path), "--workdir", str(tmp_path / "w"),
                    "--no-progress", "--baselines", str(tmp_path)]) == 2
-  assert "no report.json there" in capsys.readouterr().err
+  assert f"{tmp_path}: no report.json there" in capsys.readouterr().err

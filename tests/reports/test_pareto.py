@@ -2,12 +2,14 @@
 
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from mtl_jax import cli
 from mtl_jax import config as config_lib
-from mtl_jax.reports import pareto
+from mtl_jax.reports import compare, pareto
+from mtl_jax.weighting import from_spec
 
 from helpers import COMPARE_CONFIG as CONFIG
 
@@ -61,10 +63,35 @@ def test_every_point_is_scored_and_placed(front):
   assert (front / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_the_static_mid_point_weighs_both_losses_one(front):
-  # w = 0.5 weighs both losses 1.0, as equal weighting does.
+def test_the_static_mid_point_is_equal_weighting(front):
+  # w = 0.5 weighs both losses 1.0: it runs as equal weighting, which does.
   saved = json.loads((front / "static_w0.5" / "seed_0" / "config.json").read_text())
-  assert saved["balancing"]["method"] == "static(weights=[1.0, 1.0])"
+  assert saved["balancing"]["method"] == "equal"
+  losses = jnp.array([0.3, 2.0])
+  for w in (0.25, 0.5):
+    weights, _ = from_spec(pareto.static_method(w), num_tasks=2).update(losses, ())
+    np.testing.assert_array_equal(weights, [2 * w, 2 * (1 - w)])
+
+
+def test_a_comparisons_equal_weight_runs_are_read_not_trained(data_dir, tmp_path, monkeypatch):
+  config = tmp_path / "tiny.py"
+  config.write_text(CONFIG.format(data=data_dir))
+  common = ["--config", str(config), "--seeds", "0", "--no-progress", "--set", "train.steps=6",
+            "--set", "balancing.diagnostics=False"]
+  assert cli.main(["compare", "--workdir", str(tmp_path / "cmp"), *common,
+                   "--set", "balancing.method=equal"]) == 0
+  trained = []
+  real_train = compare.loop.train
+  monkeypatch.setattr(compare.loop, "train",
+                      lambda config, workdir, **kw: trained.append(workdir)
+                      or real_train(config, workdir, **kw))
+  assert cli.main(["pareto", "--workdir", str(tmp_path / "front"), "--tasks", "news,ner",
+                   "--weights", "0.5,0.75", "--reuse", str(tmp_path / "cmp"), *common]) == 0
+  assert trained == [str(tmp_path / "front" / "static_w0.75" / "seed_0")]
+  summary = json.loads((tmp_path / "front" / "pareto.json").read_text())
+  metrics = json.loads((tmp_path / "cmp" / "multi_task" / "seed_0" / "metrics.json").read_text())
+  assert summary["points"]["static_w0.5"]["metrics"]["ner"]["values"] == [
+      metrics["ner"]["token_accuracy"]]
 
 
 def test_runs_train_seed_by_seed(data_dir, tmp_path):
