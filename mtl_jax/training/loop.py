@@ -242,8 +242,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     last_step = total if early.stopped_at is None else first_step
     bar = tqdm(range(first_step, last_step), initial=first_step, total=total,
                disable=not (progress and primary), desc="train", unit="step")
-    train_log = (stack.enter_context(contextlib.closing(
-        TrainLog(os.path.join(workdir, TRAIN_LOG)))) if primary else None)
+    train_log = TrainLog(os.path.join(workdir, TRAIN_LOG)) if primary else None
     board = stack.enter_context(open_writer(workdir, train_cfg.tensorboard, primary, first_step))
     should_stop = stack.enter_context(stop_on_signals(checkpointer.reached_preemption))
     losses = _LossMeans(len(names))
@@ -519,31 +518,30 @@ def _record(step_metrics: dict[str, Any], names, step: int, learning_rate: float
 
 
 class TrainLog:
-  """`WORKDIR/train_log.jsonl`: a JSON line per record, flushed as it is written.
+  """`WORKDIR/train_log.jsonl`: a JSON line per record, appended as it is written.
 
-  A write that fails (a full disk) is an OSError naming the file; closing
-  after it does not raise the same error again over it.
+  Each record opens the file by its path, appends and closes it. A log that is
+  replaced while the run goes on (a `git stash` or `git checkout` of a
+  committed log, a sync tool) then keeps its records: a file held open would
+  have written them into the replaced, deleted file, where they are lost when
+  the run ends (it happened to two runs here). Records come every
+  `train.log_every` steps, so the open costs nothing. A write that fails (a
+  full disk) is an OSError naming the file.
   """
 
   def __init__(self, path: str):
     self.path = path
-    self._file = open(path, "a")
-    self._failed = False
+    self._append("")  # an unwritable workdir fails here, before the first step
 
   def write(self, record: dict[str, Any]) -> None:
-    try:
-      self._file.write(json.dumps(record) + "\n")
-      self._file.flush()
-    except OSError as error:
-      self._failed = True
-      raise OSError(error.errno, error.strerror, self.path) from error
+    self._append(json.dumps(record) + "\n")
 
-  def close(self) -> None:
+  def _append(self, text: str) -> None:
     try:
-      self._file.close()  # closes the file also where its last flush fails
-    except OSError:
-      if not self._failed:
-        raise
+      with open(self.path, "a") as f:
+        f.write(text)
+    except OSError as error:
+      raise OSError(error.errno, error.strerror, self.path) from error
 
 
 def _write(train_log: TrainLog | None, record: dict[str, Any], board=None) -> None:

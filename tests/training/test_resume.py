@@ -430,3 +430,16 @@ def test_two_hosts_train_like_one(config_file, tmp_path):
                              [expected[s] for s in sorted(expected)], rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
                _params(workdir), _params(one_host))
+
+
+def test_the_train_log_keeps_its_records_when_its_file_is_replaced(tmp_path):
+  from mtl_jax.training import loop
+  path = tmp_path / "train_log.jsonl"
+  log = loop.TrainLog(str(path))
+  log.write({"step": 1})
+  # What `git stash` and `git stash pop` do to a committed log while a run writes it: a
+  # new file in its place. A file held open would send step 2 to the deleted one.
+  shutil.copy(path, tmp_path / "copy")
+  os.replace(tmp_path / "copy", path)
+  log.write({"step": 2})
+  assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
