@@ -1,4 +1,4 @@
-"""experiments/gradient_shares.py and task_peaks.py: known answers from hand-written records."""
+"""experiments/gradient_shares.py, task_peaks.py, heldout_curves.py: known answers."""
 
 import json
 
@@ -60,3 +60,15 @@ def test_task_peaks_finds_the_kept_step_and_each_task_best(tmp_path):
       None, 0.8, None)
   assert (rows["b", 1]["best"], rows["b", 1]["best_step"]) == (0.9, 4)
   assert np.isclose(rows["b", 1]["single"], 0.95)
+
+
+def test_heldout_curves_sets_two_runs_evaluations_side_by_side(tmp_path):
+  script = load_experiment_script("heldout_curves")
+  first = _write_run(tmp_path / "a", {2: {"x": {"f1": 0.5, "acc": 0.9}, "y": {"mcc": 0.1}},
+                                      4: {"x": {"f1": 0.7, "acc": 0.9}, "y": {"mcc": 0.3}}}, {})
+  second = _write_run(tmp_path / "b", {2: {"x": {"f1": 0.6}, "y": {"mcc": 0.0}}}, {})
+  table = script.markdown(script.evaluations(first), script.evaluations(second)).splitlines()
+  assert table[0] == "| step | x | y | mean |"
+  # The first metric of each task (f1, not acc); the mean over the tasks.
+  assert table[2] == "| 2 | 0.500 / 0.600 | 0.100 / 0.000 | 0.3000 / 0.3000 |"
+  assert table[3] == "| 4 | 0.700 / - | 0.300 / - | 0.5000 / - |"
