@@ -12,20 +12,17 @@ the first metric of its logged results (the kind's main metric).
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import task_peaks  # noqa: E402  (one reader of the logged evaluations for both scripts)
 
 
 def evaluations(workdir: str) -> dict[int, dict[str, float]]:
   """{step: {task: main score}} of the run's logged evaluations."""
-  found = {}
-  with open(os.path.join(workdir, "train_log.jsonl")) as f:
-    for line in f:
-      record = json.loads(line)
-      if "eval" in record:
-        found[record["step"]] = {task: next(iter(metrics.values()))
-                                 for task, metrics in record["eval"].items()}
-  return found
+  return {step: {task: next(iter(metrics.values())) for task, metrics in results.items()}
+          for step, results in task_peaks.evaluations(workdir).items()}
 
 
 def markdown(first: dict[int, dict[str, float]], second: dict[int, dict[str, float]]) -> str:

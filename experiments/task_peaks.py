@@ -36,7 +36,7 @@ def _records(workdir: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def _evaluations(workdir: str) -> dict[int, dict[str, dict[str, float]]]:
+def evaluations(workdir: str) -> dict[int, dict[str, dict[str, float]]]:
   """{step: results} of the run's logged evaluations."""
   return {r["step"]: r["eval"] for r in _records(workdir) if "eval" in r}
 
@@ -65,11 +65,11 @@ def peaks(report: dict[str, Any]) -> list[dict[str, Any]]:
   rows = []
   for seed, workdir in sorted(multi.items()):
     kept = _read_json(os.path.join(workdir, "metrics.json"))
-    evaluations = _evaluations(workdir)
-    kept_step = next((step for step, results in evaluations.items() if results == kept), None)
+    logged = evaluations(workdir)
+    kept_step = next((step for step, results in logged.items() if results == kept), None)
     for task, results in kept.items():
       key = report["tasks"][task]["metric"]  # the task's main metric, as the report chose
-      scores = {step: r[task][key] for step, r in evaluations.items()}
+      scores = {step: r[task][key] for step, r in logged.items()}
       scores.setdefault(kept_step, results[key])  # the last step's, where it was not logged
       # Ties go to the earliest step (None, the unlogged last step, is the latest).
       best_step = max(scores, key=lambda step: (
