@@ -11,12 +11,15 @@ schedule), per step:
 * real: the tokens the attention masks mark;
 * slots: rows x the step's length (what the step computes on);
 * own slots: rows x each task's own bucket (what the step would compute on
-  if each task kept its length: per-task passes, or packing).
+  if each task kept its length: per-task passes, or packing);
+* compact rows: the buffer `train.token_buckets` runs the encoder on (the real
+  tokens rounded up to 1/K of the step's slots), and the (length, capacity)
+  programs a run of these steps compiles.
 
 A count over the real data, not a timing: it is the same on any machine.
 
   python benchmarks/padding.py --config experiments/configs/glue_mtl.py:steps=1000 \
-      [--steps 1000] [--set KEY=VALUE ...] [--json out.json]
+      [--steps 1000] [--token-buckets 8] [--set KEY=VALUE ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 
-def count(steps: Iterable[Mapping[str, Mapping[str, np.ndarray]]], buckets) -> dict:
+def count(steps: Iterable[Mapping[str, Mapping[str, np.ndarray]]], buckets,
+          token_buckets: int = 8) -> dict:
   """Real tokens, slots and own-bucket slots of each step's batch, summed.
 
   Args:
@@ -42,15 +46,22 @@ def count(steps: Iterable[Mapping[str, Mapping[str, np.ndarray]]], buckets) -> d
       every task padded to the step's length).
     buckets: the run's length buckets (a task's own length is the bucket of its
       longest example in the batch).
+    token_buckets: `train.token_buckets` for the capacity columns (> 0).
 
   Returns:
-    {"steps", "real", "slots", "own_slots", "per_task": {task: {...}}}, sums.
+    {"steps", "real", "slots", "own_slots", "per_task": {task: {...}}}, sums;
+    "capacity": the compact buffers' rows with `token_buckets`, summed, and
+    "programs": the distinct [length, capacity] pairs (one compilation each).
   """
-  from mtl_jax.tasks.batching import bucket_length
+  from mtl_jax.tasks.batching import bucket_length, token_capacity
 
-  totals = {"steps": 0, "real": 0, "slots": 0, "own_slots": 0, "per_task": {}}
+  totals = {"steps": 0, "real": 0, "slots": 0, "own_slots": 0, "capacity": 0,
+            "programs": set(), "per_task": {}}
   for batch in steps:
     totals["steps"] += 1
+    capacity = token_capacity([b["attention_mask"] for b in batch.values()], token_buckets)
+    totals["capacity"] += capacity
+    totals["programs"].add((next(iter(batch.values()))["attention_mask"].shape[1], capacity))
     for task, arrays in batch.items():
       mask = np.asarray(arrays["attention_mask"])
       lengths = mask.sum(axis=1)
@@ -61,6 +72,7 @@ def count(steps: Iterable[Mapping[str, Mapping[str, np.ndarray]]], buckets) -> d
         where["real"] += real
         where["slots"] += mask.size
         where["own_slots"] += own
+  totals["programs"] = sorted(totals["programs"])
   return totals
 
 
@@ -71,6 +83,8 @@ def main(argv=None) -> int:
                       help="steps counted (default: the config's train.steps)")
   parser.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE")
+  parser.add_argument("--token-buckets", type=int, default=8,
+                      help="train.token_buckets for the capacity line (default 8)")
   parser.add_argument("--json", help="also write the counts here")
   args = parser.parse_args(argv)
 
@@ -89,7 +103,7 @@ def main(argv=None) -> int:
                                      config.seed, rates=run.rates)
   steps = args.steps or config.train.steps
   totals = count(itertools.islice(schedules.scheduled_batches(streams, schedule), steps),
-                 config.train.buckets)
+                 config.train.buckets, args.token_buckets)
   print(f"{args.config}, {steps} steps, buckets {tuple(config.train.buckets)}")
   print(f"{'task':16s} {'real/step':>10s} {'slots/step':>10s} {'real share':>10s} "
         f"{'own slots':>10s} {'real/own':>8s}")
@@ -99,6 +113,8 @@ def main(argv=None) -> int:
           f"{row['real'] / max(row['own_slots'], 1):8.3f}")
   print(f"slots per step at each task's own length: {totals['own_slots'] / totals['slots']:.3f} "
         "of the step's")
+  print(f"token_buckets={args.token_buckets}: compact rows {totals['capacity'] / totals['slots']:.3f}"
+        f" of the step's slots, {len(totals['programs'])} programs {totals['programs']}")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(totals, f, indent=2)

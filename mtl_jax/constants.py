@@ -4,3 +4,10 @@
 # sub-words of a word, special tokens, padding (the PyTorch/HF convention, so
 # exported data is familiar).
 IGNORE_LABEL = -100
+
+# A step batch's entry beside the tasks' under which the loop says how many
+# real tokens the encoder's compact buffer holds: an empty [capacity, 0]
+# array, so the capacity is a shape (static, one program per value) and
+# costs no transfer (`tasks.batching.with_token_slots`,
+# `encoders.compaction`).
+TOKEN_SLOTS = "token_slots"

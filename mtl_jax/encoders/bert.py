@@ -8,7 +8,8 @@ rules (`mtl_jax.sharding`), not code.
 
 The modules are used functionally: `module.init` gives a params pytree,
 `module.apply` is pure. Shapes use suffixes: b batch, l length, d hidden,
-h heads, k head dim, f feed-forward.
+h heads, k head dim, f feed-forward, c the real tokens' rows when the
+encoder runs on them only (`Encoder(capacity=...)`, `compaction.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from mtl_jax.encoders import attention, dense
+from mtl_jax.encoders import attention, compaction, dense
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.encoders.dropout import HashDropout
 from mtl_jax.encoders.gelu import gelu
@@ -116,7 +117,9 @@ class Embeddings(nn.Module):
   config: EncoderConfig
 
   @nn.compact
-  def __call__(self, input_ids_bl, token_type_ids_bl, *, deterministic: bool):
+  def __call__(self, input_ids_bl, token_type_ids_bl, *, deterministic: bool,
+               index: compaction.TokenIndex | None = None):
+    """[b, l, d]; with `index`, the real tokens' rows only: [c, d]."""
     cfg = self.config
     length = input_ids_bl.shape[1]
     if length + cfg.position_offset > cfg.max_position_embeddings:
@@ -130,12 +133,21 @@ class Embeddings(nn.Module):
     token_type = nn.Embed(cfg.type_vocab_size, cfg.hidden_size,
                           name="token_type",
                           embedding_init=_init(cfg, ("token_type", "embed")))
-    word_bld = word(input_ids_bl)
-    if (hook := _WORD_VECTORS_HOOK.get()) is not None:
-      word_bld = hook(input_ids_bl, word_bld)
-    x_bld = add_to_every_sequence(
-        word_bld + token_type(token_type_ids_bl),
-        position(jnp.arange(length) + cfg.position_offset))
+    if index is not None:
+      # Each real token's id, segment and position, looked up on its own.
+      ids_c = compaction.to_compact(input_ids_bl, index)
+      word_cd = word(ids_c)
+      if (hook := _WORD_VECTORS_HOOK.get()) is not None:
+        word_cd = hook(ids_c, word_cd)
+      x_bld = (word_cd + token_type(compaction.to_compact(token_type_ids_bl, index))
+               + position(index.position_c % length + cfg.position_offset))
+    else:
+      word_bld = word(input_ids_bl)
+      if (hook := _WORD_VECTORS_HOOK.get()) is not None:
+        word_bld = hook(input_ids_bl, word_bld)
+      x_bld = add_to_every_sequence(
+          word_bld + token_type(token_type_ids_bl),
+          position(jnp.arange(length) + cfg.position_offset))
     x_bld = layer_norm(cfg, "layer_norm")(x_bld.astype(_dtype(cfg)))
     return make_dropout(cfg, cfg.hidden_dropout)(x_bld, deterministic=deterministic)
 
@@ -153,7 +165,9 @@ class SelfAttention(nn.Module):
   config: EncoderConfig
 
   @nn.compact
-  def __call__(self, x_bld, mask_bl, *, deterministic: bool):
+  def __call__(self, x_bld, mask_bl, *, deterministic: bool,
+               index: compaction.TokenIndex | None = None):
+    """x [b, l, d], or with `index` the real tokens' rows [c, d]; the output alike."""
     cfg = self.config
     dtype = _dtype(cfg)
     qkv_bl3hk = nn.DenseGeneral(
@@ -161,6 +175,8 @@ class SelfAttention(nn.Module):
         dot_general=dense.dot_general(cfg.matmul_impl, dtype),
         kernel_init=_init(cfg, ("embed", "qkv", "heads", "kv")),
         bias_init=_zeros(("qkv", "heads", "kv")))(x_bld)
+    if index is not None:
+      qkv_bl3hk = compaction.to_padded(qkv_bl3hk, index, mask_bl.shape)
     rate = 0.0 if deterministic else cfg.attention_dropout
     if rate > 0.0 and cfg.dropout_rng == "threefry":
       context_blhk = attention.attention_xla(
@@ -170,6 +186,8 @@ class SelfAttention(nn.Module):
       key = self.make_rng("dropout") if rate > 0.0 else None
       context_blhk = attention.dot_product_attention(qkv_bl3hk, mask_bl, key, rate,
                                                      impl=cfg.attention_impl)
+    if index is not None:
+      context_blhk = compaction.to_compact(context_blhk, index)
     return nn.DenseGeneral(
         cfg.hidden_size, axis=(-2, -1), dtype=dtype, name="output",
         dot_general=dense.dot_general(cfg.matmul_impl, dtype),
@@ -194,12 +212,14 @@ class Layer(nn.Module):
     return x_bld if self.adapter is None else self.adapter(self.name, site, x_bld)
 
   @nn.compact
-  def __call__(self, x_bld, mask_bl, *, deterministic: bool):
+  def __call__(self, x_bld, mask_bl, *, deterministic: bool,
+               index: compaction.TokenIndex | None = None):
+    """x [b, l, d], or with `index` the real tokens' rows [c, d]; the output alike."""
     cfg = self.config
     dtype = _dtype(cfg)
     dropout = make_dropout(cfg, cfg.hidden_dropout)
     attended = SelfAttention(cfg, name="attention")(x_bld, mask_bl,
-                                                    deterministic=deterministic)
+                                                    deterministic=deterministic, index=index)
     attended = self._adapt("attention", dropout(attended, deterministic=deterministic))
     x_bld = layer_norm(cfg, "attention_norm")(x_bld + attended)
     products = dense.dot_general(cfg.matmul_impl, dtype)
@@ -232,7 +252,7 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, inputs, attention_mask_bl, token_type_ids_bl=None, *,
-               deterministic: bool = True):
+               deterministic: bool = True, capacity: int | None = None):
     """Encodes a batch.
 
     Args:
@@ -240,24 +260,32 @@ class Encoder(nn.Module):
       attention_mask_bl: 1 for real tokens, 0 for padding.
       token_type_ids_bl: segment ids [b, l]; zeros where None.
       deterministic: False enables dropout (needs a 'dropout' rng).
+      capacity: None, or run everything but the attention core on the real
+        tokens only, in a buffer of this many rows (at least the real
+        tokens; `compaction`). The same function (dropout draws its masks
+        over the buffer's shape instead); zeros at padding in the output.
 
     Returns:
       Hidden states [b, l, d] in the compute dtype.
     """
     cfg = self.config
+    mask_bl = attention_mask_bl.astype(bool)
+    index = None if capacity is None else compaction.token_index(mask_bl, capacity)
+    # x: [b, l, d], or the real tokens' rows [c, d] when compacting.
     if self.embeddings:
       if token_type_ids_bl is None:
         token_type_ids_bl = jnp.zeros_like(inputs)
-      x_bld = Embeddings(cfg, name="embeddings")(
-          inputs, token_type_ids_bl, deterministic=deterministic)
+      x = Embeddings(cfg, name="embeddings")(
+          inputs, token_type_ids_bl, deterministic=deterministic, index=index)
     else:
-      x_bld = inputs.astype(_dtype(cfg))
-    mask_bl = attention_mask_bl.astype(bool)
+      x = inputs.astype(_dtype(cfg))
+      if index is not None:
+        x = compaction.to_compact(x, index)
     layers = range(cfg.num_layers) if self.layers is None else self.layers
     for i in layers:
-      x_bld = Layer(cfg, adapter=self.adapter, name=f"layer_{i}")(
-          x_bld, mask_bl, deterministic=deterministic)
-    return x_bld
+      x = Layer(cfg, adapter=self.adapter, name=f"layer_{i}")(
+          x, mask_bl, deterministic=deterministic, index=index)
+    return x if index is None else compaction.to_padded(x, index, mask_bl.shape)
 
 
 def logical_axes(config: EncoderConfig):

@@ -50,7 +50,7 @@ from mtl_jax.reports import figures as figures_lib
 from mtl_jax.reports import gain
 from mtl_jax.tasks import mixture as mixture_lib
 from mtl_jax.tasks.sources import HELDOUT
-from mtl_jax.training import loop
+from mtl_jax.training import loop, resume
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.evaluate import metrics_filename
 from mtl_jax.training.lock import WorkdirBusy
@@ -155,8 +155,14 @@ def plan(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int],
 
 
 def _canonical(config) -> str:
-  """A config (ConfigDict or saved dict) read onto today's defaults, as JSON text."""
-  return json.dumps(config_lib.resolve(config).to_dict(), sort_keys=True)
+  """A run's identity: its config (ConfigDict or saved dict) read onto today's
+  defaults, without the keys of how its step computes (`resume.IMPLEMENTATION_KEYS`),
+  as JSON text."""
+  resolved = config_lib.resolve(config).to_dict()
+  for key in resume.IMPLEMENTATION_KEYS:
+    section, name = key.split(".")
+    resolved[section].pop(name)
+  return json.dumps(resolved, sort_keys=True)
 
 
 def is_finished(run: SubRun) -> bool:

@@ -72,6 +72,7 @@ class AdapterModel(HardSharingModel):
   """
 
   task_keys = ("heads", "adapters")
+  compacts_tokens = False  # its encoder reads task parameters row by row
   kind = "adapters"
 
   def __init__(self, encoder_config: EncoderConfig, tasks: Sequence[TaskHead],

@@ -98,6 +98,7 @@ class ExpertsModel(HardSharingModel):
   """
 
   task_keys = ("heads", "task_experts", "gates")
+  compacts_tokens = False  # its own `encode` (trunk, experts, gates) runs every slot
   kind = "ple"
 
   def __init__(self, encoder_config: EncoderConfig, tasks: Sequence[TaskHead],

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
 
+from mtl_jax.constants import TOKEN_SLOTS
 from mtl_jax.encoders.bert import Encoder
 from mtl_jax.encoders.config import EncoderConfig
 from mtl_jax.heads import Output, output_of
@@ -32,9 +33,12 @@ def stack_tasks(batch: Mapping[str, TaskBatch], names: Sequence[str]
   """The encoder inputs of the tasks `names`, stacked along the batch axis.
 
   Returns:
-    ({input: [sum of b_t, l]}, [b_t per task]).
+    ({input: [sum of b_t, l]}, [b_t per task]); the batch's `TOKEN_SLOTS`
+    entry, where it has one, is passed on as it is.
   """
   stacked = {key: jnp.concatenate([batch[n][key] for n in names]) for key in _INPUTS}
+  if TOKEN_SLOTS in batch:  # the compact buffer's capacity, a shape (see `encode_stacked`)
+    stacked[TOKEN_SLOTS] = batch[TOKEN_SLOTS]
   return stacked, [batch[n]["input_ids"].shape[0] for n in names]
 
 
@@ -76,6 +80,11 @@ class HardSharingModel:
   # Task t's loss reads the shared params only through task t's own examples,
   # so per-task gradients cost one backward pass (`training/gradients.py`).
   separable_tasks = True
+
+  # `encode_stacked` runs the shared encoder over the stacked rows, so it can
+  # compute on the real tokens only (`train.token_buckets`); False where an
+  # architecture's encoder reads per-task parameters row by row.
+  compacts_tokens = True
 
   def __init__(self, encoder_config: EncoderConfig, tasks: Sequence[TaskHead]):
     self.encoder_config = encoder_config
@@ -132,15 +141,19 @@ class HardSharingModel:
 
     Args:
       params: the model's params.
-      inputs: `input_ids`, `attention_mask`, `token_type_ids` [b, l].
+      inputs: `input_ids`, `attention_mask`, `token_type_ids` [b, l], and
+        optionally `TOKEN_SLOTS` [c, 0]: compute on the real tokens only, in
+        a buffer of c rows (`encoders.compaction`).
       task_ids_b: the task (index in `task_names`) of each row; static.
       train: dropout on (needs `rng`).
       rng: the step's key.
     """
     del task_ids_b  # every task sees the same encoder
+    capacity = inputs[TOKEN_SLOTS].shape[0] if TOKEN_SLOTS in inputs else None
     return self.encoder.apply(
         {"params": params["encoder"]}, inputs["input_ids"], inputs["attention_mask"],
-        inputs["token_type_ids"], deterministic=not train, rngs=dropout_rngs(rng, 0, train))
+        inputs["token_type_ids"], deterministic=not train, capacity=capacity,
+        rngs=dropout_rngs(rng, 0, train))
 
   def apply_heads(self, params: Params, hidden: Mapping[str, jax.Array],
                   batch: Mapping[str, TaskBatch], *, train: bool,

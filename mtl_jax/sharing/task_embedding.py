@@ -33,6 +33,7 @@ class TaskEmbeddingModel(HardSharingModel):
   """A fully shared encoder whose input carries a learned task embedding."""
 
   task_keys = ("heads", "task_embedding")
+  compacts_tokens = False  # its encoder reads task parameters row by row
   kind = "task_embedding"
 
   def init_boxed(self, rng: jax.Array) -> Params:

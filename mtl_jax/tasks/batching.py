@@ -16,7 +16,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from mtl_jax.tasks.kinds import EncodedSplit
-from mtl_jax.constants import IGNORE_LABEL
+from mtl_jax.constants import IGNORE_LABEL, TOKEN_SLOTS
 
 Batch = dict[str, np.ndarray]
 # The arrays with a token axis in every batch.
@@ -105,6 +105,31 @@ def pad_to_length(batch: Batch, length: int, token_labels: bool = True) -> Batch
     fill = IGNORE_LABEL if key == "labels" else 0
     out[key] = np.pad(batch[key], ((0, 0), (0, length - current)), constant_values=fill)
   return out
+
+
+def token_capacity(masks: Sequence[np.ndarray], parts: int) -> int:
+  """The rows of a step's compact token buffer: its real tokens, rounded up.
+
+  Rounded up to a multiple of 1/`parts` of the step's slots (rows x length),
+  so a length bucket compiles at most `parts` programs.
+
+  Args:
+    masks: every task's attention mask [b, l] in the step (one length).
+    parts: how many capacities a length may take (> 0).
+
+  Returns:
+    The capacity, between the real tokens and the slots (at least 1).
+  """
+  slots = sum(mask.size for mask in masks)
+  real = sum(int(np.count_nonzero(mask)) for mask in masks)
+  unit = max(-(-slots // parts), 1)
+  return min(max(-(-real // unit), 1) * unit, max(slots, 1))
+
+
+def with_token_slots(batch: Mapping[str, Batch], parts: int) -> dict:
+  """A step batch ({task: batch}) with its `TOKEN_SLOTS` entry (see `token_capacity`)."""
+  capacity = token_capacity([b["attention_mask"] for b in batch.values()], parts)
+  return {**batch, TOKEN_SLOTS: np.zeros((capacity, 0), np.int8)}
 
 
 def stream_seed(seed: int, task_name: str) -> int:

@@ -50,7 +50,8 @@ from mtl_jax import relatedness
 from mtl_jax import sharding
 from mtl_jax.sharing import save_trainable
 from mtl_jax.tasks import tokenization
-from mtl_jax.tasks.batching import StreamPosition, TaskStream, stream_seed
+from mtl_jax.constants import TOKEN_SLOTS
+from mtl_jax.tasks.batching import StreamPosition, TaskStream, stream_seed, with_token_slots
 from mtl_jax.training import resume
 from mtl_jax.training import run as run_lib
 from mtl_jax.training.checkpoint import Checkpointer
@@ -193,8 +194,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                                   config.seed, rates=run.rates)
     # Built and put on the mesh ahead of the step; `batches.positions` are the
     # streams' positions after the last batch handed out (what a resume needs).
+    step_batches = scheduled_batches(streams, task_schedule, first_step)
+    if train_cfg.token_buckets:  # each step's real tokens, counted on the host
+      step_batches = (with_token_slots(batch, train_cfg.token_buckets) for batch in step_batches)
     batches = stack.enter_context(Prefetcher(
-        scheduled_batches(streams, task_schedule, first_step), put=layout.put_batch,
+        step_batches, put=layout.put_batch,
         positions=lambda: {n: dict(vars(s.position)) for n, s in streams.items()}))
     monitor = relatedness.RelatednessMonitor(
         run.model, functools.partial(task_losses, run.model, train=False, rng=None),
@@ -247,16 +251,18 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     should_stop = stack.enter_context(stop_on_signals(checkpointer.reached_preemption))
     losses = _LossMeans(len(names))
     start = last_log = time.time()
-    last_logged_step, lengths_seen = first_step, set()
+    last_logged_step, shapes_seen = first_step, set()
     for step in bar:
       if should_stop(step):
         stop(step)
       batch = next(batches)
-      length = next(iter(batch.values()))["input_ids"].shape[1]
-      if length not in lengths_seen:  # the first step of each bucket compiles (35-70 s here)
-        lengths_seen.add(length)
+      shape = _step_shape(batch, names)
+      if shape not in shapes_seen:  # the first step of each bucket compiles (35-70 s here)
+        shapes_seen.add(shape)
         if primary:
-          bar.write(f"compiling the step for length {length} (once per length bucket)")
+          bar.write(f"compiling the step for length {shape[0]}"
+                    + (f", {shape[1]} token slots" if shape[1] else "")
+                    + " (once per length bucket" + (" and capacity)" if shape[1] else ")"))
       state, nonfinite.counts, step_metrics = loop_step(state, nonfinite.counts, batch)
       losses.add(step_metrics["losses"], task_schedule.present(step))
       done = step + 1
@@ -372,11 +378,17 @@ class _LossMeans:
     return taken
 
 
+def _step_shape(batch, names) -> tuple[int, int | None]:
+  """(length, token slots or None): what a step's program is compiled for."""
+  slots = batch.get(TOKEN_SLOTS)
+  return batch[names[0]]["input_ids"].shape[1], None if slots is None else slots.shape[0]
+
+
 def _check_counts(train_cfg) -> None:
   """The `train` counts a run divides and loops by: a clear error, not a traceback later."""
   for key, least in (("steps", 1), ("batch_size", 1), ("eval_batch_size", 1),
                      ("log_every", 1), ("eval_every", 0), ("checkpoint_every", 0),
-                     ("patience", 0)):
+                     ("patience", 0), ("token_buckets", 0)):
     value = train_cfg[key]
     if not isinstance(value, int) or value < least:
       raise ValueError(f"train.{key} must be an integer >= {least}, got {value!r}")
@@ -410,6 +422,10 @@ def _layout(config: ml_collections.ConfigDict) -> sharding.Layout:
       raise ValueError(f"{key} ({size}) must be a multiple of the "
                        f"{layout.batch_parallelism} ways the mesh splits a batch "
                        f"(mesh.shape {config.mesh.shape.to_dict()})")
+  if config.train.token_buckets and layout.mesh.size > 1:
+    # One buffer of the whole step's real tokens: no batch axis to split.
+    raise ValueError(f"train.token_buckets ({config.train.token_buckets}) needs a single "
+                     f"device; this mesh has {layout.mesh.size}. Set it to 0.")
   return layout
 
 

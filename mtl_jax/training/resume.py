@@ -17,8 +17,16 @@ from typing import Any, Iterator
 
 from mtl_jax import config as config_lib
 
+# Config keys of how a step computes, not what: implementations of the same
+# function (results differ in rounding only) and token compaction (the same
+# function; with dropout on, its masks are drawn over the compact buffer: another
+# draw of the same distribution). Left out of a run's identity (`reports.compare`).
+IMPLEMENTATION_KEYS = ("encoder.attention_impl", "encoder.matmul_impl", "encoder.norm_impl",
+                       "train.token_buckets")
+
 # Config keys (or key prefixes, ending in '.') that may differ on resume.
 CHANGEABLE = (
+    *IMPLEMENTATION_KEYS,
     "train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
     "train.eval_batch_size", "train.max_nonfinite_in_a_row",
     "checkpoint.", "mesh.", "distributed.",
@@ -26,8 +34,6 @@ CHANGEABLE = (
     "optimizer.weight_decay",
     "encoder.pretrained", "encoder.dtype", "encoder.hidden_dropout",
     "encoder.attention_dropout",
-    # Implementations of the same function (their results differ in rounding only).
-    "encoder.attention_impl", "encoder.matmul_impl", "encoder.norm_impl",
     # Measuring task relatedness leaves the train state alone.
     "relatedness.measure_every", "relatedness.lookahead_lr",
 )

@@ -229,7 +229,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     missing = task.source.missing_files()
     if missing:
       raise FileNotFoundError(f"task {task.name}: no such file for split {missing[0]}")
-  ARCHITECTURES[config.sharing.kind]  # an unknown kind: an error naming the closest
+  architecture = ARCHITECTURES[config.sharing.kind]  # unknown: an error naming the closest
+  if config.train.token_buckets and not architecture.compacts_tokens:
+    compacting = sorted(kind for kind in ARCHITECTURES.names()
+                        if ARCHITECTURES[kind].compacts_tokens)
+    raise ValueError(f"train.token_buckets: sharing {config.sharing.kind!r} runs its encoder "
+                     f"over every padded slot; set it to 0 (it applies to {compacting})")
   weighting_lib.from_spec(config.balancing.method, num_tasks=len(tasks),
                           task_names=tuple(t.name for t in tasks))
 

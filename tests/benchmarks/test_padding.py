@@ -28,6 +28,9 @@ def test_count_sums_real_tokens_slots_and_each_tasks_own_bucket():
   assert totals["per_task"]["a"] == {"real": 39, "slots": 96, "own_slots": 2 * 8 + 2 * 32}
   assert totals["per_task"]["b"] == {"real": 18, "slots": 96, "own_slots": 2 * 16 + 2 * 8}
   assert (totals["real"], totals["slots"], totals["own_slots"]) == (57, 192, 128)
+  # token_buckets=8: 22 real of 64 slots -> 24 rows (eighths of 8); 35 of 128 -> 48.
+  assert totals["capacity"] == 24 + 48
+  assert totals["programs"] == [(16, 24), (32, 48)]
 
 
 def test_a_run_over_a_config_prints_the_table(tmp_path, data_dir, capsys):
@@ -39,4 +42,5 @@ def test_a_run_over_a_config_prints_the_table(tmp_path, data_dir, capsys):
   assert lines[1].split()[:3] == ["task", "real/step", "slots/step"]
   assert [line.split()[0] for line in lines[2:5]] == ["ner", "news", "all"]
   # One bucket (32): each task's own length is the step's.
-  assert lines[-1].startswith("slots per step at each task's own length: 1.000")
+  assert lines[-2].startswith("slots per step at each task's own length: 1.000")
+  assert lines[-1].startswith("token_buckets=8: compact rows ")

@@ -212,6 +212,10 @@ def test_a_run_saved_before_a_new_option_existed_is_still_finished(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(saved))
   assert not compare.is_finished(run)
   saved["train"]["steps"] = 7
+  # How the step computes is not which run it is (token compaction, kernels).
+  saved["train"]["token_buckets"], saved["encoder"]["attention_impl"] = 8, "xla"
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert compare.is_finished(run)
   saved["train"]["no_such_key"] = 1  # a key that no longer exists
   (tmp_path / "config.json").write_text(json.dumps(saved))
   assert not compare.is_finished(run)

@@ -266,3 +266,35 @@ def test_a_pretrained_checkpoint_fills_the_shared_part_and_every_task_copy(kind,
   for name in ("ner", "news"):
     copy = params.get("task_encoders", {name: params["encoder"]})[name]
     np.testing.assert_array_equal(copy["layer_5"]["intermediate"]["kernel"], top)
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_token_slots_compute_the_same_outputs_where_an_architecture_compacts(
+    kind, two_task_batch, data_dir):
+  """`train.token_buckets`: the encoder on the real tokens only, the same function
+  (dropout off); an architecture that cannot compact is refused before a run starts."""
+  from mtl_jax.constants import TOKEN_SLOTS
+  from mtl_jax.tasks.batching import with_token_slots
+  from mtl_jax.training import run as run_lib
+
+  options, _ = CASES[kind]
+  config = config_lib.default_config()
+  config.tasks = {"news": {"kind": "classification", "source": {
+      "format": "csv", "splits": {"train": str(data_dir / "news_train.csv")}}}}
+  config.sharing = {"kind": kind, kind: options}
+  config.train.token_buckets = 4
+  model_class = sharing.ARCHITECTURES[kind]
+  if not model_class.compacts_tokens:
+    with pytest.raises(ValueError, match=f"train.token_buckets: sharing '{kind}' runs"):
+      run_lib.validate(config)
+    return
+  model = sharing.build_model({"kind": kind, kind: options},
+                              TINY.replace(hidden_dropout=0.0, attention_dropout=0.0), HEADS)
+  params = model.init(jax.random.key(0))
+  batch = two_task_batch()
+  slotted = with_token_slots(batch, 4)
+  assert slotted[TOKEN_SLOTS].shape[0] < 2 * 4 * 8  # fewer rows than the padded slots
+  padded, compact = (model.apply(params, b, train=False) for b in (batch, slotted))
+  np.testing.assert_allclose(compact["news"], padded["news"], atol=2e-5)
+  real = batch["ner"]["attention_mask"][..., None].astype(np.float32)  # padding: never read
+  np.testing.assert_allclose(compact["ner"] * real, padded["ner"] * real, atol=2e-5)

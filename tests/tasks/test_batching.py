@@ -89,3 +89,28 @@ def test_memory_mapped_and_in_memory_rows_agree(monkeypatch, token_labels):
   from_table = batching.pad_batch(mapped, [4, 0, 3], length=16, batch_size=4)
   for key in in_memory:
     np.testing.assert_array_equal(in_memory[key], from_table[key])
+
+
+def _mask(lengths, length):
+  return (np.arange(length)[None] < np.asarray(lengths)[:, None]).astype(np.int32)
+
+
+def test_token_capacity_rounds_the_real_tokens_up_to_a_part_of_the_slots():
+  # Two tasks of 4 rows x 8: 64 slots; 4 parts: multiples of 16.
+  assert batching.token_capacity([_mask([8, 3, 0, 1], 8), _mask([2, 2, 2, 2], 8)], 4) == 32
+  assert batching.token_capacity([_mask([8, 8, 0, 0], 8), _mask([0] * 4, 8)], 4) == 16
+  assert batching.token_capacity([_mask([8] * 4, 8)] * 2, 4) == 64
+  assert batching.token_capacity([_mask([0] * 4, 8)] * 2, 4) == 16  # none real: one part
+  # 5 slots in 3 parts of 2 (rounded up); never more than the slots.
+  assert batching.token_capacity([_mask([3], 5)], 3) == 4
+  assert batching.token_capacity([_mask([5], 5)], 3) == 5
+
+
+def test_with_token_slots_adds_an_empty_array_whose_rows_are_the_capacity():
+  from mtl_jax.constants import TOKEN_SLOTS
+
+  batch = {"a": {"attention_mask": _mask([8, 3], 8)}, "b": {"attention_mask": _mask([1, 0], 8)}}
+  slotted = batching.with_token_slots(batch, 4)
+  assert slotted[TOKEN_SLOTS].shape == (16, 0)  # 12 real of 32, in parts of 8
+  assert slotted[TOKEN_SLOTS].nbytes == 0
+  assert slotted["a"] is batch["a"] and slotted["b"] is batch["b"] and TOKEN_SLOTS not in batch

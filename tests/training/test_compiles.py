@@ -3,16 +3,21 @@
 import collections
 
 import jax
+import pytest
 from jax._src import monitoring
 
 from mtl_jax import config as config_lib
+from mtl_jax.constants import TOKEN_SLOTS
+from mtl_jax.tasks.batching import with_token_slots
 from mtl_jax.training import loop
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
+@pytest.mark.parametrize("token_buckets", [0, 4])
 def test_one_compilation_per_bucket_shape_and_none_after_warm_up(tmp_path, data_dir,
-                                                                  monkeypatch):
+                                                                  monkeypatch, token_buckets):
+  """With token compaction a shape is (length, capacity): at most 4 capacities a length."""
   config = config_lib.default_config()
   config.tasks = {
       "news": {"kind": "classification", "source": {"format": "csv", "splits": {
@@ -25,7 +30,7 @@ def test_one_compilation_per_bucket_shape_and_none_after_warm_up(tmp_path, data_
   steps = 16
   config.mesh.shape.data = 1  # one device: tiny batches
   config.train.update(steps=steps, batch_size=4, buckets=(8, 16, 32), log_every=4,
-                      eval_batch_size=8)
+                      eval_batch_size=8, token_buckets=token_buckets)
 
   # A schedule that drops tasks from steps runs the same compiled step.
   config.schedule = "alternating(weights={'ner': [(0, 0.5), (16, 1.0)]})"
@@ -36,7 +41,9 @@ def test_one_compilation_per_bucket_shape_and_none_after_warm_up(tmp_path, data_
 
   def recording(streams, schedule, first_step):
     for batch in scheduled_batches(streams, schedule, first_step):
-      lengths.append(next(iter(batch.values()))["input_ids"].shape[1])
+      length = next(iter(batch.values()))["input_ids"].shape[1]
+      slots = with_token_slots(batch, token_buckets)[TOKEN_SLOTS] if token_buckets else None
+      lengths.append((length, None if slots is None else slots.shape[0]))
       yield batch
 
   monkeypatch.setattr(loop, "scheduled_batches", recording)

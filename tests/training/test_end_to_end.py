@@ -141,6 +141,9 @@ def test_settings_can_be_chosen_on_a_heldout_slice_of_train(trained, tmp_path, d
     ("tasks.news.metrics=['acuracy']", "unknown metric(s) ['acuracy']"),
     ("tasks.news.source.splits.train=/no/such.csv", "task news: no such file for split train"),
     ("sharing.kind=hardd", "unknown sharing.kind 'hardd'"),
+    ("train.token_buckets=-1", "train.token_buckets must be an integer >= 0, got -1"),
+    # The tests' 8 emulated devices: one buffer of a step's tokens has no batch axis to split.
+    ("train.token_buckets=4", "train.token_buckets (4) needs a single device; this mesh has 8"),
     ("balancing.method=pcgrd", "unknown balancing method 'pcgrd'"),
     # Found only when the data is read: the half-made workdir is removed.
     ("tasks.news.source.splits.train={data}/bad/latin1_after_8kb.csv",

@@ -1,0 +1,117 @@
+"""A recipe's real train step with and without token compaction, side by side.
+
+The step the loop runs (`Trainer.jit_loop_step`: guarded, keyed on device,
+state donated) over the first `--steps` batches of a config's own batch
+order (its data, seed, streams and schedule), once as configured
+(`train.token_buckets=0`: every padded slot) and once with
+`train.token_buckets=K` (the encoder on each step's real tokens, in a
+buffer rounded up to 1/K of the step's slots). Every (length, capacity)
+program is compiled before the timing. Then `--rounds` rounds, the order
+alternating (padded first in even rounds); each round runs both over the
+same batches from the same state. Prints seconds per step per round and the
+paired ratio compact / padded (min, median, max); the last line is
+`ratio compact <median>`.
+
+  python benchmarks/token_compaction.py --config experiments/configs/glue_mtl.py:steps=1000 \
+      [--steps 16] [--rounds 4] [--token-buckets 8] [--set KEY=VALUE ...] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", required=True, help="path.py[:arg]")
+  parser.add_argument("--steps", type=int, default=16, help="batches per round")
+  parser.add_argument("--rounds", type=int, default=4)
+  parser.add_argument("--token-buckets", type=int, default=8)
+  parser.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE")
+  parser.add_argument("--json", help="also write the timings here")
+  args = parser.parse_args(argv)
+
+  import jax
+  import numpy as np
+
+  from mtl_jax import config as config_lib
+  from mtl_jax import sharding
+  from mtl_jax.tasks.batching import with_token_slots
+  from mtl_jax.training import loop, schedules
+  from mtl_jax.training import run as run_lib
+  from mtl_jax.training.nonfinite import NonFiniteCounter
+
+  config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
+  config.train.token_buckets = 0
+  run = run_lib.prepare(config)
+  train_splits, _ = loop._load_splits(run)
+  names = [task.name for task in run.tasks]
+  sizes = {t.name: t.batch_size or config.train.batch_size for t in run.tasks}
+  streams = loop.make_streams(train_splits, sizes, config.train.buckets, config.seed)
+  schedule = schedules.make_schedule(config.schedule, names,
+                                     {n: len(s) for n, s in train_splits.items()},
+                                     config.seed, rates=run.rates)
+  padded = list(itertools.islice(schedules.scheduled_batches(streams, schedule), args.steps))
+  compact = [with_token_slots(batch, args.token_buckets) for batch in padded]
+  layout = sharding.Layout.from_config(config.mesh)
+  with layout.activate():
+    trainer = run_lib.make_trainer(run, layout)
+    loop_step = trainer.jit_loop_step()
+    counter = NonFiniteCounter(0, put=layout.put_replicated)
+    device_batches = {mode: [layout.put_batch(b) for b in batches]
+                      for mode, batches in (("padded", padded), ("compact", compact))}
+
+    def run_steps(mode):
+      state, counts = trainer.create_state(run), counter.counts
+      jax.block_until_ready(state)
+      start = time.perf_counter()
+      for batch in device_batches[mode]:
+        state, counts, metrics = loop_step(state, counts, batch)
+      jax.block_until_ready((state, metrics))
+      return (time.perf_counter() - start) / len(device_batches[mode])
+
+    shapes = {mode: sorted({loop._step_shape(b, names) for b in batches},
+                           key=lambda s: (s[0], s[1] or 0))
+              for mode, batches in (("padded", padded), ("compact", compact))}
+    real = sum(int(np.count_nonzero(t["attention_mask"])) for b in padded
+               for n, t in b.items())
+    slots = sum(t["attention_mask"].size for b in padded for t in b.values())
+    capacity = sum(b["token_slots"].shape[0] for b in compact)
+    print(f"{args.config}: {args.steps} steps; real tokens {real / slots:.3f} of the slots, "
+          f"capacity {capacity / slots:.3f}; programs {shapes}", flush=True)
+    start = time.perf_counter()
+    for mode in ("padded", "compact"):  # compiles every program once
+      run_steps(mode)
+    print(f"warm-up (compiles) {time.perf_counter() - start:.0f} s", flush=True)
+    rows = []
+    for r in range(args.rounds):
+      order = ("padded", "compact") if r % 2 == 0 else ("compact", "padded")
+      seconds = {mode: run_steps(mode) for mode in order}
+      rows.append(seconds)
+      print(f"round {r}: padded {seconds['padded']:.3f} s/step, compact "
+            f"{seconds['compact']:.3f} s/step, ratio "
+            f"{seconds['compact'] / seconds['padded']:.3f}", flush=True)
+  ratios = sorted(row["compact"] / row["padded"] for row in rows)
+  print(f"paired ratio compact / padded: min {ratios[0]:.3f} median "
+        f"{float(np.median(ratios)):.3f} max {ratios[-1]:.3f}")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"config": args.config, "steps": args.steps, "token_buckets": args.token_buckets,
+                 "real_share": real / slots, "capacity_share": capacity / slots,
+                 "rounds": rows, "ratios": ratios}, f, indent=2)
+  print(f"ratio compact {float(np.median(ratios)):.3f}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
