@@ -41,7 +41,7 @@ from mtl_jax.training import sharded
 from mtl_jax.training.gradients import split_params
 from mtl_jax.training.optimizer import make_optimizer
 from mtl_jax.training.state import TrainState
-from mtl_jax.training.step import make_train_step
+from mtl_jax.training.step import make_train_step, resolve_gradient_mode
 
 log = logging.getLogger(__name__)
 
@@ -230,13 +230,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if missing:
       raise FileNotFoundError(f"task {task.name}: no such file for split {missing[0]}")
   architecture = ARCHITECTURES[config.sharing.kind]  # unknown: an error naming the closest
-  if config.train.token_buckets and not architecture.compacts_tokens:
+  method = weighting_lib.from_spec(config.balancing.method, num_tasks=len(tasks),
+                                   task_names=tuple(t.name for t in tasks))
+  if config.train.token_buckets:
+    _check_token_compaction(config, architecture, method)
+
+
+def _check_token_compaction(config, architecture, method) -> None:
+  """`train.token_buckets` needs a step that encodes the stacked rows of all tasks."""
+  if not architecture.compacts_tokens:
     compacting = sorted(kind for kind in ARCHITECTURES.names()
                         if ARCHITECTURES[kind].compacts_tokens)
     raise ValueError(f"train.token_buckets: sharing {config.sharing.kind!r} runs its encoder "
                      f"over every padded slot; set it to 0 (it applies to {compacting})")
-  weighting_lib.from_spec(config.balancing.method, num_tasks=len(tasks),
-                          task_names=tuple(t.name for t in tasks))
+  balancing = config.balancing
+  mode = resolve_gradient_mode(method, balancing.gradient_mode, balancing.diagnostics)
+  if mode in ("full", "last_layer") and architecture.separable_tasks:
+    # `training/gradients.py`: each task's batch through its own encoder pass.
+    raise ValueError(
+        f"train.token_buckets: balancing {balancing.method!r} takes per-task gradients in "
+        f"gradient_mode {mode!r}, which encodes each task's batch apart, over every padded "
+        "slot; set train.token_buckets=0 (or balancing.gradient_mode='representation' where "
+        "the method supports it)")
 
 
 def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:

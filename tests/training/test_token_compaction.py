@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from mtl_jax import config as config_lib
 from mtl_jax.training import loop
@@ -49,3 +50,20 @@ def test_compact_steps_train_what_padded_steps_train_and_a_run_can_switch(tmp_pa
       np.testing.assert_allclose(got[step][task], want[step][task], rtol=1e-5,
                                  err_msg=f"step {step} task {task}")
   np.testing.assert_allclose(metrics["news"]["accuracy"], expected["news"]["accuracy"])
+
+
+def test_a_step_that_encodes_each_task_apart_is_refused_before_anything_runs(data_dir):
+  from mtl_jax.training import run as run_lib
+
+  config = _config(data_dir, 4, 8)
+  for method in ("equal", "famo", "uncertainty", "static(weights=[0.2, 1.8])"):
+    config.balancing.method = method
+    run_lib.validate(config)  # loss weightings: one encoder pass over all tasks
+  config.balancing.diagnostics = True  # probed at the shared representation: one pass
+  run_lib.validate(config)
+  for method in ("pcgrad", "task_clip(max_norm=1.0)"):
+    config.balancing.method = method
+    with pytest.raises(ValueError, match="takes per-task gradients in gradient_mode 'full'"):
+      run_lib.validate(config)
+  config.balancing.update(method="pcgrad", gradient_mode="representation")
+  run_lib.validate(config)
