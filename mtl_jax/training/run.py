@@ -237,7 +237,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_token_compaction(config, architecture, method) -> None:
-  """`train.token_buckets` needs a step that encodes the stacked rows of all tasks."""
+  """`train.token_buckets` needs an encoder over the stacked rows of all tasks: refused
+  for an architecture without one; a warning where the balancing method's step encodes
+  each task apart (a sweep over methods may set it for all of them)."""
   if not architecture.compacts_tokens:
     compacting = sorted(kind for kind in ARCHITECTURES.names()
                         if ARCHITECTURES[kind].compacts_tokens)
@@ -247,11 +249,11 @@ def _check_token_compaction(config, architecture, method) -> None:
   mode = resolve_gradient_mode(method, balancing.gradient_mode, balancing.diagnostics)
   if mode in ("full", "last_layer") and architecture.separable_tasks:
     # `training/gradients.py`: each task's batch through its own encoder pass.
-    raise ValueError(
-        f"train.token_buckets: balancing {balancing.method!r} takes per-task gradients in "
-        f"gradient_mode {mode!r}, which encodes each task's batch apart, over every padded "
-        "slot; set train.token_buckets=0 (or balancing.gradient_mode='representation' where "
-        "the method supports it)")
+    log.warning(
+        "train.token_buckets has no effect here: balancing %r takes per-task gradients in "
+        "gradient_mode %r, which encodes each task's batch apart, over every padded slot "
+        "(balancing.gradient_mode='representation' encodes them together, where the method "
+        "supports it)", balancing.method, mode)
 
 
 def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
