@@ -76,6 +76,27 @@ def count(steps: Iterable[Mapping[str, Mapping[str, np.ndarray]]], buckets,
   return totals
 
 
+def recipe_batches(config):
+  """A config's run and its steps' batches in the recipe's own order (seed, streams, schedule).
+
+  Returns:
+    (run, an endless iterator of step batches {task: arrays}, as the loop's
+    `scheduled_batches` gives them).
+  """
+  from mtl_jax.training import loop, schedules
+  from mtl_jax.training import run as run_lib
+
+  run = run_lib.prepare(config)
+  train_splits, _ = loop._load_splits(run)
+  names = [task.name for task in run.tasks]
+  sizes = {t.name: t.batch_size or config.train.batch_size for t in run.tasks}
+  streams = loop.make_streams(train_splits, sizes, config.train.buckets, config.seed)
+  schedule = schedules.make_schedule(config.schedule, names,
+                                     {n: len(s) for n, s in train_splits.items()},
+                                     config.seed, rates=run.rates)
+  return run, schedules.scheduled_batches(streams, schedule)
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", required=True, help="path.py[:arg]")
@@ -89,21 +110,11 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
 
   from mtl_jax import config as config_lib
-  from mtl_jax.training import loop, schedules
-  from mtl_jax.training import run as run_lib
 
   config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
-  run = run_lib.prepare(config)
-  train_splits, _ = loop._load_splits(run)
-  names = [task.name for task in run.tasks]
-  sizes = {t.name: t.batch_size or config.train.batch_size for t in run.tasks}
-  streams = loop.make_streams(train_splits, sizes, config.train.buckets, config.seed)
-  schedule = schedules.make_schedule(config.schedule, names,
-                                     {n: len(s) for n, s in train_splits.items()},
-                                     config.seed, rates=run.rates)
+  _, batches = recipe_batches(config)
   steps = args.steps or config.train.steps
-  totals = count(itertools.islice(schedules.scheduled_batches(streams, schedule), steps),
-                 config.train.buckets, args.token_buckets)
+  totals = count(itertools.islice(batches, steps), config.train.buckets, args.token_buckets)
   print(f"{args.config}, {steps} steps, buckets {tuple(config.train.buckets)}")
   print(f"{'task':16s} {'real/step':>10s} {'slots/step':>10s} {'real share':>10s} "
         f"{'own slots':>10s} {'real/own':>8s}")

@@ -29,6 +29,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+import padding  # noqa: E402  (the recipe's batches, as padding.py counts them)
+
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,21 +49,15 @@ def main(argv=None) -> int:
   from mtl_jax import config as config_lib
   from mtl_jax import sharding
   from mtl_jax.tasks.batching import with_token_slots
-  from mtl_jax.training import loop, schedules
+  from mtl_jax.training import loop
   from mtl_jax.training import run as run_lib
   from mtl_jax.training.nonfinite import NonFiniteCounter
 
   config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
   config.train.token_buckets = 0
-  run = run_lib.prepare(config)
-  train_splits, _ = loop._load_splits(run)
+  run, batches = padding.recipe_batches(config)
   names = [task.name for task in run.tasks]
-  sizes = {t.name: t.batch_size or config.train.batch_size for t in run.tasks}
-  streams = loop.make_streams(train_splits, sizes, config.train.buckets, config.seed)
-  schedule = schedules.make_schedule(config.schedule, names,
-                                     {n: len(s) for n, s in train_splits.items()},
-                                     config.seed, rates=run.rates)
-  padded = list(itertools.islice(schedules.scheduled_batches(streams, schedule), args.steps))
+  padded = list(itertools.islice(batches, args.steps))
   compact = [with_token_slots(batch, args.token_buckets) for batch in padded]
   layout = sharding.Layout.from_config(config.mesh)
   with layout.activate():

@@ -110,6 +110,24 @@ def drawn_lines(figure) -> dict[tuple[str, str], tuple[list, list]]:
 # A config file's text (`.format(data=DIR)`): two tiny tasks, 'news' (classification)
 # and 'ner' (tagging), a 1-layer encoder from scratch, a few steps; for `mtl-jax compare`,
 # `pareto` and the selection of learning rates.
+def tiny_loop_config(data_dir: pathlib.Path):
+  """A default config over the tiny 'news' (csv) and 'ner' (CoNLL) files of `data_dir`, a
+  1-layer encoder of width 16, a 200-token vocabulary and one device: for whole loop runs."""
+  from mtl_jax import config as config_lib
+
+  config = config_lib.default_config()
+  config.tasks = {
+      "news": {"kind": "classification", "source": {"format": "csv", "splits": {
+          "train": str(data_dir / "news_train.csv"), "eval": str(data_dir / "news_dev.csv")}}},
+      "ner": {"kind": "tagging", "source": {"format": "conll", "splits": {
+          "train": str(data_dir / "ner_train.txt")}}},
+  }
+  config.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+  config.tokenizer.vocab_size = 200
+  config.mesh.shape.data = 1  # one device: tiny batches
+  return config
+
+
 COMPARE_CONFIG = """
 from mtl_jax.config import default_config
 

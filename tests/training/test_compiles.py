@@ -11,6 +11,8 @@ from mtl_jax.constants import TOKEN_SLOTS
 from mtl_jax.tasks.batching import with_token_slots
 from mtl_jax.training import loop
 
+from helpers import tiny_loop_config
+
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
@@ -18,17 +20,8 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 def test_one_compilation_per_bucket_shape_and_none_after_warm_up(tmp_path, data_dir,
                                                                   monkeypatch, token_buckets):
   """With token compaction a shape is (length, capacity): at most 4 capacities a length."""
-  config = config_lib.default_config()
-  config.tasks = {
-      "news": {"kind": "classification", "source": {"format": "csv", "splits": {
-          "train": str(data_dir / "news_train.csv"), "eval": str(data_dir / "news_dev.csv")}}},
-      "ner": {"kind": "tagging", "source": {"format": "conll", "splits": {
-          "train": str(data_dir / "ner_train.txt")}}},
-  }
-  config.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
-  config.tokenizer.vocab_size = 200
+  config = tiny_loop_config(data_dir)
   steps = 16
-  config.mesh.shape.data = 1  # one device: tiny batches
   config.train.update(steps=steps, batch_size=4, buckets=(8, 16, 32), log_every=4,
                       eval_batch_size=8, token_buckets=token_buckets)
 

@@ -8,21 +8,14 @@ import pytest
 from mtl_jax import config as config_lib
 from mtl_jax.training import loop
 
+from helpers import tiny_loop_config
+
 
 def _config(data_dir, steps, token_buckets):
-  config = config_lib.default_config()
-  config.tasks = {
-      "news": {"kind": "classification", "source": {"format": "csv", "splits": {
-          "train": str(data_dir / "news_train.csv"), "eval": str(data_dir / "news_dev.csv")}}},
-      "ner": {"kind": "tagging", "source": {"format": "conll", "splits": {
-          "train": str(data_dir / "ner_train.txt")}}},
-  }
+  config = tiny_loop_config(data_dir)  # one device, as token compaction needs
   # Dropout off: with it, the compact buffer draws other masks (same rate).
-  config.encoder.update(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
-                        hidden_dropout=0.0, attention_dropout=0.0)
-  config.tokenizer.vocab_size = 200
+  config.encoder.update(hidden_dropout=0.0, attention_dropout=0.0)
   config.optimizer.schedule = "constant"  # a run of 6 steps then 12 is one of 12
-  config.mesh.shape.data = 1  # token compaction needs one device
   config.train.update(steps=steps, batch_size=4, buckets=(8, 16, 32), log_every=2,
                       eval_batch_size=8, token_buckets=token_buckets)
   return config_lib.resolve(config)
