@@ -189,6 +189,22 @@ def test_resuming_from_a_mid_run_checkpoint_is_exact(reference, config_file, tmp
   _assert_same_params(workdir, reference)
 
 
+def test_a_run_on_the_real_tokens_only_resumes_exactly(config_file, tmp_path, capsys):
+  """Token compaction: the capacity is a function of the batch, so the resumed steps
+  run the same programs on the same buffers (dropout on)."""
+  compact = ("mesh.shape.data=1", "train.token_buckets=4")
+  uninterrupted = tmp_path / "uninterrupted"
+  assert _train(config_file, uninterrupted, *compact) == 0
+  assert "token slots (once per length bucket and capacity)" in capsys.readouterr().out
+  workdir = tmp_path / "work"
+  shutil.copytree(uninterrupted, workdir)
+  for name in ("8", "12"):
+    shutil.rmtree(workdir / "checkpoints" / name)
+  assert _train(config_file, workdir, *compact) == 0
+  assert _losses(workdir) == _losses(uninterrupted)
+  _assert_same_params(workdir, uninterrupted)
+
+
 def test_sigterm_checkpoints_then_training_again_resumes_exactly(reference, config_file,
                                                                  tmp_path):
   workdir = tmp_path / "work"
