@@ -124,8 +124,9 @@ def main(argv=None) -> int:
           f"{row['real'] / max(row['own_slots'], 1):8.3f}")
   print(f"slots per step at each task's own length: {totals['own_slots'] / totals['slots']:.3f} "
         "of the step's")
-  print(f"token_buckets={args.token_buckets}: compact rows {totals['capacity'] / totals['slots']:.3f}"
-        f" of the step's slots, {len(totals['programs'])} programs {totals['programs']}")
+  compact = totals["capacity"] / totals["slots"]
+  print(f"token_buckets={args.token_buckets}: compact rows {compact:.3f} of the step's slots, "
+        f"{len(totals['programs'])} programs {totals['programs']}")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(totals, f, indent=2)

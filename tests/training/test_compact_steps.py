@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from mtl_jax import config as config_lib
 from mtl_jax.training import loop
