@@ -5,8 +5,9 @@ state donated) over the first `--steps` batches of a config's own batch
 order (its data, seed, streams and schedule), once as configured
 (`train.token_buckets=0`: every padded slot) and once with
 `train.token_buckets=K` (the encoder on each step's real tokens, in a
-buffer rounded up to 1/K of the step's slots). Every (length, capacity)
-program is compiled before the timing. Then `--rounds` rounds, the order
+buffer rounded up to 1/K of the step's slots; with per-task gradients, each
+task's pass on the largest task's real tokens, rounded on its own slots).
+Every (length, capacity) program is compiled before the timing. Then `--rounds` rounds, the order
 alternating (padded first in even rounds); each round runs both over the
 same batches from the same state. Prints seconds per step per round and the
 paired ratio compact / padded (min, median, max); the last line is
@@ -58,10 +59,12 @@ def main(argv=None) -> int:
   run, batches = padding.recipe_batches(config)
   names = [task.name for task in run.tasks]
   padded = list(itertools.islice(batches, args.steps))
-  compact = [with_token_slots(batch, args.token_buckets) for batch in padded]
   layout = sharding.Layout.from_config(config.mesh)
   with layout.activate():
     trainer = run_lib.make_trainer(run, layout)
+    # A step with per-task gradients compacts each task's pass, as the loop does.
+    each_task = run_lib.encodes_each_task_apart(config, run.model, trainer.weighting)
+    compact = [with_token_slots(batch, args.token_buckets, each_task) for batch in padded]
     loop_step = trainer.jit_loop_step()
     counter = NonFiniteCounter(0, put=layout.put_replicated)
     device_batches = {mode: [layout.put_batch(b) for b in batches]
@@ -82,7 +85,9 @@ def main(argv=None) -> int:
     real = sum(int(np.count_nonzero(t["attention_mask"])) for b in padded
                for n, t in b.items())
     slots = sum(t["attention_mask"].size for b in padded for t in b.values())
-    capacity = sum(b["token_slots"].shape[0] for b in compact)
+    # Rows the step's encoder passes compute on: one buffer, or one per task.
+    capacity = sum(loop._step_shape(b, names)[1] * (len(names) if each_task else 1)
+                   for b in compact)
     print(f"{args.config}: {args.steps} steps; real tokens {real / slots:.3f} of the slots, "
           f"capacity {capacity / slots:.3f}; programs {shapes}", flush=True)
     start = time.perf_counter()

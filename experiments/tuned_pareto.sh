@@ -13,8 +13,8 @@
 #   weighting at this recipe: tuned_agnews_conll.sh's multi-task runs, read (--reuse).
 #   Token compaction (train.token_buckets=8) from the eleventh session on: static w = 0.75 seed 0
 #   from step 520 and every run after it (w = 0.1 and 0.25 at seed 0 ran padded). The same
-#   function; dropout draws its hidden-state masks over the compact buffer. It has no effect
-#   on the methods that encode each task apart (per-task clipping, PCGrad, CAGrad).
+#   function; dropout draws its hidden-state masks over the compact buffer. The methods that
+#   encode each task apart (per-task clipping, PCGrad, CAGrad) compact each task's pass.
 # Stopping and starting it again continues where it was; one process per core can share the
 # work. The workdir's small records are committed (its .gitignore keeps the weights out).
 #   CPU=1 bash experiments/tuned_pareto.sh   # one core (taskset)

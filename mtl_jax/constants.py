@@ -11,3 +11,6 @@ IGNORE_LABEL = -100
 # costs no transfer (`tasks.batching.with_token_slots`,
 # `encoders.compaction`).
 TOKEN_SLOTS = "token_slots"
+# The same for a step whose encoder passes take one task's rows each (per-task
+# gradients, `training/gradients.py`): every task's pass gets this capacity.
+TASK_TOKEN_SLOTS = "task_token_slots"

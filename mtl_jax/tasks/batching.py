@@ -16,7 +16,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from mtl_jax.tasks.kinds import EncodedSplit
-from mtl_jax.constants import IGNORE_LABEL, TOKEN_SLOTS
+from mtl_jax.constants import IGNORE_LABEL, TASK_TOKEN_SLOTS, TOKEN_SLOTS
 
 Batch = dict[str, np.ndarray]
 # The arrays with a token axis in every batch.
@@ -126,10 +126,21 @@ def token_capacity(masks: Sequence[np.ndarray], parts: int) -> int:
   return min(max(-(-real // unit), 1) * unit, max(slots, 1))
 
 
-def with_token_slots(batch: Mapping[str, Batch], parts: int) -> dict:
-  """A step batch ({task: batch}) with its `TOKEN_SLOTS` entry (see `token_capacity`)."""
-  capacity = token_capacity([b["attention_mask"] for b in batch.values()], parts)
-  return {**batch, TOKEN_SLOTS: np.zeros((capacity, 0), np.int8)}
+def with_token_slots(batch: Mapping[str, Batch], parts: int, each_task: bool = False) -> dict:
+  """A step batch ({task: batch}) with the capacity of its compact token buffer.
+
+  Args:
+    batch: the step's batch.
+    parts: `train.token_buckets` (see `token_capacity`).
+    each_task: the step encodes each task's rows apart: one capacity for every
+      task's pass (the largest task's, rounded on its own slots), under
+      `TASK_TOKEN_SLOTS`; else one for all tasks' rows together, under `TOKEN_SLOTS`.
+  """
+  masks = [b["attention_mask"] for b in batch.values()]
+  if each_task:
+    capacity = max(token_capacity([mask], parts) for mask in masks)
+    return {**batch, TASK_TOKEN_SLOTS: np.zeros((capacity, 0), np.int8)}
+  return {**batch, TOKEN_SLOTS: np.zeros((token_capacity(masks, parts), 0), np.int8)}
 
 
 def stream_seed(seed: int, task_name: str) -> int:

@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtl_jax import sharding
+from mtl_jax.constants import TASK_TOKEN_SLOTS, TOKEN_SLOTS
 from mtl_jax.encoders import bert
 from mtl_jax.weighting import GRADIENT_MODES, linalg
 
@@ -242,6 +243,8 @@ def _per_task_encoders(model, params, batch, rng, mode, last_layer, train, *,
     so the probe's gradient is each token's gradient of the table's rows."""
     name = names[index]
     task_batch = {name: batch[name]}
+    if TASK_TOKEN_SLOTS in batch:  # each task's pass on its real tokens only
+      task_batch[TOKEN_SLOTS] = batch[TASK_TOKEN_SLOTS]
     seen_ids = []
 
     def hook(ids_bl, vectors_bld):

@@ -50,7 +50,7 @@ from mtl_jax import relatedness
 from mtl_jax import sharding
 from mtl_jax.sharing import save_trainable
 from mtl_jax.tasks import tokenization
-from mtl_jax.constants import TOKEN_SLOTS
+from mtl_jax.constants import TASK_TOKEN_SLOTS, TOKEN_SLOTS
 from mtl_jax.tasks.batching import StreamPosition, TaskStream, stream_seed, with_token_slots
 from mtl_jax.training import resume
 from mtl_jax.training import run as run_lib
@@ -196,7 +196,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     # streams' positions after the last batch handed out (what a resume needs).
     step_batches = scheduled_batches(streams, task_schedule, first_step)
     if train_cfg.token_buckets:  # each step's real tokens, counted on the host
-      step_batches = (with_token_slots(batch, train_cfg.token_buckets) for batch in step_batches)
+      each_task = run_lib.encodes_each_task_apart(config, run.model, trainer.weighting)
+      step_batches = (with_token_slots(batch, train_cfg.token_buckets, each_task)
+                      for batch in step_batches)
     batches = stack.enter_context(Prefetcher(
         step_batches, put=layout.put_batch,
         positions=lambda: {n: dict(vars(s.position)) for n, s in streams.items()}))
@@ -380,7 +382,7 @@ class _LossMeans:
 
 def _step_shape(batch, names) -> tuple[int, int | None]:
   """(length, token slots or None): what a step's program is compiled for."""
-  slots = batch.get(TOKEN_SLOTS)
+  slots = batch.get(TOKEN_SLOTS, batch.get(TASK_TOKEN_SLOTS))
   return batch[names[0]]["input_ids"].shape[1], None if slots is None else slots.shape[0]
 
 

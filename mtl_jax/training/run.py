@@ -230,30 +230,27 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if missing:
       raise FileNotFoundError(f"task {task.name}: no such file for split {missing[0]}")
   architecture = ARCHITECTURES[config.sharing.kind]  # unknown: an error naming the closest
-  method = weighting_lib.from_spec(config.balancing.method, num_tasks=len(tasks),
-                                   task_names=tuple(t.name for t in tasks))
-  if config.train.token_buckets:
-    _check_token_compaction(config, architecture, method)
-
-
-def _check_token_compaction(config, architecture, method) -> None:
-  """`train.token_buckets` needs an encoder over the stacked rows of all tasks: refused
-  for an architecture without one; a warning where the balancing method's step encodes
-  each task apart (a sweep over methods may set it for all of them)."""
-  if not architecture.compacts_tokens:
+  weighting_lib.from_spec(config.balancing.method, num_tasks=len(tasks),
+                          task_names=tuple(t.name for t in tasks))
+  if config.train.token_buckets and not architecture.compacts_tokens:
     compacting = sorted(kind for kind in ARCHITECTURES.names()
                         if ARCHITECTURES[kind].compacts_tokens)
     raise ValueError(f"train.token_buckets: sharing {config.sharing.kind!r} runs its encoder "
                      f"over every padded slot; set it to 0 (it applies to {compacting})")
+
+
+def encodes_each_task_apart(config: ml_collections.ConfigDict, model: HardSharingModel,
+                            method) -> bool:
+  """Whether the run's train step puts each task's rows through the encoder apart.
+
+  So it does where the balancing method takes per-task gradients of the whole
+  encoder ('full' or 'last_layer' mode) and the model's tasks are separable
+  (`training/gradients.py`); then `train.token_buckets` gives every task's
+  pass one capacity (`tasks.batching.with_token_slots(each_task=True)`).
+  """
   balancing = config.balancing
   mode = resolve_gradient_mode(method, balancing.gradient_mode, balancing.diagnostics)
-  if mode in ("full", "last_layer") and architecture.separable_tasks:
-    # `training/gradients.py`: each task's batch through its own encoder pass.
-    log.warning(
-        "train.token_buckets has no effect here: balancing %r takes per-task gradients in "
-        "gradient_mode %r, which encodes each task's batch apart, over every padded slot "
-        "(balancing.gradient_mode='representation' encodes them together, where the method "
-        "supports it)", balancing.method, mode)
+  return mode in ("full", "last_layer") and bool(getattr(model, "separable_tasks", False))
 
 
 def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:

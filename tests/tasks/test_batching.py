@@ -114,3 +114,12 @@ def test_with_token_slots_adds_an_empty_array_whose_rows_are_the_capacity():
   assert slotted[TOKEN_SLOTS].shape == (16, 0)  # 12 real of 32, in parts of 8
   assert slotted[TOKEN_SLOTS].nbytes == 0
   assert slotted["a"] is batch["a"] and slotted["b"] is batch["b"] and TOKEN_SLOTS not in batch
+
+
+def test_with_token_slots_for_passes_of_one_task_each_takes_the_largest_tasks_capacity():
+  from mtl_jax.constants import TASK_TOKEN_SLOTS, TOKEN_SLOTS
+
+  # Each task: 2 rows x 8 = 16 slots in 4 parts of 4; 11 real -> 12, 1 real -> 4.
+  batch = {"a": {"attention_mask": _mask([8, 3], 8)}, "b": {"attention_mask": _mask([1, 0], 8)}}
+  slotted = batching.with_token_slots(batch, 4, each_task=True)
+  assert slotted[TASK_TOKEN_SLOTS].shape == (12, 0) and TOKEN_SLOTS not in slotted

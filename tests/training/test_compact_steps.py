@@ -44,20 +44,17 @@ def test_compact_steps_train_what_padded_steps_train_and_a_run_can_switch(tmp_pa
   np.testing.assert_allclose(metrics["news"]["accuracy"], expected["news"]["accuracy"])
 
 
-def test_a_step_that_encodes_each_task_apart_says_compaction_does_not_apply(data_dir,
-                                                                           caplog):
-  from mtl_jax.training import run as run_lib
-
-  def warned(method, **balancing):
-    config = _config(data_dir, 4, 8)
-    config.balancing.update(method=method, **balancing)
-    caplog.clear()
-    run_lib.validate(config)
-    return "train.token_buckets has no effect here" in caplog.text
-
-  # Loss weightings (diagnostics probed at the shared representation): one encoder pass.
-  for method in ("equal", "famo", "uncertainty", "static(weights=[0.2, 1.8])"):
-    assert not warned(method)
-  assert not warned("equal", diagnostics=True)
-  assert warned("pcgrad") and warned("task_clip(max_norm=1.0)")  # 'full': each task apart
-  assert not warned("pcgrad", gradient_mode="representation")
+def test_a_step_with_per_task_gradients_compacts_each_tasks_pass(tmp_path, data_dir, capsys):
+  """PCGrad ('full' mode) encodes each task apart: every pass on the largest task's capacity."""
+  runs = {}
+  for token_buckets in (0, 4):
+    config = _config(data_dir, 6, token_buckets)
+    config.balancing.method = "pcgrad"
+    workdir = tmp_path / f"buckets_{token_buckets}"
+    capsys.readouterr()
+    loop.train(config, str(workdir), progress=False)
+    runs[token_buckets] = _losses(workdir)
+  assert "token slots (once per length bucket and capacity)" in capsys.readouterr().out
+  for step in runs[0]:
+    for task in ("news", "ner"):
+      np.testing.assert_allclose(runs[4][step][task], runs[0][step][task], rtol=1e-5)

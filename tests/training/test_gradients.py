@@ -176,3 +176,33 @@ def test_a_model_that_looks_words_up_twice_keeps_whole_table_copies(per_task_gra
                                    per_task_grads=per_task_grads)
   assert_trees_close(grads.probes_k, expected)  # the table's gradients whole: [2, 100, 16]
   assert_trees_close(grads.shared(COEFFS), linalg.combine(COEFFS, expected))
+
+
+@pytest.mark.parametrize("per_task_grads", [True, False])
+@pytest.mark.parametrize("slots, mode", [("task_token_slots", "full"),
+                                         ("task_token_slots", "last_layer"),
+                                         ("token_slots", "representation")])
+def test_per_task_gradients_on_the_real_tokens_only_are_the_padded_ones(
+    tiny_setup, slots, mode, per_task_grads, monkeypatch):
+  """Token compaction: each task's pass (full, last_layer) or the one pass over all tasks
+  (representation) on a compact buffer gives the padded step's losses and gradients."""
+  from mtl_jax.encoders import compaction
+  from mtl_jax.tasks.batching import with_token_slots
+
+  model, params, batch, rng, _ = tiny_setup
+  slotted = with_token_slots(batch, 4, each_task=slots == "task_token_slots")
+  capacity = slotted[slots].shape[0]
+  assert capacity < batch["news"]["attention_mask"].size * (1 if mode != "representation" else 2)
+  padded = gradients.task_gradients(model, params, batch, rng, mode=mode,
+                                    per_task_grads=per_task_grads)
+  built = []
+  token_index = compaction.token_index
+  monkeypatch.setattr(compaction, "token_index",
+                      lambda mask, capacity: built.append(capacity) or token_index(mask, capacity))
+  compact = gradients.task_gradients(model, params, slotted, rng, mode=mode,
+                                     per_task_grads=per_task_grads)
+  # Every encoder pass of the step ran on the compact buffer: one per task, or one.
+  assert set(built) == {capacity} and len(built) >= (2 if mode != "representation" else 1)
+  np.testing.assert_allclose(compact.losses_k, padded.losses_k, rtol=1e-5)
+  assert_trees_close(compact.probes_k, padded.probes_k, atol=2e-5)
+  assert_trees_close(compact.shared(COEFFS), padded.shared(COEFFS), atol=2e-5)
