@@ -1,4 +1,4 @@
-"""experiments/gradient_shares.py, task_peaks.py, heldout_curves.py: known answers."""
+"""experiments/: gradient_shares, task_peaks, heldout_curves, cola_domains: known answers."""
 
 import json
 
@@ -72,3 +72,15 @@ def test_heldout_curves_sets_two_runs_evaluations_side_by_side(tmp_path):
   # The first metric of each task (f1, not acc); the mean over the tasks.
   assert table[2] == "| 2 | 0.500 / 0.600 | 0.100 / 0.000 | 0.3000 / 0.3000 |"
   assert table[3] == "| 4 | 0.700 / - | 0.300 / - | 0.5000 / - |"
+
+
+def test_cola_domains_scores_the_halves_by_whether_train_has_their_source():
+  by_domain = load_experiment_script("cola_domains").by_domain
+  train = [["a", "1", "", "x"], ["b", "0", "*", "y"]]
+  dev = [["a", "1", "", "s"], ["a", "0", "*", "t"], ["b", "1", "", "u"], ["b", "0", "*", "v"],
+         ["z", "1", "", "w"], ["z", "0", "*", "q"]]
+  # In-domain (sources a, b) all right; out-of-domain (z) all wrong.
+  scores = by_domain(train, dev, [1, 0, 1, 0, 0, 1])
+  assert scores["in-domain"] == (4, pytest.approx(1.0))
+  assert scores["out-of-domain"] == (2, pytest.approx(-1.0))
+  assert scores["all"][0] == 6 and scores["all"][1] == pytest.approx(1 / 3)
