@@ -179,14 +179,18 @@ def test_the_reference_run_keeps_its_checkpoints_and_picks_the_best(reference, c
   assert f"{accuracy[best]:.4f}" in capsys.readouterr().out
 
 
-def test_resuming_from_a_mid_run_checkpoint_is_exact(reference, config_file, tmp_path):
-  workdir = tmp_path / "work"
-  shutil.copytree(reference, workdir)
+def _assert_resumes_exactly_from_step_4(uninterrupted, config_file, workdir, *overrides):
+  """A copy of a finished run, cut back to its step-4 checkpoint, trained again."""
+  shutil.copytree(uninterrupted, workdir)
   for name in ("8", "12"):
     shutil.rmtree(workdir / "checkpoints" / name)
-  assert _train(config_file, workdir) == 0
-  assert _losses(workdir) == _losses(reference)
-  _assert_same_params(workdir, reference)
+  assert _train(config_file, workdir, *overrides) == 0
+  assert _losses(workdir) == _losses(uninterrupted)
+  _assert_same_params(workdir, uninterrupted)
+
+
+def test_resuming_from_a_mid_run_checkpoint_is_exact(reference, config_file, tmp_path):
+  _assert_resumes_exactly_from_step_4(reference, config_file, tmp_path / "work")
 
 
 def test_a_run_on_the_real_tokens_only_resumes_exactly(config_file, tmp_path, capsys):
@@ -196,13 +200,7 @@ def test_a_run_on_the_real_tokens_only_resumes_exactly(config_file, tmp_path, ca
   uninterrupted = tmp_path / "uninterrupted"
   assert _train(config_file, uninterrupted, *compact) == 0
   assert "token slots (once per length bucket and capacity)" in capsys.readouterr().out
-  workdir = tmp_path / "work"
-  shutil.copytree(uninterrupted, workdir)
-  for name in ("8", "12"):
-    shutil.rmtree(workdir / "checkpoints" / name)
-  assert _train(config_file, workdir, *compact) == 0
-  assert _losses(workdir) == _losses(uninterrupted)
-  _assert_same_params(workdir, uninterrupted)
+  _assert_resumes_exactly_from_step_4(uninterrupted, config_file, tmp_path / "work", *compact)
 
 
 def test_sigterm_checkpoints_then_training_again_resumes_exactly(reference, config_file,
