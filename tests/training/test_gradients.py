@@ -178,10 +178,11 @@ def test_a_model_that_looks_words_up_twice_keeps_whole_table_copies(per_task_gra
   assert_trees_close(grads.shared(COEFFS), linalg.combine(COEFFS, expected))
 
 
-@pytest.mark.parametrize("per_task_grads", [True, False])
-@pytest.mark.parametrize("slots, mode", [("task_token_slots", "full"),
-                                         ("task_token_slots", "last_layer"),
-                                         ("token_slots", "representation")])
+@pytest.mark.parametrize("slots, mode, per_task_grads", [
+    ("task_token_slots", "full", True),
+    ("task_token_slots", "full", False),  # the word table's gradient as compact rows
+    ("task_token_slots", "last_layer", True),
+    ("token_slots", "representation", True)])
 def test_per_task_gradients_on_the_real_tokens_only_are_the_padded_ones(
     tiny_setup, slots, mode, per_task_grads, monkeypatch):
   """Token compaction: each task's pass (full, last_layer) or the one pass over all tasks
