@@ -16,6 +16,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
@@ -28,7 +30,7 @@ def read_tsv(path: str) -> list[list[str]]:
 
 def by_domain(train_rows, dev_rows, predictions) -> dict[str, tuple[int, float]]:
   """{'all' | 'in-domain' | 'out-of-domain': (rows, Matthews correlation)}."""
-  from sklearn.metrics import matthews_corrcoef
+  from mtl_jax.metrics import matthews_corr
 
   sources = {row[0] for row in train_rows}
   halves = {"all": lambda source: True, "in-domain": lambda source: source in sources,
@@ -36,8 +38,8 @@ def by_domain(train_rows, dev_rows, predictions) -> dict[str, tuple[int, float]]
   scores = {}
   for name, keep in halves.items():
     rows = [i for i, row in enumerate(dev_rows) if keep(row[0])]
-    scores[name] = (len(rows), float(matthews_corrcoef(
-        [dev_rows[i][1] for i in rows], [str(predictions[i]) for i in rows])))
+    predicted = np.asarray([str(predictions[i]) for i in rows])
+    scores[name] = (len(rows), matthews_corr(predicted, np.asarray([dev_rows[i][1] for i in rows])))
   return scores
 
 

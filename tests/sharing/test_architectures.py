@@ -270,7 +270,7 @@ def test_a_pretrained_checkpoint_fills_the_shared_part_and_every_task_copy(kind,
 
 @pytest.mark.parametrize("kind", list(CASES))
 def test_token_slots_compute_the_same_outputs_where_an_architecture_compacts(
-    kind, two_task_batch, data_dir):
+    kind, two_task_batch, data_dir, monkeypatch):
   """`train.token_buckets`: the encoder on the real tokens only, the same function
   (dropout off); an architecture that cannot compact is refused before a run starts."""
   from mtl_jax.constants import TOKEN_SLOTS
@@ -294,7 +294,13 @@ def test_token_slots_compute_the_same_outputs_where_an_architecture_compacts(
   batch = two_task_batch()
   slotted = with_token_slots(batch, 4)
   assert slotted[TOKEN_SLOTS].shape[0] < 2 * 4 * 8  # fewer rows than the padded slots
-  padded, compact = (model.apply(params, b, train=False) for b in (batch, slotted))
+  padded = model.apply(params, batch, train=False)
+  from mtl_jax.encoders import compaction
+  built, token_index = [], compaction.token_index
+  monkeypatch.setattr(compaction, "token_index",
+                      lambda mask, capacity: built.append(capacity) or token_index(mask, capacity))
+  compact = model.apply(params, slotted, train=False)
+  assert built == [slotted[TOKEN_SLOTS].shape[0]]  # the shared encoder ran compacted, once
   np.testing.assert_allclose(compact["news"], padded["news"], atol=2e-5)
   real = batch["ner"]["attention_mask"][..., None].astype(np.float32)  # padding: never read
   np.testing.assert_allclose(compact["ner"] * real, padded["ner"] * real, atol=2e-5)
