@@ -13,8 +13,15 @@ same batches from the same state. Prints seconds per step per round and the
 paired ratio compact / padded (min, median, max); the last line is
 `ratio compact <median>`.
 
+With `--evaluation`, the same comparison for the loop's evaluation instead:
+`training.evaluate` over the recipe's `train.eval_split` (every task that has
+it, whole, at `train.eval_batch_size` in length order), from the initial
+params; each round evaluates once per mode, and the seconds are per
+evaluation. Both modes' metrics are printed, to be seen equal.
+
   python benchmarks/token_compaction.py --config experiments/configs/glue_mtl.py:steps=1000 \
       [--steps 16] [--rounds 4] [--token-buckets 8] [--set KEY=VALUE ...] [--json out.json]
+  python benchmarks/token_compaction.py --config ... --evaluation [--set train.eval_split=heldout]
 """
 
 from __future__ import annotations
@@ -41,8 +48,12 @@ def main(argv=None) -> int:
   parser.add_argument("--token-buckets", type=int, default=8)
   parser.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE")
+  parser.add_argument("--evaluation", action="store_true",
+                      help="time the evaluation of the eval split instead of train steps")
   parser.add_argument("--json", help="also write the timings here")
   args = parser.parse_args(argv)
+  if args.evaluation:
+    return time_evaluation(args)
 
   import jax
   import numpy as np
@@ -102,15 +113,76 @@ def main(argv=None) -> int:
       print(f"round {r}: padded {seconds['padded']:.3f} s/step, compact "
             f"{seconds['compact']:.3f} s/step, ratio "
             f"{seconds['compact'] / seconds['padded']:.3f}", flush=True)
+  _report(args, rows, {"steps": args.steps, "real_share": real / slots,
+                       "capacity_share": capacity / slots})
+  return 0
+
+
+def _report(args, rows, extra) -> None:
+  import numpy as np
+
   ratios = sorted(row["compact"] / row["padded"] for row in rows)
   print(f"paired ratio compact / padded: min {ratios[0]:.3f} median "
         f"{float(np.median(ratios)):.3f} max {ratios[-1]:.3f}")
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"config": args.config, "steps": args.steps, "token_buckets": args.token_buckets,
-                 "real_share": real / slots, "capacity_share": capacity / slots,
+      json.dump({"config": args.config, "token_buckets": args.token_buckets, **extra,
                  "rounds": rows, "ratios": ratios}, f, indent=2)
   print(f"ratio compact {float(np.median(ratios)):.3f}")
+
+
+def time_evaluation(args) -> int:
+  """`--evaluation`: the loop's evaluation of the eval split, padded and compact."""
+  import jax
+  import numpy as np
+
+  from mtl_jax import config as config_lib
+  from mtl_jax import sharding
+  from mtl_jax.tasks.batching import eval_batches
+  from mtl_jax.training import loop
+  from mtl_jax.training import run as run_lib
+  from mtl_jax.training.evaluate import evaluate
+  from mtl_jax.training.step import make_predict_step
+
+  config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
+  config.train.token_buckets = args.token_buckets
+  run_lib.validate(config)  # the architecture compacts, one device
+  run = run_lib.prepare(config)
+  _, splits = loop._load_splits(run)
+  train = config.train
+  real = slots = 0
+  for split in splits.values():
+    for _, batch in eval_batches(split, train.eval_batch_size, train.buckets):
+      real += int(np.count_nonzero(batch["attention_mask"]))
+      slots += batch["attention_mask"].size
+  layout = sharding.Layout.from_config(config.mesh)
+  with layout.activate():
+    params = run_lib.make_trainer(run, layout).create_state(run).params
+    predict = jax.jit(make_predict_step(run.model), out_shardings=layout.replicated)
+
+    def run_evaluation(mode):
+      start = time.perf_counter()
+      results = evaluate(lambda p, b: predict(p, layout.put_batch(b)), params, splits,
+                         run.kinds, run.labels, train.eval_batch_size, train.buckets,
+                         args.token_buckets if mode == "compact" else 0)
+      return time.perf_counter() - start, results
+
+    examples = sum(len(split) for split in splits.values())
+    print(f"{args.config}: evaluation of {train.eval_split} ({examples} examples of "
+          f"{', '.join(splits)}); real tokens {real / slots:.3f} of the slots", flush=True)
+    start = time.perf_counter()
+    for mode in ("padded", "compact"):  # compiles every program once
+      print(f"{mode}: {run_evaluation(mode)[1]}", flush=True)
+    print(f"warm-up (compiles) {time.perf_counter() - start:.0f} s", flush=True)
+    rows = []
+    for r in range(args.rounds):
+      order = ("padded", "compact") if r % 2 == 0 else ("compact", "padded")
+      seconds = {mode: run_evaluation(mode)[0] for mode in order}
+      rows.append(seconds)
+      print(f"round {r}: padded {seconds['padded']:.2f} s, compact {seconds['compact']:.2f} s, "
+            f"ratio {seconds['compact'] / seconds['padded']:.3f}", flush=True)
+  _report(args, rows, {"evaluation": train.eval_split, "examples": examples,
+                       "real_share": real / slots})
   return 0
 
 

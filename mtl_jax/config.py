@@ -134,10 +134,11 @@ def default_config() -> ml_collections.ConfigDict:
       steps=1000,  # train steps
       batch_size=32,  # per task and step
       buckets=(32, 64, 128),  # padded lengths; the largest bounds max_length
-      # Token compaction: k > 0 runs the encoder on each step's real tokens only
-      # (all but the attention core), in a buffer rounded up to a multiple of 1/k
-      # of the step's slots: at most k programs per length (one device; hard,
-      # layerwise, mtl_attention, cross_stitch sharing). 0: every padded slot.
+      # Token compaction: k > 0 runs the encoder on each step's (and evaluation
+      # batch's) real tokens only (all but the attention core), in a buffer
+      # rounded up to a multiple of 1/k of the slots: at most k programs per length
+      # (one device; hard, layerwise, mtl_attention, cross_stitch sharing).
+      # 0: every padded slot.
       token_buckets=0,
       log_every=10,  # steps between train-log records
       eval_every=0,  # 0: evaluate at the end only

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from mtl_jax import metrics as metrics_lib
-from mtl_jax.tasks.batching import eval_batches
+from mtl_jax.tasks.batching import eval_batches, with_token_slots
 from mtl_jax.tasks.kinds import EncodedSplit
 from mtl_jax.tasks.sources import HELDOUT
 
@@ -19,17 +19,26 @@ log = logging.getLogger(__name__)
 
 
 def predict_split(predict_step: Callable, params: Any, task: str, split: EncodedSplit,
-                  batch_size: int, buckets: Sequence[int]) -> list[Any]:
+                  batch_size: int, buckets: Sequence[int], token_buckets: int = 0
+                  ) -> list[Any]:
   """Predictions for every example of a split, in the split's order.
 
   Per example: what the kind's `predict` gives for one row (a label id, a
   score, a multi-hot row, the greedily decoded token ids of seq2seq), or the
   sub-word predictions of its real tokens (tagging).
+
+  With `token_buckets` (the run's `train.token_buckets`, for a model that
+  compacts tokens), the encoder runs on each batch's real tokens only: the
+  same function, with a padded length bucket still half padding here
+  (BENCHMARKS.md, "Token compaction").
   """
   predictions: list[Any] = [None] * len(split)
   lengths = split.lengths
   for indices, batch in eval_batches(split, batch_size, buckets):
-    out = np.asarray(jax.device_get(predict_step(params, {task: batch})[task]))
+    step_batch = {task: batch}
+    if token_buckets:
+      step_batch = with_token_slots(step_batch, token_buckets)
+    out = np.asarray(jax.device_get(predict_step(params, step_batch)[task]))
     for row, index in enumerate(indices):
       predictions[index] = out[row, :lengths[index]] if split.token_labels else out[row]
   return predictions
@@ -37,11 +46,16 @@ def predict_split(predict_step: Callable, params: Any, task: str, split: Encoded
 
 def evaluate(predict_step: Callable, params: Any, splits: Mapping[str, EncodedSplit],
              kinds: Mapping[str, Any], labels: Mapping[str, Sequence[str]],
-             batch_size: int, buckets: Sequence[int]) -> dict[str, dict[str, float]]:
-  """Each task's metrics on its split: {task: {metric: value}}."""
+             batch_size: int, buckets: Sequence[int], token_buckets: int = 0
+             ) -> dict[str, dict[str, float]]:
+  """Each task's metrics on its split: {task: {metric: value}}.
+
+  `token_buckets`: see `predict_split`.
+  """
   results = {}
   for name, split in splits.items():
-    predictions = predict_split(predict_step, params, name, split, batch_size, buckets)
+    predictions = predict_split(predict_step, params, name, split, batch_size, buckets,
+                                token_buckets)
     results[name] = kinds[name].evaluate(predictions, split, labels[name])
     _warn_if_one_class(name, kinds[name], predictions, split, labels[name])
     undefined = [metric for metric, value in results[name].items() if value != value]
@@ -130,7 +144,8 @@ def evaluate_workdir(workdir: str, split: str | None = None, step=None, *,
   params = run_lib.restore_params(run, workdir, step)
   splits = {t.name: t.load(split, run.tokenizer, run.labels[t.name]) for t in having}
   results = evaluate(jax.jit(make_predict_step(run.model)), params, splits, run.kinds,
-                     run.labels, run.config.train.eval_batch_size, run.config.train.buckets)
+                     run.labels, run.config.train.eval_batch_size, run.config.train.buckets,
+                     run.config.train.token_buckets)
   if write:
     metrics_lib.write_json(results, os.path.join(workdir, metrics_filename(split, eval_split)))
   return results

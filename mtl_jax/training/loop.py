@@ -211,7 +211,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     def evaluate_now(splits=None):
       return evaluate(lambda params, batch: predict_jit(params, layout.put_batch(batch)),
                       state.params, eval_splits if splits is None else splits, run.kinds,
-                      run.labels, train_cfg.eval_batch_size, train_cfg.buckets)
+                      run.labels, train_cfg.eval_batch_size, train_cfg.buckets,
+                      train_cfg.token_buckets)
 
     def check_nonfinite():
       """The skipped-step counts (a host sync); a streak stops the run, saying what

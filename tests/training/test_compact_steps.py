@@ -10,8 +10,10 @@ from mtl_jax.training import loop
 from helpers import tiny_loop_config
 
 
-def _config(data_dir, steps, token_buckets):
+def _config(data_dir, steps, token_buckets, ner_eval=None):
   config = tiny_loop_config(data_dir)  # one device, as token compaction needs
+  if ner_eval:
+    config.tasks.ner.source.splits.eval = str(ner_eval)
   # Dropout off: with it, the compact buffer draws other masks (same rate).
   config.encoder.update(hidden_dropout=0.0, attention_dropout=0.0)
   config.optimizer.schedule = "constant"  # a run of 6 steps then 12 is one of 12
@@ -58,3 +60,35 @@ def test_a_step_with_per_task_gradients_compacts_each_tasks_pass(tmp_path, data_
   for step in runs[0]:
     for task in ("news", "ner"):
       np.testing.assert_allclose(runs[4][step][task], runs[0][step][task], rtol=1e-5)
+
+
+def test_evaluation_with_token_buckets_predicts_what_padded_evaluation_does(data_dir,
+                                                                           monkeypatch):
+  """Each evaluation batch through the encoder on its real tokens: the same predictions."""
+  import jax
+
+  from mtl_jax.encoders import compaction
+  from mtl_jax.tasks.batching import eval_batches
+  from mtl_jax.training.evaluate import predict_split
+  from mtl_jax.training import run as run_lib
+  from mtl_jax.training.step import make_predict_step
+
+  config = _config(data_dir, 2, 4, ner_eval=data_dir / "ner_valid.txt")
+  run = run_lib.prepare(config)
+  _, splits = loop._load_splits(run)
+  params = run.model.init(jax.random.key(1))
+  predict = jax.jit(make_predict_step(run.model))
+  built, token_index = [], compaction.token_index
+  monkeypatch.setattr(compaction, "token_index",
+                      lambda mask, capacity: built.append(capacity) or token_index(mask, capacity))
+  for name, split in splits.items():
+    batches = list(eval_batches(split, 8, (8, 16, 32)))
+    padded = predict_split(predict, params, name, split, 8, (8, 16, 32))
+    assert not built
+    compact = predict_split(predict, params, name, split, 8, (8, 16, 32), token_buckets=4)
+    slots = [batch["attention_mask"].size for _, batch in batches]
+    assert len(built) >= 1 and sum(built) < sum(slots)  # traced compacted, on fewer rows
+    built.clear()
+    assert len(compact) == len(padded) == len(split)
+    for got, want in zip(compact, padded):
+      np.testing.assert_array_equal(got, want)
