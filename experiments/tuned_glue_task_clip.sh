@@ -10,11 +10,16 @@
 #   Seed 0's run is the selection candidate at 2e-4 (selection/multi_task/lr_0.0002), first
 #   trained in the tenth session as a held-out ablation against the equal-weight run, then
 #   moved here (same config, key for key); only seeds 1 and 2 train.
+#   Seed 2 ran with token compaction (`--set train.token_buckets=8`, given on the command line
+#   of its process, 2026-12-07 21:13: the same function, dropout's hidden-state masks drawn
+#   over the compact buffer); `compare` counts the runs as one recipe either way.
 # Stopping and starting it again continues where it was.
 #   CPU=1 bash experiments/tuned_glue_task_clip.sh   # one core (taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
+# JAX's persistent compilation cache (README, "Speed on CPU"); empty turns it off.
+export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR-$HOME/.cache/mtl_jax/jax}"
 ${CPU:+taskset -c $CPU} mtl-jax compare --no-progress \
     --config experiments/configs/glue_mtl.py:steps=1000 \
     --workdir experiments/results/tuned_glue_task_clip --seeds 0,1,2 \
