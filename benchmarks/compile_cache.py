@@ -39,37 +39,27 @@ def worker(args) -> dict:
   """Compiles the step programs of the recipe's first batches (in this process's cache)."""
   from jax import monitoring
 
-  import padding  # the recipe's batches, as padding.py counts them
+  import recipe  # the loop's step on the recipe's own batches
   from mtl_jax import config as config_lib
-  from mtl_jax import sharding
   from mtl_jax.tasks.batching import with_token_slots
   from mtl_jax.training import loop
-  from mtl_jax.training import run as run_lib
-  from mtl_jax.training.nonfinite import NonFiniteCounter
 
   events = collections.Counter()
   monitoring.register_event_listener(lambda event, **_: events.update([event]))
   monitoring.register_event_duration_secs_listener(
       lambda event, seconds, **_: events.update({event + " (s)": seconds}))
   config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
-  run, batches = padding.recipe_batches(config)
-  names = [task.name for task in run.tasks]
-  layout = sharding.Layout.from_config(config.mesh)
-  with layout.activate():
-    trainer = run_lib.make_trainer(run, layout)
-    each_task = run_lib.encodes_each_task_apart(config, run.model, trainer.weighting)
-    loop_step = trainer.jit_loop_step()
-    counts = NonFiniteCounter(0, put=layout.put_replicated).counts
-    state = trainer.create_state(run)
+  with recipe.recipe_step(config) as step:
+    state = step.trainer.create_state(step.run)
     firsts = {}  # the first batch of each program
-    for batch in itertools.islice(batches, args.steps):
+    for batch in itertools.islice(step.batches, args.steps):
       if config.train.token_buckets:
-        batch = with_token_slots(batch, config.train.token_buckets, each_task)
-      firsts.setdefault(loop._step_shape(batch, names), batch)
+        batch = with_token_slots(batch, config.train.token_buckets, step.each_task)
+      firsts.setdefault(loop._step_shape(batch, step.names), batch)
     seconds = {}
     for shape, batch in sorted(firsts.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
       start = time.perf_counter()
-      loop_step.lower(state, counts, layout.put_batch(batch)).compile()
+      step.loop_step.lower(state, step.counts, step.layout.put_batch(batch)).compile()
       seconds[str(shape)] = time.perf_counter() - start
   return {"programs": seconds, "seconds": sum(seconds.values()),
           "cache_hits": events["/jax/compilation_cache/cache_hits"],

@@ -36,6 +36,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from recipe import recipe_batches  # noqa: E402  (the recipe's own batch order)
+
 
 def count(steps: Iterable[Mapping[str, Mapping[str, np.ndarray]]], buckets,
           token_buckets: int = 8) -> dict:
@@ -74,27 +76,6 @@ def count(steps: Iterable[Mapping[str, Mapping[str, np.ndarray]]], buckets,
         where["own_slots"] += own
   totals["programs"] = sorted(totals["programs"])
   return totals
-
-
-def recipe_batches(config):
-  """A config's run and its steps' batches in the recipe's own order (seed, streams, schedule).
-
-  Returns:
-    (run, an endless iterator of step batches {task: arrays}, as the loop's
-    `scheduled_batches` gives them).
-  """
-  from mtl_jax.training import loop, schedules
-  from mtl_jax.training import run as run_lib
-
-  run = run_lib.prepare(config)
-  train_splits, _ = loop._load_splits(run)
-  names = [task.name for task in run.tasks]
-  sizes = {t.name: t.batch_size or config.train.batch_size for t in run.tasks}
-  streams = loop.make_streams(train_splits, sizes, config.train.buckets, config.seed)
-  schedule = schedules.make_schedule(config.schedule, names,
-                                     {n: len(s) for n, s in train_splits.items()},
-                                     config.seed, rates=run.rates)
-  return run, schedules.scheduled_batches(streams, schedule)
 
 
 def main(argv=None) -> int:

@@ -37,7 +37,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import padding  # noqa: E402  (the recipe's batches, as padding.py counts them)
+import recipe  # noqa: E402  (the loop's step on the recipe's own batches)
 
 
 def main(argv=None) -> int:
@@ -59,34 +59,24 @@ def main(argv=None) -> int:
   import numpy as np
 
   from mtl_jax import config as config_lib
-  from mtl_jax import sharding
   from mtl_jax.tasks.batching import with_token_slots
   from mtl_jax.training import loop
-  from mtl_jax.training import run as run_lib
-  from mtl_jax.training.nonfinite import NonFiniteCounter
 
   config = config_lib.apply_overrides(config_lib.load_config(args.config), args.overrides)
   config.train.token_buckets = 0
-  run, batches = padding.recipe_batches(config)
-  names = [task.name for task in run.tasks]
-  padded = list(itertools.islice(batches, args.steps))
-  layout = sharding.Layout.from_config(config.mesh)
-  with layout.activate():
-    trainer = run_lib.make_trainer(run, layout)
-    # A step with per-task gradients compacts each task's pass, as the loop does.
-    each_task = run_lib.encodes_each_task_apart(config, run.model, trainer.weighting)
+  with recipe.recipe_step(config) as step:
+    trainer, names, each_task = step.trainer, step.names, step.each_task
+    padded = list(itertools.islice(step.batches, args.steps))
     compact = [with_token_slots(batch, args.token_buckets, each_task) for batch in padded]
-    loop_step = trainer.jit_loop_step()
-    counter = NonFiniteCounter(0, put=layout.put_replicated)
-    device_batches = {mode: [layout.put_batch(b) for b in batches]
+    device_batches = {mode: [step.layout.put_batch(b) for b in batches]
                       for mode, batches in (("padded", padded), ("compact", compact))}
 
     def run_steps(mode):
-      state, counts = trainer.create_state(run), counter.counts
+      state, counts = trainer.create_state(step.run), step.counts
       jax.block_until_ready(state)
       start = time.perf_counter()
       for batch in device_batches[mode]:
-        state, counts, metrics = loop_step(state, counts, batch)
+        state, counts, metrics = step.loop_step(state, counts, batch)
       jax.block_until_ready((state, metrics))
       return (time.perf_counter() - start) / len(device_batches[mode])
 

@@ -175,8 +175,8 @@ def task_gradients(model, params, batch, rng, *, mode: str, last_layer: str = ""
   """Losses and per-task gradients of one batch (see module docstring).
 
   Args:
-    model: the multi-task model (`encode`, `apply_heads`, `losses`,
-      `task_names`, and optionally `separable_tasks`).
+    model: the multi-task model (a `sharing.HardSharingModel`: `encode`,
+      `apply_heads`, `losses`, `task_names`, `separable_tasks`).
     params: the model's params.
     batch: {task: batch}, every task of the model.
     rng: the step's dropout key (None without dropout).
@@ -193,7 +193,7 @@ def task_gradients(model, params, batch, rng, *, mode: str, last_layer: str = ""
   """
   if mode not in GRADIENT_MODES:
     raise ValueError(f"unknown gradient mode {mode!r}; use one of {', '.join(GRADIENT_MODES)}")
-  separable = bool(getattr(model, "separable_tasks", False))
+  separable = model.separable_tasks
   if mode == "representation":
     return _shared_encoder(model, params, batch, rng, train, separable)
   if separable:

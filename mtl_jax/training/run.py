@@ -250,7 +250,7 @@ def encodes_each_task_apart(config: ml_collections.ConfigDict, model: HardSharin
   """
   balancing = config.balancing
   mode = resolve_gradient_mode(method, balancing.gradient_mode, balancing.diagnostics)
-  return mode in ("full", "last_layer") and bool(getattr(model, "separable_tasks", False))
+  return mode in ("full", "last_layer") and model.separable_tasks
 
 
 def prepare(config: ml_collections.ConfigDict, tokenizer=None) -> Run:
