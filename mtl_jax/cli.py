@@ -119,9 +119,6 @@ def _parser() -> argparse.ArgumentParser:
   pareto.add_argument("--methods", type=lambda t: tuple(m for m in t.split(";") if m),
                       default=(), metavar="M;M;...",
                       help="balancing method specs, ';'-separated (e.g. 'pcgrad;cagrad(c=0.4)')")
-  pareto.add_argument("--reuse", default=None, metavar="DIR",
-                      help="read the runs whose config a run of the finished comparison in "
-                      "DIR has (e.g. w = 0.5: its equal-weight multi-task runs at this rate)")
   _add_run_options(pareto)
 
   report = commands.add_parser(
@@ -137,6 +134,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE", help="override a config value (repeatable)")
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+  parser.add_argument("--reuse", default=None, metavar="DIR",
+                      help="read, instead of training, each run whose config a run of the "
+                      "finished comparison in DIR has (e.g. its equal-weight runs, or the "
+                      "rates of a grid this one widens)")
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -166,10 +167,10 @@ def _compare(args) -> None:
     if args.learning_rates:
       selection.run(config, args.workdir, args.learning_rates, args.seeds, args.holdout,
                     args.selection_seed, progress=not args.no_progress,
-                    baselines=args.baselines)
+                    baselines=args.baselines, reuse=args.reuse)
     else:
       compare.run(config, args.workdir, args.seeds, progress=not args.no_progress,
-                  baselines=args.baselines)
+                  baselines=args.baselines, reuse=args.reuse)
   except compare.StillTraining as waiting:
     print(f"mtl-jax compare: {waiting}", file=sys.stderr)
     raise SystemExit(EXIT_STILL_TRAINING) from None

@@ -25,6 +25,10 @@ work through a comparison (the report is written by the last). With
 whose config is a comparison run's (early stopping on the same held-out
 slice, the selection seed) is read as that run, not trained again.
 
+With `--reuse DIR2`, any planned run (a selection candidate included) whose
+config a run of the finished comparison in DIR2 has is read from there: a
+comparison that widens another's learning-rate grid trains only the new rates.
+
 With `--baselines DIR2`, the single-task runs are read from the finished
 comparison in DIR2 (its `report.json`) instead of trained: a new multi-task
 recipe (a balancing method, a sharing option) is compared against baselines
@@ -258,22 +262,44 @@ def report_runs(workdir: str) -> list[SubRun]:
   Raises:
     ValueError: no report there, or a listed run without its saved config.
   """
+  return [_saved_run(workdir, entry["task"], entry["seed"], entry["workdir"])
+          for entry in _read_report(workdir)["runs"]]
+
+
+def finished_runs(workdir: str) -> list[SubRun]:
+  """Every run of the finished comparison in `workdir`: its report's runs and,
+  where it chose its rates on held-out data, every selection candidate.
+
+  Raises:
+    ValueError: as `report_runs`.
+  """
+  report = _read_report(workdir)
+  runs = report_runs(workdir)
+  selection = report.get("selection")
+  if selection:
+    for name, entry in selection["settings"].items():
+      task = None if name == MULTI_TASK else name.removeprefix(SINGLE_TASK + "/")
+      runs += [_saved_run(workdir, task, selection["seed"], candidate)
+               for candidate in entry["workdirs"].values()]
+  return runs
+
+
+def _read_report(workdir: str) -> dict[str, Any]:
   report_path = os.path.join(workdir, REPORT_JSON)
   if not os.path.exists(report_path):
     raise ValueError(f"{workdir}: no {REPORT_JSON} there; finish that comparison first "
                      "(mtl-jax compare on it)")
   with open(report_path) as f:
-    listed = json.load(f)["runs"]
-  runs = []
-  for entry in listed:
-    try:
-      with open(os.path.join(entry["workdir"], run_lib.CONFIG_FILE)) as f:
-        saved = config_lib.resolve(json.load(f))
-    except OSError as error:
-      raise ValueError(f"{workdir}: its run {entry['workdir']} has no saved config "
-                       f"({error})") from None
-    runs.append(SubRun(entry["task"], entry["seed"], entry["workdir"], saved))
-  return runs
+    return json.load(f)
+
+
+def _saved_run(comparison: str, task: str | None, seed: int, workdir: str) -> SubRun:
+  try:
+    with open(os.path.join(workdir, run_lib.CONFIG_FILE)) as f:
+      saved = config_lib.resolve(json.load(f))
+  except OSError as error:
+    raise ValueError(f"{comparison}: its run {workdir} has no saved config ({error})") from None
+  return SubRun(task, seed, workdir, saved)
 
 
 def train_all(runs: Sequence[SubRun], progress: bool = True) -> list[SubRun]:
@@ -512,7 +538,8 @@ def format_report(summary: dict[str, Any], figures: dict[str, str]) -> str:
 def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = (0, 1, 2),
         progress: bool = True, learning_rates: Mapping[str, float] | None = None,
         selection: dict[str, Any] | None = None,
-        finished: Sequence[SubRun] = (), baselines: str | None = None) -> dict[str, Any]:
+        finished: Sequence[SubRun] = (), baselines: str | None = None,
+        reuse: str | None = None) -> dict[str, Any]:
   """Trains the multi-task run and every single-task baseline per seed, writes the report.
 
   Args:
@@ -527,12 +554,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, seeds: Sequence[int] = 
       (`reuse_finished`); the report's run list names the folder it read.
     baselines: a finished comparison's folder to read the single-task runs
       from instead of training them (`read_baselines`).
+    reuse: a finished comparison's folder; a planned run with the config of
+      one of its runs is read from there, not trained (e.g. a grid that
+      widens a finished comparison's).
 
   Returns:
     The summary written to `report.json`.
   """
   planned = plan(config, workdir, seeds, learning_rates)
-  runs = reuse_finished(planned, finished)
+  runs = reuse_finished(planned, [*finished, *(finished_runs(reuse) if reuse else ())])
   if baselines:
     runs = read_baselines(runs, baselines)
   check_all_finished(train_all(runs, progress))

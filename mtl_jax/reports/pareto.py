@@ -252,7 +252,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[str],
   """
   runs = plan(config, workdir, tasks, weights, methods, seeds)
   if reuse:
-    finished = compare.report_runs(reuse)
+    finished = compare.finished_runs(reuse)
     runs = {name: compare.reuse_finished(point_runs, finished)
             for name, point_runs in runs.items()}
   compare.check_all_finished(compare.train_all(training_order(runs), progress))

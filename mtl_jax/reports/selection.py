@@ -124,7 +124,7 @@ def plan(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequen
 def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequence[float],
         seeds: Sequence[int] = (0, 1, 2), fraction: float = 0.1,
         selection_seed: int | None = None, progress: bool = True,
-        baselines: str | None = None) -> dict[str, Any]:
+        baselines: str | None = None, reuse: str | None = None) -> dict[str, Any]:
   """Chooses each setting's learning rate on held-out data, then compares over seeds.
 
   Args:
@@ -138,6 +138,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
     baselines: a finished comparison's folder whose single-task runs (their
       rates chosen there) this comparison reads; only the multi-task rate is
       chosen here (`mtl_jax.reports.compare.read_baselines`).
+    reuse: a finished comparison's folder; a candidate or comparison run with
+      the config of one of its runs is read from there, not trained
+      (`mtl_jax.reports.compare.reuse_finished`).
 
   Returns:
     The comparison's summary (`report.json`), with the selection under "selection".
@@ -146,14 +149,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
     ValueError: a setting has no finite held-out score at any rate.
   """
   seed = seeds[0] if selection_seed is None else selection_seed
-  runs = plan(config, workdir, learning_rates, fraction, seed, multi_task_only=bool(baselines))
+  previous = compare.finished_runs(reuse) if reuse else []
+  runs = compare.reuse_finished(
+      plan(config, workdir, learning_rates, fraction, seed, multi_task_only=bool(baselines)),
+      previous)
   if compare.train_all(runs, progress):
     # Other processes still train some candidates. The settings whose candidates
     # all finished have their rate already: train their comparison runs
     # meanwhile, so that a process per core is never idle waiting for another.
     chosen = {name: entry["chosen"] for name, entry in score(config, runs).items()}
     ready = [run for run in compare.reuse_finished(
-        compare.plan(comparison_config(config, fraction), workdir, seeds, chosen), runs)
+        compare.plan(comparison_config(config, fraction), workdir, seeds, chosen),
+        [*runs, *previous])
              if compare.setting_name(run.task) in chosen]
     compare.train_all(ready, progress)
     compare.check_all_finished([run for run in runs if not compare.is_finished(run)])
@@ -165,7 +172,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, learning_rates: Sequenc
   # With early stopping the comparison's run of the selection seed is the chosen
   # candidate itself (same config): it is read, not trained again.
   return compare.run(comparison_config(config, fraction), workdir, seeds, progress,
-                     learning_rates=chosen, selection=selection, finished=runs,
+                     learning_rates=chosen, selection=selection, finished=[*runs, *previous],
                      baselines=baselines)
 
 

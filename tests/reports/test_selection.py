@@ -179,3 +179,28 @@ def test_with_baselines_only_the_multi_task_rate_is_chosen(selected, tmp_path):
           == {(r["task"], r["workdir"]) for r in first["runs"] if r["task"]})
   for task in ("news", "ner"):
     assert report["tasks"][task]["single_task"] == first["tasks"][task]["single_task"]
+
+
+def test_with_reuse_a_new_comparison_reads_the_finished_runs_it_shares(selected, tmp_path,
+                                                                       monkeypatch):
+  # A comparison that widens a finished one's grid trains only what is new; here
+  # nothing is new (the same grid, seeds and recipe), so nothing may train.
+  config_path, workdir = selected
+  monkeypatch.setattr(compare.loop, "train", lambda *a, **k: pytest.fail("trained"))
+  other = tmp_path / "again"
+  assert cli.main(["compare", "--config", str(config_path), "--workdir", str(other),
+                   "--seeds", "0", "--no-progress", "--set", "train.steps=6",
+                   "--set", "balancing.diagnostics=False", "--set", "train.eval_every=2",
+                   "--set", "train.patience=1", "--set", "checkpoint.best_metric=main_score",
+                   "--learning-rates", ",".join(map(str, GRID)), "--holdout", "0.25",
+                   "--reuse", str(workdir)]) == 0
+  first = json.loads((workdir / "selection.json").read_text())
+  chosen = json.loads((other / "selection.json").read_text())
+  for name, entry in first["settings"].items():
+    assert chosen["settings"][name]["scores"] == entry["scores"]
+    assert chosen["settings"][name]["workdirs"] == entry["workdirs"]  # the first one's
+  report = json.loads((other / "report.json").read_text())
+  before = json.loads((workdir / "report.json").read_text())
+  assert [r["workdir"] for r in report["runs"]] == [r["workdir"] for r in before["runs"]]
+  assert report["tasks"] == before["tasks"]
+  assert not (other / "selection").exists() and not (other / "multi_task").exists()
