@@ -55,7 +55,7 @@ def worker(args) -> dict:
     for batch in itertools.islice(step.batches, args.steps):
       if config.train.token_buckets:
         batch = with_token_slots(batch, config.train.token_buckets, step.each_task)
-      firsts.setdefault(loop._step_shape(batch, step.names), batch)
+      firsts.setdefault(loop.step_shape(batch, step.names), batch)
     seconds = {}
     for shape, batch in sorted(firsts.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
       start = time.perf_counter()

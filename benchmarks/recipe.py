@@ -23,7 +23,7 @@ def recipe_batches(config):
   from mtl_jax.training import run as run_lib
 
   run = run_lib.prepare(config)
-  train_splits, _ = loop._load_splits(run)
+  train_splits, _ = loop.load_splits(run)
   names = [task.name for task in run.tasks]
   sizes = {t.name: t.batch_size or config.train.batch_size for t in run.tasks}
   streams = loop.make_streams(train_splits, sizes, config.train.buckets, config.seed)

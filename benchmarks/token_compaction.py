@@ -80,14 +80,14 @@ def main(argv=None) -> int:
       jax.block_until_ready((state, metrics))
       return (time.perf_counter() - start) / len(device_batches[mode])
 
-    shapes = {mode: sorted({loop._step_shape(b, names) for b in batches},
+    shapes = {mode: sorted({loop.step_shape(b, names) for b in batches},
                            key=lambda s: (s[0], s[1] or 0))
               for mode, batches in (("padded", padded), ("compact", compact))}
     real = sum(int(np.count_nonzero(t["attention_mask"])) for b in padded
                for n, t in b.items())
     slots = sum(t["attention_mask"].size for b in padded for t in b.values())
     # Rows the step's encoder passes compute on: one buffer, or one per task.
-    capacity = sum(loop._step_shape(b, names)[1] * (len(names) if each_task else 1)
+    capacity = sum(loop.step_shape(b, names)[1] * (len(names) if each_task else 1)
                    for b in compact)
     print(f"{args.config}: {args.steps} steps; real tokens {real / slots:.3f} of the slots, "
           f"capacity {capacity / slots:.3f}; programs {shapes}", flush=True)
@@ -138,7 +138,7 @@ def time_evaluation(args) -> int:
   config.train.token_buckets = args.token_buckets
   run_lib.validate(config)  # the architecture compacts, one device
   run = run_lib.prepare(config)
-  _, splits = loop._load_splits(run)
+  _, splits = loop.load_splits(run)
   train = config.train
   real = slots = 0
   for split in splits.values():

@@ -142,7 +142,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       # ----------------------------------------------------------------------
       # Data: every task's train split (and eval split, where it has one).
       # ----------------------------------------------------------------------
-      train_splits, eval_splits = _load_splits(run)
+      train_splits, eval_splits = load_splits(run)
       _check_best_metric(best_metric, eval_splits, train_cfg.eval_every, train_cfg.patience)
     except BaseException:
       if created:  # a failed start leaves nothing behind
@@ -259,7 +259,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       if should_stop(step):
         stop(step)
       batch = next(batches)
-      shape = _step_shape(batch, names)
+      shape = step_shape(batch, names)
       if shape not in shapes_seen:  # the first step of each bucket compiles (35-70 s here)
         shapes_seen.add(shape)
         if primary:
@@ -381,8 +381,17 @@ class _LossMeans:
     return taken
 
 
-def _step_shape(batch, names) -> tuple[int, int | None]:
-  """(length, token slots or None): what a step's program is compiled for."""
+def step_shape(batch, names) -> tuple[int, int | None]:
+  """What a step's program is compiled for (the loop compiles once per shape).
+
+  Args:
+    batch: a step's batch ({task: arrays}, with `TOKEN_SLOTS` or
+      `TASK_TOKEN_SLOTS` where `train.token_buckets` compacts it).
+    names: the run's tasks.
+
+  Returns:
+    (the step's length, its token slots or None when padded).
+  """
   slots = batch.get(TOKEN_SLOTS, batch.get(TASK_TOKEN_SLOTS))
   return batch[names[0]]["input_ids"].shape[1], None if slots is None else slots.shape[0]
 
@@ -397,8 +406,16 @@ def _check_counts(train_cfg) -> None:
       raise ValueError(f"train.{key} must be an integer >= {least}, got {value!r}")
 
 
-def _load_splits(run: run_lib.Run):
-  """({task: train split}, {task: its `train.eval_split`, where it has one}), reported."""
+def load_splits(run: run_lib.Run):
+  """Tokenizes a run's train splits and its `train.eval_split`, and reports their sizes.
+
+  Returns:
+    ({task: train split}, {task: its eval split, for the tasks that have one}).
+
+  Raises:
+    ValueError: no task has a non-default `train.eval_split` (e.g. 'heldout'
+      without a hold-out).
+  """
   train_splits, eval_splits = {}, {}
   eval_split = run.config.train.eval_split
   for task in run.tasks:

@@ -75,7 +75,7 @@ def test_evaluation_with_token_buckets_predicts_what_padded_evaluation_does(data
 
   config = _config(data_dir, 2, 4, ner_eval=data_dir / "ner_valid.txt")
   run = run_lib.prepare(config)
-  _, splits = loop._load_splits(run)
+  _, splits = loop.load_splits(run)
   params = run.model.init(jax.random.key(1))
   predict = jax.jit(make_predict_step(run.model))
   built, token_index = [], compaction.token_index
