@@ -16,8 +16,7 @@
 #   CPU=0 bash experiments/glue_finetune_pilot.sh   # one core (taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
-export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR-$HOME/.cache/mtl_jax/jax}"
+source experiments/env.sh  # huge pages, the compilation cache
 out=experiments/results/glue_finetune_pilot
 source_run=experiments/results/tuned_glue_task_clip/multi_task/seed_1
 if [[ ! -d "$out/exported/encoder" ]]; then

@@ -12,10 +12,7 @@
 #   CPU=0 bash experiments/glue_single_budget.sh   # one core (taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
-# JAX's persistent compilation cache: a resumed run, another seed or setting loads its step
-# programs instead of compiling them again (README, "Speed on CPU"); empty turns it off.
-export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR-$HOME/.cache/mtl_jax/jax}"
+source experiments/env.sh  # huge pages, the compilation cache
 for run in "cola 5e-5 3000" "sst2 1e-4 4000"; do
   read -r task rate steps <<< "$run"
   workdir="experiments/results/glue_single_budget/glue_${task}"

@@ -14,11 +14,7 @@
 #   CPU=1 bash experiments/tuned_glue.sh   # one core (taskset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Huge pages for XLA's per-step buffers: 6-11% off a CPU step (README, "Speed on CPU").
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
-# JAX's persistent compilation cache: a resumed run, another seed or setting loads its step
-# programs instead of compiling them again (README, "Speed on CPU"); empty turns it off.
-export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR-$HOME/.cache/mtl_jax/jax}"
+source experiments/env.sh  # huge pages, the compilation cache
 ${CPU:+taskset -c $CPU} mtl-jax compare --no-progress \
     --config experiments/configs/glue_mtl.py:steps=1000 \
     --workdir experiments/results/tuned_glue --seeds 0,1,2 \
