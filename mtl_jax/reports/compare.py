@@ -273,9 +273,8 @@ def finished_runs(workdir: str) -> list[SubRun]:
   Raises:
     ValueError: as `report_runs`.
   """
-  report = _read_report(workdir)
   runs = report_runs(workdir)
-  selection = report.get("selection")
+  selection = _read_report(workdir).get("selection")
   if selection:
     for name, entry in selection["settings"].items():
       task = None if name == MULTI_TASK else name.removeprefix(SINGLE_TASK + "/")
