@@ -5,8 +5,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
-from sklearn import metrics as sk
+
+from mtl_jax.metrics.classification import _sk
+
+
+def _stats():
+  # Imported when scoring, not at start-up (see `classification._sk`).
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  return stats
 
 
 def _correlation(fn, predictions: np.ndarray, targets: np.ndarray) -> float:
@@ -22,18 +28,18 @@ def _correlation(fn, predictions: np.ndarray, targets: np.ndarray) -> float:
   if not (np.all(np.isfinite(predictions)) and np.all(np.isfinite(targets))):
     return float("nan")
   with warnings.catch_warnings():
-    warnings.simplefilter("ignore", stats.ConstantInputWarning)
+    warnings.simplefilter("ignore", _stats().ConstantInputWarning)
     return float(fn(predictions, targets)[0])
 
 
 def pearson(predictions: np.ndarray, targets: np.ndarray) -> float:
   """Pearson correlation (GLUE's STS-B metric); nan when a side is constant or not finite."""
-  return _correlation(stats.pearsonr, predictions, targets)
+  return _correlation(_stats().pearsonr, predictions, targets)
 
 
 def spearman(predictions: np.ndarray, targets: np.ndarray) -> float:
   """Spearman rank correlation (GLUE's STS-B metric); nan as `pearson`."""
-  return _correlation(stats.spearmanr, predictions, targets)
+  return _correlation(_stats().spearmanr, predictions, targets)
 
 
 def mse(predictions: np.ndarray, targets: np.ndarray) -> float:
@@ -43,4 +49,4 @@ def mse(predictions: np.ndarray, targets: np.ndarray) -> float:
     raise ValueError("no predictions to score")
   if not np.all(np.isfinite(predictions)):
     return float("nan")
-  return float(sk.mean_squared_error(targets, predictions))
+  return float(_sk().mean_squared_error(targets, predictions))

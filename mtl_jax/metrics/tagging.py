@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from seqeval import metrics as seqeval_metrics
-
 
 def span_scores(predicted: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]
                 ) -> dict[str, float]:
@@ -28,6 +26,10 @@ def span_scores(predicted: Sequence[Sequence[str]], gold: Sequence[Sequence[str]
     raise ValueError("predicted and gold tag sequences are not aligned")
   if not any(len(g) for g in gold):
     raise ValueError("no tagged words to score")
+  # Imported when scoring, not at start-up: seqeval imports scikit-learn
+  # (see `classification._sk`).
+  from seqeval import metrics as seqeval_metrics  # pylint: disable=import-outside-toplevel
+
   predicted, gold = [list(p) for p in predicted], [list(g) for g in gold]
   return {
       "span_f1": float(seqeval_metrics.f1_score(gold, predicted, zero_division=0)),
