@@ -63,3 +63,19 @@ def test_the_reader_sees_imports_inside_functions(tmp_path):
   module.write_text("def f():\n  from mtl_jax.tasks.tokenization import save_tokenizer\n"
                     "import mtl_jax.heads\nfrom mtl_jax import sharing\n")
   assert imported_parts(module) == {"tasks", "heads", "sharing"}
+
+
+def test_starting_the_cli_leaves_the_scoring_libraries_unimported():
+  # scikit-learn, SciPy and seqeval take about a second to import; every mtl-jax
+  # process started (predict, a subprocess of compare) would pay it, while only
+  # scoring needs them (mtl_jax/metrics imports them there).
+  import subprocess
+  import sys
+
+  heavy = ("sklearn", "scipy", "seqeval")
+  code = ("import sys, mtl_jax.cli, mtl_jax.training.loop, mtl_jax.predict; "
+          f"print([m for m in {heavy!r} if m in sys.modules])")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.strip() == "[]", done.stdout
