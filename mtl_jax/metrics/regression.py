@@ -6,11 +6,10 @@ import warnings
 
 import numpy as np
 
-from mtl_jax.metrics.classification import _sk
-
 
 def _stats():
-  # Imported when scoring, not at start-up (see `classification._sk`).
+  # SciPy takes most of a second to import: every `mtl-jax` process would pay
+  # it at start-up; only scoring needs it.
   from scipy import stats  # pylint: disable=import-outside-toplevel
   return stats
 
@@ -49,4 +48,5 @@ def mse(predictions: np.ndarray, targets: np.ndarray) -> float:
     raise ValueError("no predictions to score")
   if not np.all(np.isfinite(predictions)):
     return float("nan")
-  return float(_sk().mean_squared_error(targets, predictions))
+  from sklearn import metrics  # pylint: disable=import-outside-toplevel  (as `_stats`)
+  return float(metrics.mean_squared_error(targets, predictions))
