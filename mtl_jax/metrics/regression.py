@@ -48,5 +48,6 @@ def mse(predictions: np.ndarray, targets: np.ndarray) -> float:
     raise ValueError("no predictions to score")
   if not np.all(np.isfinite(predictions)):
     return float("nan")
-  from sklearn import metrics  # pylint: disable=import-outside-toplevel  (as `_stats`)
+  # Imported here, not at start-up, for the reason `_stats` gives.
+  from sklearn import metrics  # pylint: disable=import-outside-toplevel
   return float(metrics.mean_squared_error(targets, predictions))
